@@ -1,0 +1,27 @@
+"""Run every benchmark and print one table: ``python -m bench`` (or ``make bench``).
+
+Each bench module has ``run() -> list[Row]``; rows from all of them are printed together so
+ratios against the peers come from one run on one (shared, noisy) machine.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from bench._table import Row, render
+
+MODULES = ("bench.bench_decode", "bench.bench_transport", "bench.bench_bus")
+
+
+def main(argv: list[str]) -> None:
+    names = argv or list(MODULES)
+    rows: list[Row] = []
+    for name in names:
+        module = importlib.import_module(name if "." in name else f"bench.{name}")
+        rows.extend(module.run())
+    print(render(rows))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

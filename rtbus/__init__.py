@@ -1,0 +1,39 @@
+"""rtbus: many OpenAI Realtime sessions as supervised trio actors, every event on a bus.
+
+The public surface is re-exported here; the layers live in their own packages
+(``rtbus.protocol``, ``rtbus.transport``, ``rtbus.actors``, ``rtbus.bus``, ``rtbus.sim``).
+"""
+
+from . import protocol as protocol
+from . import sim as sim
+from .emitter import RealtimeEmitter as RealtimeEmitter
+from .protocol import AzureConfig as AzureConfig
+from .protocol import ConfigError as ConfigError
+from .protocol import ConnectionClosedError as ConnectionClosedError
+from .protocol import OpenAIConfig as OpenAIConfig
+from .protocol import ProtocolError as ProtocolError
+from .protocol import RealtimeError as RealtimeError
+from .protocol import RtbusError as RtbusError
+from .protocol import build_realtime_url as build_realtime_url
+from .protocol import is_azure as is_azure
+from .transport import ConnectOptions as ConnectOptions
+from .transport import RealtimeWebSocket as RealtimeWebSocket
+from .transport import open_realtime as open_realtime
+
+__all__ = [
+    "AzureConfig",
+    "ConfigError",
+    "ConnectOptions",
+    "ConnectionClosedError",
+    "OpenAIConfig",
+    "ProtocolError",
+    "RealtimeEmitter",
+    "RealtimeError",
+    "RealtimeWebSocket",
+    "RtbusError",
+    "build_realtime_url",
+    "is_azure",
+    "open_realtime",
+    "protocol",
+    "sim",
+]

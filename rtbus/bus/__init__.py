@@ -1,0 +1,32 @@
+"""The in-process bus: every session's events, fanned out to filtered, bounded subscriptions.
+
+```python
+bus = Bus()
+async with bus.subscribe(types=["response.*", "error"], overflow="drop_oldest") as sub:
+    async for envelope in sub:
+        ...  # envelope.session_id, .seq, .type, .event, .received_at, .raw
+```
+
+A supervised worker reads with ``async with sub.delivery() as envelope`` instead, so an
+envelope whose handler fails stays at the head of the buffer for the restarted worker.
+"""
+
+from ._bus import Bus as Bus
+from ._bus import BusStatistics as BusStatistics
+from ._envelope import Envelope as Envelope
+from ._errors import BusArgumentError as BusArgumentError
+from ._errors import SubscriberOverflowError as SubscriberOverflowError
+from ._overflow import OverflowPolicy as OverflowPolicy
+from ._subscription import Subscription as Subscription
+from ._subscription import SubscriptionStatistics as SubscriptionStatistics
+
+__all__ = [
+    "Bus",
+    "BusArgumentError",
+    "BusStatistics",
+    "Envelope",
+    "OverflowPolicy",
+    "SubscriberOverflowError",
+    "Subscription",
+    "SubscriptionStatistics",
+]

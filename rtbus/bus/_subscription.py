@@ -1,0 +1,380 @@
+"""A subscription: one subscriber's bounded buffer of envelopes, with its overflow policy.
+
+Invariants:
+
+* The buffer is a deque holding at most ``maxsize`` envelopes, counting the one a
+  ``delivery()`` has handed out and not yet settled (``_held``): memory stays bounded even
+  while a handler works.
+* Publishers blocked under ``block`` wait in FIFO order with their envelope
+  (``_publishers``). Room is handed to them the moment it appears (their envelopes move
+  into the buffer, in that order), so publishers wait only while the buffer is full and a
+  later publisher can never slip in ahead. (Order across the subscriptions of one publish
+  is the bus's business: it lets one publish per session wait at a time.)
+* Reading is one task at a time, and a delivery counts as a read until it settles; a second
+  reader gets ``trio.BusyResourceError``.
+* A blocked publisher is never left behind: closing the subscription, ending it (the bus
+  closed) and disconnecting it all reschedule every waiting publisher.
+* States: OPEN takes envelopes; ENDED (the bus closed) takes no more but drains what it
+  holds, then reads end; CLOSED (the subscriber closed it) and OVERFLOWED (``disconnect``)
+  discard the buffer and reads raise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+
+import attrs
+import trio
+
+from ._envelope import Envelope
+from ._errors import SubscriberOverflowError
+from ._filters import SessionFilter, TypeFilter
+from ._overflow import OverflowPolicy
+
+__all__ = ["Subscription", "SubscriptionStatistics"]
+
+
+class _State(enum.Enum):
+    OPEN = "open"
+    ENDED = "ended"
+    CLOSED = "closed"
+    OVERFLOWED = "overflowed"
+
+
+@attrs.frozen
+class SubscriptionStatistics:
+    """A snapshot of one subscription, for the subscriber and for metrics at scrape time.
+
+    * ``delivered`` -- envelopes the subscriber has taken for good (received, or a delivery
+      that settled cleanly).
+    * ``dropped`` -- envelopes discarded by the overflow policy.
+    * ``lag`` -- envelopes dropped between the subscriber's previous read and its latest one:
+      read it right after a receive to learn how many were missed before that envelope.
+    * ``queued`` -- envelopes in the buffer, counting one being handled by a delivery.
+    * ``redelivered`` -- deliveries whose handler raised, so the envelope went back.
+    * ``publishers_waiting`` -- publishers blocked on this subscription (``block`` only).
+    """
+
+    delivered: int
+    dropped: int
+    lag: int
+    queued: int
+    maxsize: int
+    policy: OverflowPolicy
+    redelivered: int
+    publishers_waiting: int
+
+
+class Subscription(trio.abc.AsyncResource):
+    """A subscriber's view of the bus: a bounded buffer and an async iterator of envelopes.
+
+    Made by ``Bus.subscribe``, which registers it at once, so nothing published after that
+    call is missed. Use it as an async context manager so it is closed when you are done.
+
+    Two ways to read:
+
+    * ``async for envelope in sub`` (or ``await sub.receive()``) takes each envelope out of
+      the buffer as it is handed over: if the handler then fails, that envelope is gone.
+    * ``async with sub.delivery() as envelope`` keeps the envelope at the head of the buffer
+      until the block exits cleanly. If the body raises or is cancelled it stays there, so a
+      worker restarted around the same subscription gets it again; under ``block`` nothing is
+      lost across the restart. This is how a supervised worker should read.
+
+    Both end with the bus: ``receive`` and ``delivery`` raise ``trio.EndOfChannel`` and the
+    iterator stops once an ended subscription is drained. Reading a subscription closed with
+    ``aclose`` raises ``trio.ClosedResourceError``; one that overflowed under ``disconnect``
+    raises ``SubscriberOverflowError``.
+    """
+
+    def __init__(
+        self,
+        *,
+        types: TypeFilter,
+        sessions: SessionFilter,
+        maxsize: int,
+        policy: OverflowPolicy,
+        on_detach: Callable[[Subscription], None],
+    ) -> None:
+        self._types = types
+        self._sessions = sessions
+        self._maxsize = maxsize
+        self._policy = policy
+        self._on_full = _ON_FULL[policy]
+        self._on_detach: Callable[[Subscription], None] | None = on_detach
+        self._state = _State.OPEN
+        self._buffer: deque[Envelope] = deque()
+        self._held: Envelope | None = None
+        self._reading = False
+        self._reader: trio.lowlevel.Task | None = None
+        self._publishers: dict[trio.lowlevel.Task, Envelope] = {}
+        self._delivered = self._dropped = self._redelivered = 0
+        self._lag = self._dropped_since_read = 0
+
+    def __repr__(self) -> str:
+        sessions = "*" if self._sessions is None else sorted(self._sessions)
+        types = "*" if self._types.everything else [*sorted(self._types.exact), *self._types.globs]
+        return (
+            f"<Subscription types={types} sessions={sessions} policy={self._policy.value} "
+            f"maxsize={self._maxsize} state={self._state.value}>"
+        )
+
+    @property
+    def policy(self) -> OverflowPolicy:
+        """What this subscription does when its buffer is full."""
+        return self._policy
+
+    @property
+    def maxsize(self) -> int:
+        """How many envelopes the buffer holds."""
+        return self._maxsize
+
+    def statistics(self) -> SubscriptionStatistics:
+        """A frozen snapshot of this subscription's counters."""
+        return SubscriptionStatistics(
+            delivered=self._delivered,
+            dropped=self._dropped,
+            lag=self._lag,
+            queued=self._occupancy(),
+            maxsize=self._maxsize,
+            policy=self._policy,
+            redelivered=self._redelivered,
+            publishers_waiting=len(self._publishers),
+        )
+
+    # -- reading -------------------------------------------------------------------------
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Envelope:
+        try:
+            return await self.receive()
+        except trio.EndOfChannel:
+            raise StopAsyncIteration from None
+
+    async def receive(self) -> Envelope:
+        """The next envelope, taken out of the buffer; waits while the buffer is empty.
+
+        Raises ``trio.EndOfChannel`` once the bus has closed and the buffer is drained.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        self._begin_read()
+        try:
+            parked = await self._wait_for_head()
+            envelope = self._take()
+        finally:
+            self._reading = False
+        self._delivered += 1
+        if not parked:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+        return envelope
+
+    @contextlib.asynccontextmanager
+    async def delivery(self) -> AsyncIterator[Envelope]:
+        """The next envelope, removed from the buffer only when the block exits cleanly.
+
+        If the block raises or is cancelled the envelope goes back to the head of the buffer
+        for the next read (counted in ``redelivered``), unless the subscription has been
+        closed meanwhile, or ``drop_oldest`` gave it up to make room (``maxsize=1``).
+        Raises ``trio.EndOfChannel`` on entry once the bus has closed and the buffer is
+        drained.
+        """
+        envelope = await self._hold()
+        try:
+            yield envelope
+        except BaseException:
+            self._settle(envelope, done=False)
+            raise
+        self._settle(envelope, done=True)
+
+    async def _hold(self) -> Envelope:
+        await trio.lowlevel.checkpoint_if_cancelled()
+        self._begin_read()
+        try:
+            parked = await self._wait_for_head()
+        except BaseException:
+            self._reading = False
+            raise
+        self._held = envelope = self._take()
+        if not parked:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+        return envelope
+
+    def _settle(self, envelope: Envelope, *, done: bool) -> None:
+        self._reading = False
+        if self._held is not envelope:
+            return  # given up by drop_oldest, or the subscription was closed meanwhile
+        self._held = None
+        if done:
+            self._delivered += 1
+            self._admit_publishers()
+        else:
+            self._buffer.appendleft(envelope)
+            self._redelivered += 1
+
+    def _begin_read(self) -> None:
+        if self._reading:
+            raise trio.BusyResourceError(
+                "another task is reading this subscription, or a delivery is in progress"
+            )
+        self._reading = True
+
+    async def _wait_for_head(self) -> bool:
+        """Wait until the buffer has an envelope; whether this task had to park."""
+        self._raise_if_unreadable()
+        parked = False
+        while not self._buffer:
+            if self._state is _State.ENDED:
+                raise trio.EndOfChannel
+            await self._park_reader()
+            parked = True
+            self._raise_if_unreadable()
+        return parked
+
+    def _raise_if_unreadable(self) -> None:
+        if self._state is _State.CLOSED:
+            raise trio.ClosedResourceError("this subscription was closed")
+        if self._state is _State.OVERFLOWED:
+            raise SubscriberOverflowError(self._maxsize, self._dropped)
+
+    def _take(self) -> Envelope:
+        envelope = self._buffer.popleft()
+        self._lag, self._dropped_since_read = self._dropped_since_read, 0
+        self._admit_publishers()
+        return envelope
+
+    async def _park_reader(self) -> None:
+        self._reader = trio.lowlevel.current_task()
+
+        def abort(raise_cancel: trio.lowlevel.RaiseCancelT) -> trio.lowlevel.Abort:
+            self._reader = None
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
+
+    def _wake_reader(self) -> None:
+        if self._reader is not None:
+            trio.lowlevel.reschedule(self._reader)
+            self._reader = None
+
+    # -- publishing (called by the bus) --------------------------------------------------
+
+    def _offer(self, envelope: Envelope) -> bool:
+        """Queue ``envelope``; False when the publisher must wait (``_wait_for_room``)."""
+        if self._state is not _State.OPEN:
+            return True
+        if self._occupancy() >= self._maxsize:
+            return self._on_full(self, envelope)
+        self._buffer.append(envelope)
+        self._wake_reader()
+        return True
+
+    def _would_block(self) -> bool:
+        return (
+            self._policy is OverflowPolicy.BLOCK
+            and self._state is _State.OPEN
+            and self._occupancy() >= self._maxsize
+        )
+
+    async def _wait_for_room(self, envelope: Envelope) -> None:
+        """Park the publisher until its envelope is admitted or the subscription stops."""
+        task = trio.lowlevel.current_task()
+        self._publishers[task] = envelope
+
+        def abort(raise_cancel: trio.lowlevel.RaiseCancelT) -> trio.lowlevel.Abort:
+            del self._publishers[task]
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
+
+    def _admit_publishers(self) -> None:
+        while self._publishers and self._occupancy() < self._maxsize:
+            task = next(iter(self._publishers))
+            self._buffer.append(self._publishers.pop(task))
+            trio.lowlevel.reschedule(task)
+        if self._buffer:
+            self._wake_reader()
+
+    def _release_publishers(self) -> None:
+        for task in self._publishers:
+            trio.lowlevel.reschedule(task)
+        self._publishers.clear()
+
+    def _occupancy(self) -> int:
+        return len(self._buffer) + (self._held is not None)
+
+    # -- overflow policies: what _offer does when the buffer is full ---------------------
+
+    def _block(self, envelope: Envelope) -> bool:
+        return False
+
+    def _drop_oldest(self, envelope: Envelope) -> bool:
+        if self._buffer:
+            self._buffer.popleft()
+        else:
+            self._held = None  # the only envelope is being handled: it will not come back
+        self._count_dropped(1)
+        self._buffer.append(envelope)
+        return True
+
+    def _drop_newest(self, envelope: Envelope) -> bool:
+        self._count_dropped(1)
+        return True
+
+    def _disconnect(self, envelope: Envelope) -> bool:
+        # Everything not yet delivered for good is lost: the queue, an envelope a handler
+        # holds (it can no longer be settled), and the one that did not fit.
+        self._count_dropped(self._occupancy() + 1)
+        self._stop(_State.OVERFLOWED)
+        return True
+
+    def _count_dropped(self, count: int) -> None:
+        self._dropped += count
+        self._dropped_since_read += count
+
+    # -- closing -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the subscription now: discard its buffer, release blocked publishers.
+
+        A task waiting in ``receive`` or ``delivery`` gets ``trio.ClosedResourceError``.
+        Idempotent.
+        """
+        if self._state is not _State.CLOSED:
+            self._stop(_State.CLOSED)
+
+    async def aclose(self) -> None:
+        """Close the subscription (see ``close``); a checkpoint, as ``aclose`` always is."""
+        self.close()
+        await trio.lowlevel.checkpoint()
+
+    def _end(self) -> None:
+        """The bus closed: take nothing more, drain what is queued, then end reads."""
+        if self._state is _State.OPEN:
+            self._state = _State.ENDED
+            self._release_publishers()
+            self._wake_reader()
+
+    def _stop(self, state: _State) -> None:
+        self._state = state
+        self._buffer.clear()
+        self._held = None
+        self._release_publishers()
+        self._wake_reader()
+        self._detach()
+
+    def _detach(self) -> None:
+        on_detach, self._on_detach = self._on_detach, None
+        if on_detach is not None:
+            on_detach(self)
+
+
+_ON_FULL: dict[OverflowPolicy, Callable[[Subscription, Envelope], bool]] = {
+    OverflowPolicy.BLOCK: Subscription._block,
+    OverflowPolicy.DROP_OLDEST: Subscription._drop_oldest,
+    OverflowPolicy.DROP_NEWEST: Subscription._drop_newest,
+    OverflowPolicy.DISCONNECT: Subscription._disconnect,
+}

@@ -1,0 +1,85 @@
+"""The Realtime protocol, sans-IO: event models, the codec, errors, URL and auth rules.
+
+Nothing here does I/O or imports trio. Every GA server and client event is an attrs frozen
+class named for its ``type`` (``response.output_audio.delta`` is
+``ResponseOutputAudioDeltaEvent``); the nested shapes are re-exported from ``_models``, which
+``tools/gen_protocol.py`` generates from the official ``openai`` package.
+
+Decoding is strict about shape and lenient about growth: a missing field or a wrong type is a
+``ProtocolError`` naming the event type and field path; an unknown event type decodes to
+``UnknownEvent`` and an unknown field is kept and re-encoded. JSON ``null`` and an absent
+optional field both decode to ``None``, which ``encode`` omits; the fields where ``null`` means
+something (``turn_detection: null`` switches server VAD off) take ``NULL``, which encodes as
+``null``.
+"""
+
+from . import _models
+from ._codec import CLIENT_EVENT_CLASSES as CLIENT_EVENT_CLASSES
+from ._codec import CLIENT_EVENT_TYPES as CLIENT_EVENT_TYPES
+from ._codec import PREVIEW_EVENT_ALIASES as PREVIEW_EVENT_ALIASES
+from ._codec import SERVER_EVENT_CLASSES as SERVER_EVENT_CLASSES
+from ._codec import SERVER_EVENT_TYPES as SERVER_EVENT_TYPES
+from ._codec import ClientEvent as ClientEvent
+from ._codec import ServerEvent as ServerEvent
+from ._codec import UnknownEvent as UnknownEvent
+from ._codec import client_event_from_dict as client_event_from_dict
+from ._codec import decode_client_event as decode_client_event
+from ._codec import decode_server_event as decode_server_event
+from ._codec import encode as encode
+from ._codec import server_event_from_dict as server_event_from_dict
+from ._config import AzureConfig as AzureConfig
+from ._config import OpenAIConfig as OpenAIConfig
+from ._config import RealtimeConfig as RealtimeConfig
+from ._config import auth_headers as auth_headers
+from ._config import build_realtime_url as build_realtime_url
+from ._config import is_azure as is_azure
+from ._disposition import Disposition as Disposition
+from ._disposition import classify_close as classify_close
+from ._disposition import classify_error as classify_error
+from ._disposition import classify_status as classify_status
+from ._errors import ConfigError as ConfigError
+from ._errors import ConnectionClosedError as ConnectionClosedError
+from ._errors import ProtocolError as ProtocolError
+from ._errors import RealtimeError as RealtimeError
+from ._errors import RtbusError as RtbusError
+from ._models import *  # noqa: F403  (the generated models; their list is _models.__all__)
+from ._models_base import JsonValue as JsonValue
+from ._null import NULL as NULL
+from ._null import Null as Null
+from ._redact import redact as redact
+
+__all__ = [
+    "CLIENT_EVENT_CLASSES",
+    "CLIENT_EVENT_TYPES",
+    "NULL",
+    "PREVIEW_EVENT_ALIASES",
+    "SERVER_EVENT_CLASSES",
+    "SERVER_EVENT_TYPES",
+    "AzureConfig",
+    "ClientEvent",
+    "ConfigError",
+    "ConnectionClosedError",
+    "Disposition",
+    "JsonValue",
+    "Null",
+    "OpenAIConfig",
+    "ProtocolError",
+    "RealtimeConfig",
+    "RealtimeError",
+    "RtbusError",
+    "ServerEvent",
+    "UnknownEvent",
+    "auth_headers",
+    "build_realtime_url",
+    "classify_close",
+    "classify_error",
+    "classify_status",
+    "client_event_from_dict",
+    "decode_client_event",
+    "decode_server_event",
+    "encode",
+    "is_azure",
+    "redact",
+    "server_event_from_dict",
+    *_models.__all__,
+]

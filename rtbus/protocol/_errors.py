@@ -1,0 +1,125 @@
+"""The exceptions of rtbus, named for whose fault they are.
+
+``RtbusError`` is the root. Its children say who is to blame:
+
+* ``RealtimeError`` -- the Realtime connection failed or the server said no: an ``error``
+  event, a frame the server sent that we cannot read, a transport failure. It keeps the
+  server's error object and the error event's id, as the seed's ``OpenAIRealtimeError`` does.
+* ``ConnectionClosedError`` -- the WebSocket closed; keeps the close code and reason.
+* ``ProtocolError`` -- a payload does not fit the Realtime protocol (a missing field, a wrong
+  type, not JSON, no ``type``). Raised by the codec; names the event type and field path.
+* ``ConfigError`` -- the configuration is wrong; names the key and the problem.
+
+No message built here ever contains a secret: the only inputs are server payloads and names.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._models import ErrorDetails, ErrorEvent
+
+__all__ = [
+    "ConfigError",
+    "ConnectionClosedError",
+    "ProtocolError",
+    "RealtimeError",
+    "RtbusError",
+]
+
+_UNHANDLED_HINT = (
+    "\n\nThis error was raised because no `error` handler is bound. To handle errors and keep "
+    "reading, bind one, e.g. `rt.on('error', lambda err: ...)`."
+)
+
+
+class RtbusError(Exception):
+    """The root of every exception rtbus raises on purpose."""
+
+
+class RealtimeError(RtbusError):
+    """Raised when the Realtime connection fails or the server reports an error.
+
+    ``error`` is the server's error object (``None`` when the failure was ours or the
+    transport's), ``event_id`` the id of the server ``error`` event that carried it.
+    """
+
+    error: ErrorDetails | None
+    event_id: str | None
+
+    def __init__(self, message: str, event: ErrorEvent | None = None) -> None:
+        super().__init__(message, event)
+        self.error = event.error if event is not None else None
+        self.event_id = event.event_id if event is not None else None
+
+    @classmethod
+    def from_event(cls, event: ErrorEvent) -> RealtimeError:
+        """The error an ``error`` event carries, with the message in the seed's form."""
+        return cls(describe_error(event.error), event)
+
+    def with_unhandled_hint(self) -> RealtimeError:
+        """A copy whose message says how to bind an ``error`` handler (the seed's rule)."""
+        hinted = type(self).__new__(type(self))
+        hinted.__dict__.update(self.__dict__)
+        hinted.args = (str(self) + _UNHANDLED_HINT, *self.args[1:])
+        hinted.__cause__ = self.__cause__
+        return hinted
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class ConnectionClosedError(RealtimeError):
+    """Raised when the WebSocket closes; ``code`` and ``reason`` are the close frame's.
+
+    ``code`` is 1006 when the connection dropped without a close frame.
+    """
+
+    def __init__(self, code: int, reason: str = "") -> None:
+        detail = f" ({reason})" if reason else ""
+        super().__init__(f"connection closed with code {code}{detail}")
+        self.code = code
+        self.reason = reason
+
+
+class ProtocolError(RtbusError, ValueError):
+    """Raised when a payload does not fit the Realtime protocol.
+
+    ``event_type`` is the payload's ``type`` when it had one, ``path`` the dotted path of
+    the offending field (``"response.output[0].content"``) when one field is to blame.
+    """
+
+    def __init__(self, message: str, *, event_type: str | None = None, path: str | None = None):
+        where = "".join(
+            [
+                f" in {event_type!r}" if event_type else "",
+                f" at {path!r}" if path else "",
+            ]
+        )
+        super().__init__(f"{message}{where}", event_type, path)
+        self.event_type = event_type
+        self.path = path
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class ConfigError(RtbusError, ValueError):
+    """Raised when configuration is missing or wrong; ``key`` names the setting."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key}: {problem}", key, problem)
+        self.key = key
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def describe_error(error: ErrorDetails) -> str:
+    """The seed's message form: message, code, param, type and the client event's id."""
+    return (
+        f"{error.message} code={error.code} param={error.param} "
+        f"type={error.type} event_id={error.event_id}"
+    )

@@ -1,0 +1,25 @@
+"""The Realtime connection on trio-websocket: connect, keepalive, reconnect policy, send queue.
+
+``open_realtime`` gives a :class:`RealtimeWebSocket`, the concrete ``RealtimeEmitter``;
+``ReconnectPolicy`` and ``SendQueue`` are the parts a session actor reconnects with.
+"""
+
+from ._connection import CloseStatus as CloseStatus
+from ._connection import ConnectionStatistics as ConnectionStatistics
+from ._connection import RealtimeWebSocket as RealtimeWebSocket
+from ._exceptions import ConnectError as ConnectError
+from ._exceptions import ConnectionRejectedError as ConnectionRejectedError
+from ._exceptions import ConnectTimeoutError as ConnectTimeoutError
+from ._exceptions import KeepaliveTimeoutError as KeepaliveTimeoutError
+from ._open import open_realtime as open_realtime
+from ._open import open_target as open_target
+from ._options import ConnectOptions as ConnectOptions
+from ._outbound import FrameSink as FrameSink
+from ._outbound import SendQueue as SendQueue
+from ._outbound import SendQueueClosed as SendQueueClosed
+from ._outbound import SendQueueFull as SendQueueFull
+from ._outbound import SendQueueStatistics as SendQueueStatistics
+from ._reconnect import ReconnectAttempts as ReconnectAttempts
+from ._reconnect import ReconnectPolicy as ReconnectPolicy
+from ._reconnect import TargetHook as TargetHook
+from ._target import ConnectTarget as ConnectTarget

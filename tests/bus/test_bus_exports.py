@@ -1,0 +1,58 @@
+"""The public surface of rtbus.bus is exactly what we meant it to be."""
+
+from __future__ import annotations
+
+import attrs
+import pytest
+
+import rtbus.bus
+from rtbus.bus import Bus, OverflowPolicy, SubscriptionStatistics
+
+PUBLIC = {
+    "Bus",
+    "BusArgumentError",
+    "BusStatistics",
+    "Envelope",
+    "OverflowPolicy",
+    "SubscriberOverflowError",
+    "Subscription",
+    "SubscriptionStatistics",
+}
+
+
+def test_public_names() -> None:
+    assert set(rtbus.bus.__all__) == PUBLIC
+    exported = {name for name in vars(rtbus.bus) if not name.startswith("_")}
+    assert exported == PUBLIC
+
+
+@pytest.mark.parametrize("name", sorted(PUBLIC))
+def test_public_names_live_in_private_modules(name: str) -> None:
+    module = getattr(rtbus.bus, name).__module__
+    assert module.startswith("rtbus.bus._")
+
+
+def test_errors_are_rtbus_errors() -> None:
+    from rtbus.protocol._errors import RtbusError
+
+    assert issubclass(rtbus.bus.BusArgumentError, RtbusError)
+    assert issubclass(rtbus.bus.BusArgumentError, ValueError)
+    assert issubclass(rtbus.bus.SubscriberOverflowError, RtbusError)
+
+
+def test_statistics_are_frozen() -> None:
+    stats = Bus().subscribe().statistics()
+    assert stats == SubscriptionStatistics(0, 0, 0, 0, 256, OverflowPolicy.BLOCK, 0, 0)
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        stats.queued = 1  # type: ignore[misc]
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        Bus().statistics().published = 1  # type: ignore[misc]
+
+
+def test_overflow_policy_values_are_the_documented_strings() -> None:
+    assert [p.value for p in OverflowPolicy] == [
+        "block",
+        "drop_oldest",
+        "drop_newest",
+        "disconnect",
+    ]
