@@ -1,7 +1,8 @@
 """rtbus: many OpenAI Realtime sessions as supervised trio actors, every event on a bus.
 
 The public surface is re-exported here; the layers live in their own packages
-(``rtbus.protocol``, ``rtbus.transport``, ``rtbus.actors``, ``rtbus.bus``, ``rtbus.sim``).
+(``rtbus.protocol``, ``rtbus.transport``, ``rtbus.actors``, ``rtbus.bus``, ``rtbus.session``,
+``rtbus.service``, ``rtbus.sim``).
 """
 
 from . import protocol as protocol
@@ -16,6 +17,11 @@ from .protocol import RealtimeError as RealtimeError
 from .protocol import RtbusError as RtbusError
 from .protocol import build_realtime_url as build_realtime_url
 from .protocol import is_azure as is_azure
+from .service import Service as Service
+from .service import ServiceConfig as ServiceConfig
+from .service import open_service as open_service
+from .session import Session as Session
+from .session import SessionSpec as SessionSpec
 from .transport import ConnectOptions as ConnectOptions
 from .transport import RealtimeWebSocket as RealtimeWebSocket
 from .transport import open_realtime as open_realtime
@@ -31,9 +37,14 @@ __all__ = [
     "RealtimeError",
     "RealtimeWebSocket",
     "RtbusError",
+    "Service",
+    "ServiceConfig",
+    "Session",
+    "SessionSpec",
     "build_realtime_url",
     "is_azure",
     "open_realtime",
+    "open_service",
     "protocol",
     "sim",
 ]

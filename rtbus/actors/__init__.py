@@ -4,6 +4,8 @@ This layer knows nothing of Realtime, WebSockets or the bus; the service wires s
 events to them through ``SupervisorSpec.on_event``.
 """
 
+from rtbus._backoff import Backoff as Backoff
+
 from ._actor import ActorContext as ActorContext
 from ._actor import ActorFn as ActorFn
 from ._actor import ChildSpec as ChildSpec
@@ -20,12 +22,12 @@ from ._events import SupervisionEvent as SupervisionEvent
 from ._events import SupervisorGaveUp as SupervisorGaveUp
 from ._exceptions import ChildStartFailed as ChildStartFailed
 from ._exceptions import DuplicateChild as DuplicateChild
+from ._exceptions import Fatal as Fatal
 from ._exceptions import RestartIntensityExceeded as RestartIntensityExceeded
 from ._exceptions import SupervisionError as SupervisionError
 from ._exceptions import UnknownChild as UnknownChild
 from ._mailbox import Mailbox as Mailbox
 from ._mailbox import MailboxStatistics as MailboxStatistics
-from ._restart import Backoff as Backoff
 from ._restart import RestartIntensity as RestartIntensity
 from ._strategy import Strategy as Strategy
 from ._supervisor import Supervisor as Supervisor

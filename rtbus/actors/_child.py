@@ -26,10 +26,11 @@ from typing import Generic, TypeVar, cast, overload
 import attrs
 import trio
 
+from rtbus._backoff import Backoff, BackoffState
+
 from ._actor import ActorContext, ChildSpec, RestartType
 from ._events import ExitReason
 from ._exceptions import ChildStartFailed
-from ._restart import Backoff, RestartBackoff
 
 __all__ = ["Child", "ChildInfo", "ChildState", "Incarnation", "Outcome", "run_incarnation"]
 
@@ -78,7 +79,7 @@ class Child:
     """The supervisor's mutable record of one child, across its incarnations."""
 
     spec: ChildSpec[object]
-    backoff: RestartBackoff
+    backoff: BackoffState
     state: ChildState = ChildState.STARTING
     current: Incarnation | None = None
     handle: object = None
@@ -89,7 +90,7 @@ class Child:
 
     @classmethod
     def from_spec(cls, spec: ChildSpec[object], backoff: Backoff) -> Child:
-        return cls(spec, RestartBackoff(backoff))
+        return cls(spec, BackoffState(backoff))
 
     @property
     def id(self) -> str:

@@ -23,11 +23,12 @@ from collections.abc import Callable
 
 import trio
 
+from rtbus._backoff import Backoff
+
 from ._actor import ChildSpec
 from ._child import Child, ChildInfo, ChildState, Incarnation, Outcome, run_incarnation
 from ._events import ActorExited, ActorFailed, ActorStarted, EventObserver
 from ._exceptions import DuplicateChild, UnknownChild
-from ._restart import Backoff
 from ._strategy import AFFECTED, Strategy
 
 __all__ = ["ChildSet"]

@@ -9,6 +9,8 @@ This layer sits below the rest of rtbus and must not import it, so its root is i
   The last child exception (if the last exit was one) is the ``__cause__``.
 * ``DuplicateChild`` / ``UnknownChild`` -- the caller's fault: a child id that is already taken,
   or that names no child.
+
+``Fatal`` is not raised here: an actor raises it to say a restart cannot help.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 __all__ = [
     "ChildStartFailed",
     "DuplicateChild",
+    "Fatal",
     "RestartIntensityExceeded",
     "SupervisionError",
     "UnknownChild",
@@ -24,6 +27,16 @@ __all__ = [
 
 class SupervisionError(Exception):
     """The root of the exceptions rtbus.actors raises on purpose."""
+
+
+class Fatal(Exception):
+    """Raised by an actor (``from`` the cause) when restarting it cannot help.
+
+    The exit is a failure (reported as ``ActorFailed``), but a transient child is not
+    restarted after it, as OTP does not restart one that exits with ``{shutdown, Reason}``.
+    A permanent child is restarted all the same: it must run, and its supervisor's intensity
+    decides how long that is tried.
+    """
 
 
 class ChildStartFailed(SupervisionError):

@@ -3,8 +3,9 @@
 Invariants:
 
 * A child is restarted after its own exit only if the exit's outcome is in
-  ``RESTART_ON[restart type]``: permanent after any exit, transient only after an exception,
-  temporary never. A child not restarted is removed and its siblings are left alone.
+  ``RESTART_ON[restart type]``: permanent after any exit, transient only after an exception
+  that is not ``Fatal``, temporary never. A child not restarted is removed and its siblings
+  are left alone.
 * When a child is restarted, ``AFFECTED[strategy]`` picks the group that goes down and comes back
   with it, as positions in start order: only itself (one_for_one), every child (one_for_all),
   itself and every child started after it (rest_for_one). The failed child is always in the group.
@@ -26,10 +27,10 @@ Strategy = Literal["one_for_one", "one_for_all", "rest_for_one"]
 STRATEGIES: tuple[Strategy, ...] = ("one_for_one", "one_for_all", "rest_for_one")
 
 #: How a child's task ended, as far as the restart decision cares.
-ExitOutcome = Literal["normal", "failed"]
+ExitOutcome = Literal["normal", "failed", "fatal"]
 
 RESTART_ON: Mapping[RestartType, frozenset[ExitOutcome]] = {
-    "permanent": frozenset({"normal", "failed"}),
+    "permanent": frozenset({"normal", "failed", "fatal"}),
     "transient": frozenset({"failed"}),
     "temporary": frozenset(),
 }

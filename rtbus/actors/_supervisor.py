@@ -31,13 +31,15 @@ from typing import TypeVar, cast
 import attrs
 import trio
 
+from rtbus._backoff import Backoff
+
 from ._actor import ActorContext, ChildSpec, RestartType
 from ._child import Child, ChildInfo, ChildState, Incarnation, Outcome
 from ._children import ChildSet
 from ._events import ActorFailed, ActorRestarted, EventObserver, SupervisorGaveUp, ignore_event
-from ._exceptions import ChildStartFailed, DuplicateChild, RestartIntensityExceeded
-from ._restart import Backoff, RestartIntensity, RestartWindow
-from ._strategy import RESTART_ON, RESTARTED_WITH_SIBLING, STRATEGIES, Strategy
+from ._exceptions import ChildStartFailed, DuplicateChild, Fatal, RestartIntensityExceeded
+from ._restart import RestartIntensity, RestartWindow
+from ._strategy import RESTART_ON, RESTARTED_WITH_SIBLING, STRATEGIES, ExitOutcome, Strategy
 
 __all__ = ["Supervisor", "SupervisorSpec", "SupervisorStatistics", "serve_supervisor"]
 
@@ -236,8 +238,7 @@ class Supervisor(trio.abc.AsyncResource):
         await self._after_exit(child, incarnation.outcome)
 
     async def _after_exit(self, child: Child, outcome: Outcome) -> None:
-        kind = "failed" if isinstance(outcome, Exception) else "normal"
-        if kind not in RESTART_ON[child.spec.restart]:
+        if _exit_outcome(outcome) not in RESTART_ON[child.spec.restart]:
             self._children.remove(child)
             return
         child.state = ChildState.RESTARTING
@@ -245,7 +246,7 @@ class Supervisor(trio.abc.AsyncResource):
         if not self._window.admit(now):
             self._give_up(child, outcome)
             return
-        pending = child.backoff.next(now - child.started_at, self._spec.rng)
+        pending = child.backoff.next_retry(now - child.started_at, self._spec.rng)
         await self._take_down(child, pending)
 
     async def _take_down(self, failed: Child, pending: tuple[int, float]) -> None:
@@ -291,6 +292,14 @@ class Supervisor(trio.abc.AsyncResource):
 
     def _origin(self, child: Child) -> tuple[str, str, float]:
         return self.name, child.id, trio.current_time()
+
+
+def _exit_outcome(outcome: Outcome) -> ExitOutcome:
+    if not isinstance(outcome, Exception):
+        return "normal"
+    # A child that failed for good before it was ready again arrives as ChildStartFailed.
+    fatal = isinstance(outcome, Fatal) or isinstance(outcome.__cause__, Fatal)
+    return "fatal" if fatal else "failed"
 
 
 async def _run_supervisor(

@@ -19,6 +19,7 @@ from ._errors import SubscriberOverflowError as SubscriberOverflowError
 from ._overflow import OverflowPolicy as OverflowPolicy
 from ._subscription import Subscription as Subscription
 from ._subscription import SubscriptionStatistics as SubscriptionStatistics
+from ._worker import Worker as Worker
 
 __all__ = [
     "Bus",
@@ -29,4 +30,5 @@ __all__ = [
     "SubscriberOverflowError",
     "Subscription",
     "SubscriptionStatistics",
+    "Worker",
 ]

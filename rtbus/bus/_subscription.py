@@ -131,6 +131,12 @@ class Subscription(trio.abc.AsyncResource):
         """How many envelopes the buffer holds."""
         return self._maxsize
 
+    @property
+    def closed(self) -> bool:
+        """Whether it takes no more envelopes (closed, overflowed under ``disconnect``, or the
+        bus closed)."""
+        return self._state is not _State.OPEN
+
     def statistics(self) -> SubscriptionStatistics:
         """A frozen snapshot of this subscription's counters."""
         return SubscriptionStatistics(

@@ -15,7 +15,7 @@ No message built here ever contains a secret: the only inputs are server payload
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 if TYPE_CHECKING:
     from ._models import ErrorDetails, ErrorEvent
@@ -54,11 +54,11 @@ class RealtimeError(RtbusError):
         self.event_id = event.event_id if event is not None else None
 
     @classmethod
-    def from_event(cls, event: ErrorEvent) -> RealtimeError:
+    def from_event(cls, event: ErrorEvent) -> Self:
         """The error an ``error`` event carries, with the message in the seed's form."""
         return cls(describe_error(event.error), event)
 
-    def with_unhandled_hint(self) -> RealtimeError:
+    def with_unhandled_hint(self) -> Self:
         """A copy whose message says how to bind an ``error`` handler (the seed's rule)."""
         hinted = type(self).__new__(type(self))
         hinted.__dict__.update(self.__dict__)

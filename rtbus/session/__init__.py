@@ -1,0 +1,29 @@
+"""The session actor: one Realtime session, its connection, and its place on the bus."""
+
+from ._lifecycle import SessionBadFrame as SessionBadFrame
+from ._lifecycle import SessionClosed as SessionClosed
+from ._lifecycle import SessionDisconnected as SessionDisconnected
+from ._lifecycle import SessionFailed as SessionFailed
+from ._lifecycle import SessionReady as SessionReady
+from ._lifecycle import SessionReconnected as SessionReconnected
+from ._session import HandshakeTimeoutError as HandshakeTimeoutError
+from ._session import Session as Session
+from ._session import SessionState as SessionState
+from ._session import SessionStatistics as SessionStatistics
+from ._session import UnhandledServerError as UnhandledServerError
+from ._spec import SessionSpec as SessionSpec
+
+__all__ = [
+    "HandshakeTimeoutError",
+    "Session",
+    "SessionBadFrame",
+    "SessionClosed",
+    "SessionDisconnected",
+    "SessionFailed",
+    "SessionReady",
+    "SessionReconnected",
+    "SessionSpec",
+    "SessionState",
+    "SessionStatistics",
+    "UnhandledServerError",
+]

@@ -1,16 +1,16 @@
 """Response sequencing: an in-band ``response.create`` waits while a response is active.
 
-The Realtime API refuses a second in-band response while one is running
-(``conversation_already_has_active_response``). The session actor passes every
-``response.create`` through a :class:`ResponseSequencer` so rtbus's own traffic never meets
-that error. Sans-IO: the actor feeds it what it sends and what the server says, and sends
-what it releases.
+The Realtime API refuses a second in-band response while one runs
+(``conversation_already_has_active_response``). The session's single writer asks
+:meth:`ResponseSequencer.may_send` before each client event and waits while it says no, so a
+held ``response.create`` holds back everything queued after it: nothing is reordered, and the
+response it asks for sees exactly the conversation its sender meant. Sans-IO: the session feeds
+it what went out and what the server said.
 
 Invariants:
 
 * At most one in-band response is requested (sent, ``response.created`` not yet seen) or
   active (created, ``response.done`` not yet seen) at a time.
-* Held requests are released in the order they were made, one each time the upstream is free.
 * Out-of-band requests (``response.conversation == "none"``) never wait: the API runs them
   beside an in-band response.
 * A response the server starts by itself (server VAD) makes the upstream busy too. A request
@@ -20,40 +20,46 @@ Invariants:
 
 from __future__ import annotations
 
-from collections import deque
-from typing import Generic, TypeVar
+from collections.abc import Mapping
+from typing import Any
 
 import attrs
 
-__all__ = ["ResponseSequencer"]
+from rtbus.protocol import ClientEvent, ResponseCreateEvent
 
-T = TypeVar("T")
+__all__ = ["ResponseSequencer", "is_in_band_response_create"]
+
+
+def is_in_band_response_create(event: ClientEvent | Mapping[str, Any]) -> bool:
+    """Whether ``event`` asks for a response in the default conversation."""
+    if isinstance(event, ResponseCreateEvent):
+        return event.response is None or event.response.conversation != "none"
+    if not isinstance(event, Mapping) or event.get("type") != "response.create":
+        return False
+    response = event.get("response")
+    return not isinstance(response, Mapping) or response.get("conversation") != "none"
 
 
 @attrs.define
-class ResponseSequencer(Generic[T]):
-    """Decides when each ``response.create`` may go out. ``T`` is whatever the actor sends."""
+class ResponseSequencer:
+    """Tracks whether an in-band response is requested or running upstream."""
 
     _requested: str | None = None
     _active: str | None = None
-    _held: deque[tuple[str, T]] = attrs.field(factory=deque)
-
-    @property
-    def held(self) -> int:
-        """How many requests wait for the upstream to be free."""
-        return len(self._held)
 
     @property
     def busy(self) -> bool:
         """Whether an in-band response is requested or running upstream."""
         return self._requested is not None or self._active is not None
 
-    def request(self, event_id: str, item: T, *, in_band: bool = True) -> T | None:
-        """Offer a ``response.create`` with this ``event_id``; returns it if it may go now."""
-        if not in_band:
-            return item
-        self._held.append((event_id, item))
-        return self._release()
+    def may_send(self, event: ClientEvent | Mapping[str, Any]) -> bool:
+        """Whether ``event`` may go out now."""
+        return not (self.busy and is_in_band_response_create(event))
+
+    def sent(self, event: ClientEvent | Mapping[str, Any], event_id: str) -> None:
+        """``event``, with this ``event_id``, went out."""
+        if is_in_band_response_create(event):
+            self._requested = event_id
 
     def on_created(self, response_id: str, *, in_band: bool) -> None:
         """The server said ``response.created``."""
@@ -61,33 +67,16 @@ class ResponseSequencer(Generic[T]):
             self._requested = None
             self._active = response_id
 
-    def on_done(self, response_id: str) -> T | None:
-        """The server said ``response.done``; returns a held request that may go now."""
-        if response_id != self._active:
-            return None
-        self._active = None
-        return self._release()
+    def on_done(self, response_id: str) -> None:
+        """The server said ``response.done``."""
+        if response_id == self._active:
+            self._active = None
 
-    def on_error(self, client_event_id: str | None) -> T | None:
-        """The server refused a client event; if it was our request, the upstream is free."""
-        if client_event_id is None or client_event_id != self._requested:
-            return None
-        self._requested = None
-        return self._release()
+    def on_error(self, client_event_id: str | None) -> None:
+        """The server refused a client event; if it was the request, the upstream is free."""
+        if client_event_id is not None and client_event_id == self._requested:
+            self._requested = None
 
-    def reset(self) -> T | None:
+    def reset(self) -> None:
         """The upstream session is new (a reconnect): nothing runs there any more."""
         self._requested = self._active = None
-        return self._release()
-
-    def drain(self) -> list[T]:
-        """Take every held request (the session is closing and will not send them)."""
-        items = [item for _, item in self._held]
-        self._held.clear()
-        return items
-
-    def _release(self) -> T | None:
-        if self.busy or not self._held:
-            return None
-        self._requested, item = self._held.popleft()
-        return item

@@ -13,6 +13,8 @@ Ordering guarantee:
   a frame the kernel took just before a drop can still be lost (at most once, never twice).
 * A sender cancelled before the writer took its event withdraws it; once the writer is writing
   it, it goes out regardless (a half-written frame would break the connection).
+* An optional :class:`SendGate` is asked before each frame and may hold the head of the queue
+  (the session holds a ``response.create`` while a response runs); what is behind it waits too.
 
 ``send`` returns only once the frame was handed to a live connection. It raises
 ``SendQueueFull`` at once when ``max_size`` events wait, and every waiting sender gets
@@ -33,7 +35,16 @@ from rtbus.protocol._errors import ConfigError, ConnectionClosedError, RtbusErro
 
 from ._connection import client_frame
 
-__all__ = ["FrameSink", "SendQueue", "SendQueueClosed", "SendQueueFull", "SendQueueStatistics"]
+__all__ = [
+    "FrameSink",
+    "SendGate",
+    "SendQueue",
+    "SendQueueClosed",
+    "SendQueueFull",
+    "SendQueueStatistics",
+]
+
+ClientEventLike = ClientEvent | Mapping[str, Any]
 
 
 class SendQueueFull(RtbusError):
@@ -66,6 +77,16 @@ class FrameSink(Protocol):
         """Send one encoded client event; ``ConnectionClosedError`` if the connection is gone."""
 
 
+class SendGate(Protocol):
+    """Decides when the head of the queue may go out; told when it went."""
+
+    async def wait_ready(self, event: ClientEventLike) -> None:
+        """Return once ``event`` may be written."""
+
+    def sent(self, event: ClientEventLike) -> None:
+        """``event`` was handed to the connection."""
+
+
 @attrs.frozen(kw_only=True)
 class SendQueueStatistics:
     """A snapshot of the queue: events waiting, capacity, events sent, connection state."""
@@ -79,6 +100,7 @@ class SendQueueStatistics:
 
 @attrs.define(eq=False)
 class _Pending:
+    event: ClientEventLike
     frame: str
     done: trio.Event = attrs.Factory(trio.Event)
     writing: bool = False
@@ -93,10 +115,11 @@ class SendQueue(trio.abc.AsyncResource):
     when it drops; :meth:`fail` when the reconnect gives up, :meth:`aclose` at the end.
     """
 
-    def __init__(self, max_size: int = 256) -> None:
+    def __init__(self, max_size: int = 256, *, gate: SendGate | None = None) -> None:
         if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
             raise ConfigError("max_size", f"must be an integer >= 1, got {max_size!r}")
         self._max_size = max_size
+        self._gate = gate
         self._pending: deque[_Pending] = deque()
         self._sink: FrameSink | None = None
         self._wakeup = trio.lowlevel.ParkingLot()
@@ -104,7 +127,7 @@ class SendQueue(trio.abc.AsyncResource):
         self._sent = 0
         self._writing = False
 
-    async def send(self, event: ClientEvent | Mapping[str, Any]) -> None:
+    async def send(self, event: ClientEventLike) -> None:
         """Queue ``event`` and return once its frame went out on a live connection.
 
         Raises ``ProtocolError`` for a malformed event, ``SendQueueFull`` when full (at once),
@@ -114,7 +137,7 @@ class SendQueue(trio.abc.AsyncResource):
         self._check_open()
         if len(self._pending) >= self._max_size:
             raise SendQueueFull(self._max_size)
-        entry = _Pending(frame)
+        entry = _Pending(event, frame)
         self._pending.append(entry)
         self._wakeup.unpark_all()
         try:
@@ -169,6 +192,8 @@ class SendQueue(trio.abc.AsyncResource):
     async def _write_all(self) -> None:
         while (ready := await self._next()) is not None:
             entry, sink = ready
+            if not await self._admitted(entry, sink):
+                continue
             entry.writing = True
             try:
                 await sink.send_frame(entry.frame)
@@ -178,6 +203,8 @@ class SendQueue(trio.abc.AsyncResource):
                     self._sink = None
             else:
                 self._delivered(entry)
+                if self._gate is not None:
+                    self._gate.sent(entry.event)
             finally:
                 entry.writing = False
                 self._settle_if_closed(entry)
@@ -188,6 +215,14 @@ class SendQueue(trio.abc.AsyncResource):
                 return self._pending[0], self._sink
             await self._wakeup.park()
         return None
+
+    async def _admitted(self, entry: _Pending, sink: FrameSink) -> bool:
+        """Wait for the gate; then whether ``entry`` is still the head, for the same sink."""
+        if self._gate is None:
+            return True
+        await self._gate.wait_ready(entry.event)
+        # The wait may have been long: the sender may have withdrawn, the connection gone.
+        return self._sink is sink and bool(self._pending) and self._pending[0] is entry
 
     def _delivered(self, entry: _Pending) -> None:
         self._pending.remove(entry)

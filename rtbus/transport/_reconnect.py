@@ -69,7 +69,7 @@ class ReconnectPolicy:
 
     def attempts(self, rng: random.Random | None = None) -> ReconnectAttempts:
         """A fresh tracker of consecutive reconnects under this policy."""
-        return ReconnectAttempts(self, BackoffState(self.backoff, rng or random.Random()))
+        return ReconnectAttempts(self, rng or random.Random())
 
     async def target(self, attempt: int, default: ConnectTarget) -> ConnectTarget:
         """The target of reconnect ``attempt``: the hook's, or ``default`` without one."""
@@ -88,24 +88,35 @@ class ReconnectAttempts:
     """Consecutive reconnects of one session: call :meth:`connected` and :meth:`failed`."""
 
     policy: ReconnectPolicy
-    state: BackoffState
+    rng: random.Random
+    _backoff: BackoffState = attrs.field(init=False)
+    _connected_at: float | None = attrs.field(default=None, init=False)
+
+    @_backoff.default
+    def _backoff_for_policy(self) -> BackoffState:
+        return BackoffState(self.policy.backoff)
 
     @property
     def attempt(self) -> int:
         """Reconnects made since the last stable connection."""
-        return self.state.attempt
+        return self._backoff.attempt
 
     def connected(self, now: float) -> None:
         """A connection came up at ``now``."""
-        self.state.started(now)
+        self._connected_at = now
 
     def failed(self, failure: BaseException, now: float) -> float | None:
         """Seconds to wait before reconnecting after ``failure`` at ``now``; ``None``: give up."""
         if not self.policy.retries(failure):
             return None
-        delay = self.state.failed(now)
+        attempt, delay = self._backoff.next_retry(self._up_for(now), self.rng)
         limit = self.policy.max_attempts
-        return None if limit is not None and self.state.attempt > limit else delay
+        return None if limit is not None and attempt > limit else delay
+
+    def _up_for(self, now: float) -> float:
+        # A connect that failed never came up: 0 seconds, never stable.
+        connected_at, self._connected_at = self._connected_at, None
+        return 0.0 if connected_at is None else now - connected_at
 
 
 def _cause_chain(failure: BaseException) -> Iterator[BaseException]:

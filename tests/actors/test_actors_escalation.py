@@ -49,7 +49,7 @@ async def test_the_restart_past_the_intensity_fails_the_supervisor(
     spec = SupervisorSpec(
         [ChildSpec("steady", runs_until_stopped), ChildSpec("flaky", fails_after_a_while)],
         intensity=RestartIntensity(max_restarts=2, period=10.0),
-        backoff=Backoff(base=1.0, factor=2.0, max=8.0, jitter=0.0),
+        backoff=Backoff(base=1.0, factor=2.0, max_delay=8.0, jitter=0.0),
         on_event=events.append,
     )
     with pytest.raises(RestartIntensityExceeded, match="more than 2 restarts in 10s") as info:

@@ -20,6 +20,7 @@ PUBLIC = {
     "ChildStartFailed",
     "ChildState",
     "DuplicateChild",
+    "Fatal",
     "EventObserver",
     "ExitReason",
     "Mailbox",

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from rtbus._backoff import BackoffState
 from rtbus.actors import Backoff, RestartIntensity
-from rtbus.actors._restart import RestartBackoff, RestartWindow
+from rtbus.actors._restart import RestartWindow
 
 
 def test_window_refuses_the_restart_past_the_intensity() -> None:
@@ -56,13 +57,13 @@ def test_window_never_admits_more_than_r_in_any_period(
 
 
 def test_nominal_delay_grows_geometrically_up_to_max() -> None:
-    backoff = Backoff(base=0.5, factor=3.0, max=10.0, jitter=0.0)
+    backoff = Backoff(base=0.5, factor=3.0, max_delay=10.0, jitter=0.0)
     assert [backoff.nominal(n) for n in range(1, 6)] == [0.5, 1.5, 4.5, 10.0, 10.0]
     assert backoff.nominal(10_000) == 10.0
 
 
 def test_jitter_draws_from_the_injected_rng() -> None:
-    backoff = Backoff(base=1.0, factor=2.0, max=100.0, jitter=0.5)
+    backoff = Backoff(base=1.0, factor=2.0, max_delay=100.0, jitter=0.5)
     draws = random.Random(7)
     expected = [2.0 * (1 - 0.5 * draws.random()) for _ in range(3)]
     rng = random.Random(7)
@@ -72,15 +73,16 @@ def test_jitter_draws_from_the_injected_rng() -> None:
 @given(
     base=st.floats(min_value=0.0, max_value=10.0),
     factor=st.floats(min_value=1.0, max_value=10.0),
-    ceiling=st.floats(min_value=0.0, max_value=100.0),
+    headroom=st.floats(min_value=0.0, max_value=100.0),
     jitter=st.floats(min_value=0.0, max_value=1.0),
     attempt=st.integers(min_value=1, max_value=10_000),
     seed=st.integers(),
 )
 def test_delay_stays_within_jitter_of_nominal_and_under_max(
-    base: float, factor: float, ceiling: float, jitter: float, attempt: int, seed: int
+    base: float, factor: float, headroom: float, jitter: float, attempt: int, seed: int
 ) -> None:
-    backoff = Backoff(base=base, factor=factor, max=ceiling, jitter=jitter)
+    ceiling = base + headroom  # max_delay below base is a configuration error.
+    backoff = Backoff(base=base, factor=factor, max_delay=ceiling, jitter=jitter)
     nominal = backoff.nominal(attempt)
     delay = backoff.delay(attempt, random.Random(seed))
     assert nominal * (1 - jitter) <= delay <= nominal <= ceiling
@@ -88,11 +90,13 @@ def test_delay_stays_within_jitter_of_nominal_and_under_max(
 
 
 def test_restart_backoff_resets_after_a_stable_run() -> None:
-    tracker = RestartBackoff(Backoff(base=1.0, factor=2.0, max=60.0, jitter=0.0, reset_after=30.0))
+    tracker = BackoffState(
+        Backoff(base=1.0, factor=2.0, max_delay=60.0, jitter=0.0, reset_after=30.0)
+    )
     rng = random.Random(0)
-    assert [tracker.next(1.0, rng) for _ in range(3)] == [(1, 1.0), (2, 2.0), (3, 4.0)]
-    assert tracker.next(30.0, rng) == (1, 1.0)
-    assert tracker.next(29.9, rng) == (2, 2.0)
+    assert [tracker.next_retry(1.0, rng) for _ in range(3)] == [(1, 1.0), (2, 2.0), (3, 4.0)]
+    assert tracker.next_retry(30.0, rng) == (1, 1.0)
+    assert tracker.next_retry(29.9, rng) == (2, 2.0)
 
 
 @pytest.mark.parametrize(
@@ -101,13 +105,15 @@ def test_restart_backoff_resets_after_a_stable_run() -> None:
         {"base": -1.0},
         {"base": math.inf},
         {"factor": 0.5},
-        {"max": math.nan},
+        {"max_delay": math.nan},
+        {"max_delay": 1.0, "base": 2.0},
         {"jitter": 1.5},
         {"reset_after": 0.0},
     ],
 )
 def test_backoff_rejects_nonsense(kwargs: dict[str, float]) -> None:
-    with pytest.raises(ValueError, match=next(iter(kwargs))):
+    # The message starts with the attribute at fault (the first key).
+    with pytest.raises(ValueError, match=f"^{next(iter(kwargs))} "):
         Backoff(**kwargs)
 
 

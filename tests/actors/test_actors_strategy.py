@@ -41,7 +41,7 @@ def test_each_strategy_takes_down_what_otp_takes_down(where: tuple[int, int]) ->
 
 def test_restart_types() -> None:
     assert dict(RESTART_ON) == {
-        "permanent": {"normal", "failed"},
+        "permanent": {"normal", "failed", "fatal"},
         "transient": {"failed"},
         "temporary": set(),
     }

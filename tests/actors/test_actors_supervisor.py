@@ -21,6 +21,7 @@ from rtbus.actors import (
     ChildState,
     DuplicateChild,
     ExitReason,
+    Fatal,
     RestartIntensity,
     RestartType,
     Strategy,
@@ -33,7 +34,7 @@ from rtbus.actors import (
 from rtbus.actors import Mailbox as Mailbox
 
 Log = list[tuple[str, str]]
-NO_JITTER = Backoff(base=1.0, factor=2.0, max=8.0, jitter=0.0, reset_after=50.0)
+NO_JITTER = Backoff(base=1.0, factor=2.0, max_delay=8.0, jitter=0.0, reset_after=50.0)
 LENIENT = RestartIntensity(max_restarts=10, period=100.0)
 
 
@@ -200,6 +201,10 @@ async def test_temporary_children_are_not_restarted_by_a_siblings_failure(
         ("transient", Boom("x"), True),
         ("temporary", "exit", False),
         ("temporary", Boom("x"), False),
+        # Fatal: a failure a restart cannot fix; only a child that must run is restarted.
+        ("permanent", Fatal("x"), True),
+        ("transient", Fatal("x"), False),
+        ("temporary", Fatal("x"), False),
     ],
 )
 async def test_restart_type_decides_whether_an_exit_is_restarted(
@@ -230,7 +235,7 @@ async def test_a_failing_child_restarts_on_the_seeded_backoff_schedule(
     autojump_clock: trio.testing.MockClock, nursery: trio.Nursery
 ) -> None:
     events = EventLog()
-    backoff = Backoff(base=1.0, factor=2.0, max=3.0, jitter=0.5, reset_after=100.0)
+    backoff = Backoff(base=1.0, factor=2.0, max_delay=3.0, jitter=0.5, reset_after=100.0)
 
     async def flaky(ctx: ActorContext, /, *, task_status: trio.TaskStatus[None]) -> None:
         task_status.started()

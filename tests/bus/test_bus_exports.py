@@ -17,6 +17,7 @@ PUBLIC = {
     "SubscriberOverflowError",
     "Subscription",
     "SubscriptionStatistics",
+    "Worker",
 }
 
 

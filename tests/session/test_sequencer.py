@@ -2,82 +2,100 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rtbus.session._sequencer import ResponseSequencer
+from rtbus.protocol import ResponseCreateEvent, ResponseCreateParams
+from rtbus.session._sequencer import ResponseSequencer, is_in_band_response_create
+
+CREATE: dict[str, Any] = {"type": "response.create"}
+OUT_OF_BAND: dict[str, Any] = {"type": "response.create", "response": {"conversation": "none"}}
+ITEM: dict[str, Any] = {"type": "conversation.item.delete", "item_id": "i1"}
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        (CREATE, True),
+        ({"type": "response.create", "response": {"conversation": "auto"}}, True),
+        (OUT_OF_BAND, False),
+        (ITEM, False),
+        (ResponseCreateEvent(), True),
+        (ResponseCreateEvent(response=ResponseCreateParams(conversation="none")), False),
+    ],
+)
+def test_in_band(event: Any, expected: bool) -> None:
+    assert is_in_band_response_create(event) is expected
 
 
 def test_second_request_waits_for_done() -> None:
-    seq: ResponseSequencer[str] = ResponseSequencer()
-    assert seq.request("c1", "first") == "first"
-    assert seq.request("c2", "second") is None
-    assert seq.held == 1
+    seq = ResponseSequencer()
+    assert seq.may_send(CREATE)
+    seq.sent(CREATE, "c1")
+    assert not seq.may_send(CREATE)
+    assert seq.may_send(ITEM), "only in-band requests wait"
+    assert seq.may_send(OUT_OF_BAND)
     seq.on_created("resp_1", in_band=True)
-    assert seq.on_done("resp_other") is None
-    assert seq.on_done("resp_1") == "second"
-    assert seq.busy
-    seq.on_created("resp_2", in_band=True)
-    assert seq.on_done("resp_2") is None
-    assert not seq.busy
+    assert not seq.may_send(CREATE)
+    seq.on_done("resp_other")
+    assert not seq.may_send(CREATE)
+    seq.on_done("resp_1")
+    assert seq.may_send(CREATE)
 
 
-def test_out_of_band_never_waits() -> None:
-    seq: ResponseSequencer[str] = ResponseSequencer()
-    assert seq.request("c1", "in-band") == "in-band"
-    assert seq.request("c2", "oob", in_band=False) == "oob"
+def test_out_of_band_response_does_not_free_the_slot() -> None:
+    seq = ResponseSequencer()
+    seq.sent(CREATE, "c1")
+    seq.sent(OUT_OF_BAND, "c2")
     seq.on_created("resp_oob", in_band=False)
-    assert seq.busy, "an out-of-band response does not free the in-band slot"
+    assert seq.busy
 
 
 def test_server_started_response_makes_upstream_busy() -> None:
-    seq: ResponseSequencer[str] = ResponseSequencer()
+    seq = ResponseSequencer()
     seq.on_created("resp_vad", in_band=True)
-    assert seq.request("c1", "mine") is None
-    assert seq.on_done("resp_vad") == "mine"
+    assert not seq.may_send(CREATE)
+    seq.on_done("resp_vad")
+    assert seq.may_send(CREATE)
 
 
 def test_refused_request_frees_the_upstream() -> None:
-    seq: ResponseSequencer[str] = ResponseSequencer()
-    seq.request("c1", "a")
-    seq.request("c2", "b")
-    assert seq.on_error("unrelated") is None
-    assert seq.on_error(None) is None
-    assert seq.on_error("c1") == "b"
+    seq = ResponseSequencer()
+    seq.sent(CREATE, "c1")
+    seq.on_error("unrelated")
+    seq.on_error(None)
+    assert seq.busy
+    seq.on_error("c1")
+    assert not seq.busy
 
 
-def test_reset_and_drain() -> None:
-    seq: ResponseSequencer[str] = ResponseSequencer()
-    seq.request("c1", "a")
-    seq.request("c2", "b")
-    seq.request("c3", "c")
-    assert seq.reset() == "b"
-    assert seq.drain() == ["c"]
-    assert seq.held == 0
+def test_reset() -> None:
+    seq = ResponseSequencer()
+    seq.sent(CREATE, "c1")
+    seq.on_created("resp_1", in_band=True)
+    seq.reset()
+    assert not seq.busy
 
 
-@given(st.lists(st.sampled_from(["request", "created", "done"]), max_size=60))
+@given(st.lists(st.sampled_from(["send", "created", "done", "error"]), max_size=60))
 def test_never_two_in_band_responses(steps: list[str]) -> None:
-    """Whatever the order of events, at most one in-band request is out at a time, and
-    requests go out in the order they were made."""
-    seq: ResponseSequencer[int] = ResponseSequencer()
-    made, outstanding = 0, 0
-    sent: list[int] = []
+    """Whatever the server does, the writer never has two in-band requests out at once."""
+    seq = ResponseSequencer()
+    out: list[str] = []  # ids of requests sent and not yet finished
     running: list[str] = []
-    for step in steps:
-        released: int | None = None
-        if step == "request":
-            made += 1
-            released = seq.request(f"c{made}", made)
-        elif step == "created" and outstanding and not running:
-            running.append(f"r{len(sent)}")
+    for n, step in enumerate(steps):
+        if step == "send" and seq.may_send(CREATE):
+            seq.sent(CREATE, f"c{n}")
+            out.append(f"c{n}")
+        elif step == "created" and out and not running:
+            running.append(f"r{n}")
             seq.on_created(running[-1], in_band=True)
         elif step == "done" and running:
-            released = seq.on_done(running.pop())
-            outstanding -= 1
-        if released is not None:
-            sent.append(released)
-            outstanding += 1
-        assert outstanding <= 1
-    assert sent == sorted(sent)
-    assert sent == list(range(1, len(sent) + 1))
+            seq.on_done(running.pop())
+            out.pop()
+        elif step == "error" and out and not running:
+            seq.on_error(out.pop())
+        assert len(out) <= 1

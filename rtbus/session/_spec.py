@@ -1,0 +1,63 @@
+"""What a session is: its model, the config it applies, and how it behaves when things break."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from rtbus.protocol import ConfigError, client_event_from_dict
+from rtbus.transport import ConnectOptions, ReconnectPolicy
+
+__all__ = ["SessionSpec"]
+
+
+def _seconds(_: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and not (value > 0 and not math.isnan(value)):
+        raise ConfigError(attribute.name, f"must be a positive number of seconds, got {value!r}")
+
+
+def _session_config(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    """Check the session config now, so a bad one fails ``open_session``, not a reconnect."""
+    if not isinstance(value, Mapping):
+        raise ConfigError("session", f"must be a mapping (the session.update body), got {value!r}")
+    client_event_from_dict({"type": "session.update", "session": _with_type(value)})
+
+
+def _with_type(session: Mapping[str, Any]) -> Mapping[str, Any]:
+    # The GA API wants the session's kind; a realtime conversation is the default one.
+    return session if "type" in session else {"type": "realtime", **session}
+
+
+@attrs.frozen(kw_only=True)
+class SessionSpec:
+    """How to run one Realtime session.
+
+    * ``session`` -- the ``session`` object of the ``session.update`` sent on every connect
+      (``{"instructions": ..., "audio": {...}, "tools": [...]}``); ``type: realtime`` is added
+      when missing. Checked when the spec is made.
+    * ``extra_headers`` and ``extra_query`` -- added to every connect (the reconnect policy's
+      ``before_attempt`` hook may choose another target for a reconnect).
+    * ``sequence_responses`` -- hold an in-band ``response.create`` while a response runs.
+    * ``ready_timeout`` -- seconds for ``session.created`` and ``session.updated`` to arrive.
+    * ``recycle_after`` -- replace the upstream session after this many seconds (before the
+      upstream's 60-minute limit), once no response is running or ``recycle_grace`` passed.
+    """
+
+    model: str = attrs.field(default="gpt-realtime", validator=attrs.validators.min_len(1))
+    session: Mapping[str, Any] = attrs.field(factory=dict, validator=_session_config)
+    extra_headers: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=tuple)
+    extra_query: Mapping[str, str] = attrs.field(factory=dict)
+    reconnect: ReconnectPolicy = attrs.field(factory=ReconnectPolicy)
+    connect: ConnectOptions = attrs.field(factory=ConnectOptions)
+    send_queue_size: int = 256
+    sequence_responses: bool = True
+    ready_timeout: float = attrs.field(default=30.0, validator=_seconds)
+    recycle_after: float | None = attrs.field(default=55 * 60.0, validator=_seconds)
+    recycle_grace: float = attrs.field(default=60.0, validator=_seconds)
+
+    def update_event(self, event_id: str) -> Mapping[str, Any]:
+        """The ``session.update`` that applies this spec's config."""
+        return {"type": "session.update", "event_id": event_id, "session": _with_type(self.session)}
