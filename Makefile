@@ -24,6 +24,10 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest
 
+# exec: the service is the process that gets the signals (SIGTERM drains it, exit 0).
+run: $(STAMP)
+	exec $(BIN)/rtbus serve
+
 bench: $(STAMP)
 	$(BIN)/python -m bench
 

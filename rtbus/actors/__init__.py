@@ -34,3 +34,35 @@ from ._supervisor import Supervisor as Supervisor
 from ._supervisor import SupervisorSpec as SupervisorSpec
 from ._supervisor import SupervisorStatistics as SupervisorStatistics
 from ._supervisor import serve_supervisor as serve_supervisor
+
+__all__ = [
+    "ActorContext",
+    "ActorExited",
+    "ActorFailed",
+    "ActorFn",
+    "ActorRestarted",
+    "ActorStarted",
+    "Backoff",
+    "ChildInfo",
+    "ChildSpec",
+    "ChildStartFailed",
+    "ChildState",
+    "DuplicateChild",
+    "EventObserver",
+    "ExitReason",
+    "Fatal",
+    "Mailbox",
+    "MailboxStatistics",
+    "RestartIntensity",
+    "RestartIntensityExceeded",
+    "RestartType",
+    "Strategy",
+    "SupervisionError",
+    "SupervisionEvent",
+    "Supervisor",
+    "SupervisorGaveUp",
+    "SupervisorSpec",
+    "SupervisorStatistics",
+    "UnknownChild",
+    "serve_supervisor",
+]

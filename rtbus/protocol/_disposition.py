@@ -23,7 +23,15 @@ import enum
 from collections.abc import Mapping
 from typing import Final
 
-__all__ = ["Disposition", "classify_close", "classify_error", "classify_status"]
+__all__ = [
+    "Disposition",
+    "classify_close",
+    "classify_error",
+    "classify_status",
+    "reconnect_close_codes",
+    "reconnect_error_codes",
+    "reconnect_http_statuses",
+]
 
 
 class Disposition(enum.Enum):
@@ -87,3 +95,19 @@ def classify_close(code: int) -> Disposition:
 def classify_status(status: int) -> Disposition:
     """The disposition of an HTTP status that refused the WebSocket handshake."""
     return HTTP_STATUSES.get(status) or HTTP_STATUS_CLASSES.get(status // 100, _F)
+
+
+def reconnect_close_codes() -> frozenset[int]:
+    """The close codes this table reconnects after (the reconnect policy's default)."""
+    return frozenset(code for code, d in CLOSE_CODES.items() if d is Disposition.RECONNECT)
+
+
+def reconnect_error_codes() -> frozenset[str]:
+    """The error codes this table reconnects after (the reconnect policy's default)."""
+    return frozenset(code for code, d in ERROR_CODES.items() if d is Disposition.RECONNECT)
+
+
+def reconnect_http_statuses() -> frozenset[int]:
+    """The handshake statuses this table reconnects after (the reconnect policy's default)."""
+    statuses = range(100, 600)
+    return frozenset(s for s in statuses if classify_status(s) is Disposition.RECONNECT)

@@ -23,3 +23,25 @@ from ._reconnect import ReconnectAttempts as ReconnectAttempts
 from ._reconnect import ReconnectPolicy as ReconnectPolicy
 from ._reconnect import TargetHook as TargetHook
 from ._target import ConnectTarget as ConnectTarget
+
+__all__ = [
+    "CloseStatus",
+    "ConnectError",
+    "ConnectOptions",
+    "ConnectTarget",
+    "ConnectTimeoutError",
+    "ConnectionRejectedError",
+    "ConnectionStatistics",
+    "FrameSink",
+    "KeepaliveTimeoutError",
+    "RealtimeWebSocket",
+    "ReconnectAttempts",
+    "ReconnectPolicy",
+    "SendQueue",
+    "SendQueueClosed",
+    "SendQueueFull",
+    "SendQueueStatistics",
+    "TargetHook",
+    "open_realtime",
+    "open_target",
+]

@@ -27,6 +27,11 @@ from typing import Final, TypeVar, cast
 import attrs
 
 from rtbus._backoff import Backoff, BackoffState
+from rtbus.protocol._disposition import (
+    reconnect_close_codes,
+    reconnect_error_codes,
+    reconnect_http_statuses,
+)
 from rtbus.protocol._errors import ConfigError, ConnectionClosedError, RealtimeError
 
 from ._exceptions import ConnectError, ConnectionRejectedError, KeepaliveTimeoutError
@@ -52,9 +57,10 @@ class ReconnectPolicy:
     return a different target (a refreshed token) before each reconnect.
     """
 
-    retry_close_codes: frozenset[int] = frozenset({1001, 1006, 1011, 1012, 1013})
-    retry_error_codes: frozenset[str] = frozenset({"session_expired"})
-    retry_http_statuses: frozenset[int] = frozenset({408, 429, 500, 502, 503, 504})
+    # The defaults are the RECONNECT rows of the one classifier table (protocol._disposition).
+    retry_close_codes: frozenset[int] = attrs.field(factory=reconnect_close_codes)
+    retry_error_codes: frozenset[str] = attrs.field(factory=reconnect_error_codes)
+    retry_http_statuses: frozenset[int] = attrs.field(factory=reconnect_http_statuses)
     backoff: Backoff = attrs.field(factory=Backoff)
     max_attempts: int | None = attrs.field(default=None, validator=_max_attempts)
     before_attempt: TargetHook | None = None

@@ -48,3 +48,12 @@ def test_close_codes(code: int, expected: Disposition) -> None:
 )
 def test_handshake_statuses(status: int, expected: Disposition) -> None:
     assert classify_status(status) is expected
+
+
+def test_reconnect_policy_defaults_are_the_tables_reconnect_rows() -> None:
+    from rtbus.transport import ReconnectPolicy
+
+    policy = ReconnectPolicy()
+    assert policy.retry_close_codes == {1001, 1006, 1011, 1012, 1013}
+    assert policy.retry_error_codes == {"session_expired"}
+    assert policy.retry_http_statuses == {408, 429, *range(500, 600)}
