@@ -28,9 +28,9 @@ async def test_serve_becomes_ready_and_drains_on_sigterm() -> None:
         process = await trio.lowlevel.open_process(
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
+        assert process.stdout is not None
+        assert process.stderr is not None
         try:
-            assert process.stdout is not None
-            assert process.stderr is not None
             seen = await _read_until(process.stdout, b"demo-2 #3 rtbus.session.ready")
             assert b"demo-1 #1 session.created" in seen
             process.send_signal(signal.SIGTERM)
