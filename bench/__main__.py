@@ -11,7 +11,12 @@ import sys
 
 from bench._table import Row, render
 
-MODULES = ("bench.bench_decode", "bench.bench_transport", "bench.bench_bus")
+MODULES = (
+    "bench.bench_decode",
+    "bench.bench_transport",
+    "bench.bench_bus",
+    "bench.bench_service",
+)
 
 
 def main(argv: list[str]) -> None:

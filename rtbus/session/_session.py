@@ -305,7 +305,7 @@ class Session:
     async def _until(self, rt: RealtimeWebSocket, type: str, refused_if: str | None) -> object:
         """Pump events until one of ``type``; the config being refused is fatal."""
         async for event in rt:
-            await self._take(event)
+            await self._take(event, rt)
             if event.type == type:
                 return event
             if _refuses(event, refused_if):
@@ -315,11 +315,11 @@ class Session:
 
     async def _pump(self, rt: RealtimeWebSocket) -> None:
         async for event in rt:
-            await self._take(event)
+            await self._take(event, rt)
 
-    async def _take(self, event: AnyServerEvent) -> None:
+    async def _take(self, event: AnyServerEvent, rt: RealtimeWebSocket) -> None:
         """Publish one server event, then let the session react to it."""
-        await self._publish(event)
+        await self._publish(event, received_at=rt.last_frame_at)
         react = _REACTIONS.get(event.type)
         if react is not None:
             await react(self, event)
@@ -423,13 +423,15 @@ class Session:
 
     # -- plumbing -----------------------------------------------------------------------
 
-    async def _publish(self, event: object) -> None:
+    async def _publish(self, event: object, *, received_at: float | None = None) -> None:
+        """Publish ``event``; a server event with the time its frame arrived, a lifecycle
+        event with now."""
         type_ = getattr(event, "type", "")
-        now = trio.current_time()
+        at = trio.current_time() if received_at is None else received_at
         try:
-            self._bus.publish_nowait(self.id, type_, event, received_at=now)
+            self._bus.publish_nowait(self.id, type_, event, received_at=at)
         except trio.WouldBlock:
-            await self._bus.publish(self.id, type_, event, received_at=now)
+            await self._bus.publish(self.id, type_, event, received_at=at)
         self._published += 1
 
     def _notify(self) -> None:

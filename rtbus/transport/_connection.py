@@ -147,6 +147,13 @@ class RealtimeWebSocket(RealtimeEmitter, trio.abc.AsyncResource):
         self._frames_in = self._bytes_in = self._frames_out = self._bytes_out = 0
         self._decode_errors = self._pings = self._pongs = 0
         self._last_rtt: float | None = None
+        self._last_frame_at = 0.0
+
+    @property
+    def last_frame_at(self) -> float:
+        """``trio.current_time()`` when the newest frame was taken off the connection, before
+        it was decoded: a subscriber's latency is measured from here."""
+        return self._last_frame_at
 
     @property
     def close_status(self) -> CloseStatus | None:
@@ -230,6 +237,7 @@ class RealtimeWebSocket(RealtimeEmitter, trio.abc.AsyncResource):
         while not self._reading_done:
             try:
                 message = await self._ws.get_message()
+                self._last_frame_at = trio.current_time()
             except trio_websocket.ConnectionClosed as exc:
                 await self._end_reading(exc.reason)
                 return None
