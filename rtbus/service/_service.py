@@ -6,14 +6,15 @@
 
 Workers start before sessions and stop after them, so no event a session publishes while it
 drains lacks its worker. Supervision events (``rtbus.actor.*``) are published on the bus
-under the actor's path (``root/sessions/s-1``), so they never mix with a session's own
-sequence. Closing the service is a graceful drain: sessions take no more client events, let
-their running response finish within their shutdown grace, and close their WebSocket with
-1000; then workers finish what they hold; then the bus closes.
+under their supervisor's path (``root/sessions``; ``event.child`` names the actor), so they
+never mix with a session's own sequence. Closing the service is a graceful drain: sessions
+take no more client events, let their running response finish within their shutdown grace,
+and close their WebSocket with 1000; then workers finish what they hold; then the bus closes.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import secrets
 from collections.abc import AsyncIterator, Iterable, Mapping
@@ -25,6 +26,7 @@ import attrs
 import trio
 
 from rtbus.actors import (
+    ActorContext,
     Backoff,
     ChildSpec,
     RestartIntensity,
@@ -105,16 +107,26 @@ class Service:
             changes["session"] = session
         spec = attrs.evolve(base, **changes)
         handle = Session(id or _new_id("sess"), spec, self.config.upstream, self.bus)
+        start = functools.partial(self._run_session, handle)
         child = ChildSpec(
-            handle.id, handle.run, restart="transient", shutdown=self.config.session_shutdown
+            handle.id, start, restart="transient", shutdown=self.config.session_shutdown
         )
         self._sessions[handle.id] = handle
         try:
             await self._supervisor("sessions").start_child(child)
         except BaseException:
-            del self._sessions[handle.id]
+            self._sessions.pop(handle.id, None)  # a fatal start has removed it already
             raise
         return handle
+
+    async def _run_session(
+        self, session: Session, ctx: ActorContext, *, task_status: trio.TaskStatus[Session]
+    ) -> None:
+        try:
+            await session.run(ctx, task_status=task_status)
+        finally:
+            if session.ended:
+                self._sessions.pop(session.id, None)
 
     async def close_session(self, id: str) -> None:
         """Stop a session gracefully (its running response finishes, then close 1000)."""
@@ -198,10 +210,11 @@ class Service:
         self._workers.clear()
 
     async def _publish_lifecycle(self) -> None:
+        # Under the supervisor's path: a bounded set of sequences, where one per actor would
+        # leave a counter behind for every session that ever ran.
         async for event in self._lifecycle_out:
-            path = f"{event.supervisor}/{event.child}"
             try:
-                await self.bus.publish(path, event.type, event, received_at=event.at)
+                await self.bus.publish(event.supervisor, event.type, event, received_at=event.at)
             except trio.ClosedResourceError:
                 return  # the service has drained; nobody is left to tell
 

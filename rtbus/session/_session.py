@@ -156,6 +156,7 @@ class Session:
         self._stopping = False
         self._serving = trio.CancelScope()
         self._ready_signalled = False
+        self._ended = False
 
     # -- the handle ---------------------------------------------------------------------
 
@@ -218,6 +219,7 @@ class Session:
             await self._failed(failure)
             raise failure
         await self._end(SessionState.CLOSED, SessionClosed(reason=self._closed_reason()))
+        self._retire()
 
     async def _serve(self, task_status: trio.TaskStatus[Session]) -> None:
         """Connections, one after another, until one ends normally or a stop cancels them."""
@@ -379,6 +381,11 @@ class Session:
             self._ready_signalled = True
             task_status.started(self)
 
+    @property
+    def ended(self) -> bool:
+        """Whether the session is over for good: closed, or failed with ``Fatal``."""
+        return self._ended
+
     async def _end(self, state: SessionState, event: SessionClosed | SessionFailed) -> None:
         self.state = state
         with trio.CancelScope(shield=True):
@@ -389,6 +396,12 @@ class Session:
         if isinstance(failure, Fatal):
             # Not restarted: senders waiting on the queue learn now, not never.
             self._queue.fail(failure)
+            self._retire()
+
+    def _retire(self) -> None:
+        """Over for good: the bus drops the sequence counter (a restart would continue it)."""
+        self._ended = True
+        self._bus.forget(self.id)
 
     def _closed_reason(self) -> str:
         return "closed by rtbus" if self._stopping else "closed by the server"

@@ -311,3 +311,22 @@ async def test_many_sessions_and_three_policies_count_exactly(
     # published reaches drop_oldest and not drop_newest.
     assert block[-1] in received["drop_oldest"]
     assert block[-1] not in received["drop_newest"]
+
+
+async def test_ended_sessions_leave_nothing_behind(
+    sim: SimServer, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A long-lived service must not grow with every session that ever ran."""
+    fatal = SessionSpec(extra_query={"sim_fault": "error:insufficient_quota:after_events=2"})
+    async with open_service(upstream(sim)) as svc:
+        counters = []
+        for n in range(4):
+            async with svc.bus.subscribe(types="rtbus.session.failed") as failures:
+                await svc.open_session(id=f"closed-{n}")
+                await svc.close_session(f"closed-{n}")
+                await svc.open_session(id=f"fatal-{n}", spec=fatal)
+                await failures.receive()
+            await trio.testing.wait_all_tasks_blocked()
+            counters.append(svc.bus.statistics().sessions)
+        assert counters == [counters[0]] * 4, "no sequence counter left per ended session"
+        assert svc._sessions == {}, "no ended session left in the registry"
