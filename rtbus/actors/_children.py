@@ -141,13 +141,20 @@ class ChildSet:
         assert incarnation.outcome is not None
         self.emit_exit(child, incarnation.outcome)
 
-    async def stop_all(self) -> None:
-        """Cancel reserved starts, then stop every running member in reverse start order."""
+    async def stop_all(self, *, concurrently: bool = False) -> None:
+        """Cancel reserved starts, then stop every running member: in reverse start order, or
+        all at once when the members are peers (so a drain takes one grace period, not one per
+        child)."""
         for child in self._reserved.values():
             if child.current is not None:
                 child.current.scope.cancel()
-        for child in reversed(self._members.values()):
-            if child.state is ChildState.RUNNING:
+        running = [c for c in reversed(self._members.values()) if c.state is ChildState.RUNNING]
+        if concurrently:
+            async with trio.open_nursery() as nursery:
+                for child in running:
+                    nursery.start_soon(self.stop, child)
+        else:
+            for child in running:
                 await self.stop(child)
         self._members.clear()
 

@@ -14,7 +14,8 @@ Invariants:
 * The supervisor never sleeps while holding the lock: backoff delays are deadlines
   (``Child.restart_at``) the loop waits for alongside exit reports.
 * Initial children start in spec order, each ready before the next. Dynamic children start
-  concurrently, outside the lock (see ``_children``). Stops go in reverse start order.
+  concurrently, outside the lock (see ``_children``). Stops go in reverse start order, or all
+  at once with ``stop_concurrently``.
 * Cancellation from outside (the tree is being cancelled) is not a failure: child tasks do not
   report it, and the loop that would act on reports is cancelled with them.
 * Errors are raised only after the supervisor's nursery has closed, so a parent sees the
@@ -61,6 +62,9 @@ class SupervisorSpec:
 
     ``rng`` is the jitter source for backoff; pass ``random.Random(seed)`` for reproducible
     restart times. ``on_event`` receives every supervision event (see ``_events``).
+    ``stop_concurrently`` is for peers with no start-order dependency (OTP's
+    ``simple_one_for_one``, e.g. sessions): the supervisor stops them all at once, each with
+    its own grace period, instead of one after another in reverse start order.
     """
 
     children: tuple[ChildSpec[object], ...] = attrs.field(default=(), converter=_child_specs)
@@ -71,6 +75,7 @@ class SupervisorSpec:
     backoff: Backoff = attrs.field(factory=Backoff)
     on_event: EventObserver = ignore_event
     rng: random.Random = attrs.field(factory=random.Random, eq=False, repr=False)
+    stop_concurrently: bool = False
 
     def as_child(
         self, id: str, *, restart: RestartType = "permanent", shutdown: float = math.inf
@@ -200,7 +205,7 @@ class Supervisor(trio.abc.AsyncResource):
                 await self._children.start(child)
             except ChildStartFailed as exc:
                 self._children.release(child)
-                await self._children.stop_all()
+                await self._children.stop_all(concurrently=self._spec.stop_concurrently)
                 return exc
             self._children.admit(child)
         task_status.started(self)
@@ -216,7 +221,7 @@ class Supervisor(trio.abc.AsyncResource):
                 elif not self._closing:
                     await self._restart_due()
         async with self._lock:
-            await self._children.stop_all()
+            await self._children.stop_all(concurrently=self._spec.stop_concurrently)
         await self._children.wait_starts_settled()
 
     async def _next_report(self) -> tuple[Child, Incarnation] | None:

@@ -185,8 +185,12 @@ class Service:
         workers = SupervisorSpec(
             intensity=cfg.worker_intensity, backoff=cfg.worker_backoff, on_event=observe
         )
+        # Sessions are peers: a drain stops them all at once, bounded by one grace period.
         sessions = SupervisorSpec(
-            intensity=cfg.session_intensity, backoff=cfg.session_backoff, on_event=observe
+            intensity=cfg.session_intensity,
+            backoff=cfg.session_backoff,
+            on_event=observe,
+            stop_concurrently=True,
         )
         return SupervisorSpec(
             [workers.as_child("workers"), sessions.as_child("sessions", shutdown=math.inf)],

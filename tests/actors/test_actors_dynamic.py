@@ -163,3 +163,37 @@ async def test_admitting_a_child_that_already_exited_reports_it_again(
     children.admit(child)
     assert children.is_current(child, child.current)
     assert reports == [(child, child.current)] * 2
+
+
+def draining(seconds: float, stopped: list[str]) -> ChildSpec[str]:
+    """A child that takes ``seconds`` to finish its work once asked to stop."""
+
+    async def session(ctx: ActorContext, /, *, task_status: trio.TaskStatus[str]) -> None:
+        task_status.started(ctx.id)
+        await ctx.wait_stop_requested()
+        await trio.sleep(seconds)
+        stopped.append(ctx.id)
+
+    return ChildSpec(f"d-{seconds:g}", session, shutdown=10.0)
+
+
+@pytest.mark.parametrize(
+    ("concurrently", "took", "order"), [(True, 3.0, [1, 2, 3]), (False, 6.0, [3, 2, 1])]
+)
+async def test_stop_order_of_peers(
+    autojump_clock: trio.testing.MockClock,
+    nursery: trio.Nursery,
+    concurrently: bool,
+    took: float,
+    order: list[int],
+) -> None:
+    spec = SupervisorSpec(stop_concurrently=concurrently)
+    sup: Supervisor = await nursery.start(serve_supervisor, spec)
+    stopped: list[str] = []
+    for seconds in (1.0, 2.0, 3.0):
+        await sup.start_child(draining(seconds, stopped))
+    start = trio.current_time()
+    await sup.aclose()
+    # Peers drain together: the slowest one's time, not the sum (reverse order, one by one).
+    assert trio.current_time() - start == took
+    assert stopped == [f"d-{n}" for n in order]

@@ -330,3 +330,21 @@ async def test_ended_sessions_leave_nothing_behind(
             counters.append(svc.bus.statistics().sessions)
         assert counters == [counters[0]] * 4, "no sequence counter left per ended session"
         assert svc._sessions == {}, "no ended session left in the registry"
+
+
+async def test_service_drain_is_bounded_by_one_grace_period(
+    sim: SimServer, autojump_clock: trio.testing.MockClock
+) -> None:
+    # Every upstream stalls mid-response, so no session can finish its response by itself.
+    stalled = SessionSpec(model=MODEL, extra_query={"sim_fault": "stall:after_events=4"})
+    config = ServiceConfig(upstream=upstream(sim), session_defaults=stalled, session_shutdown=5.0)
+    async with open_service(config) as svc, svc.bus.subscribe(types="response.created") as sub:
+        for n in range(10):
+            await (await svc.open_session(id=f"s{n}")).send(CREATE)
+        for _ in range(10):
+            await sub.receive()
+        started = trio.current_time()
+        await svc.aclose()
+    # The sessions drain together: one 5 s grace period, then one close handshake the stalled
+    # peer never answers (close_timeout, 5 s), in all; not ten of each in a row.
+    assert 5.0 <= trio.current_time() - started <= 10.5
