@@ -178,6 +178,30 @@ class Subscription(trio.abc.AsyncResource):
             await trio.lowlevel.cancel_shielded_checkpoint()
         return envelope
 
+    async def receive_batch(self, max_items: int) -> list[Envelope]:
+        """Up to ``max_items`` envelopes, in order: waits for the first, then takes whatever
+        else is buffered, in one scheduler turn (a forwarder that writes in batches reads so).
+
+        ``lag`` afterwards counts the envelopes dropped before the batch. Raises like
+        ``receive``.
+        """
+        if max_items < 1:
+            raise ValueError(f"max_items must be at least 1, got {max_items}")
+        await trio.lowlevel.checkpoint_if_cancelled()
+        self._begin_read()
+        try:
+            parked = await self._wait_for_head()
+            batch = [self._take()]
+            while self._buffer and len(batch) < max_items:
+                batch.append(self._buffer.popleft())
+        finally:
+            self._reading = False
+        self._admit_publishers()
+        self._delivered += len(batch)
+        if not parked:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+        return batch
+
     @contextlib.asynccontextmanager
     async def delivery(self) -> AsyncIterator[Envelope]:
         """The next envelope, removed from the buffer only when the block exits cleanly.
