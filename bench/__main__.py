@@ -15,7 +15,9 @@ MODULES = (
     "bench.bench_decode",
     "bench.bench_transport",
     "bench.bench_bus",
+    "bench.bench_gateway",
     "bench.bench_service",
+    "bench.bench_redis",
 )
 
 

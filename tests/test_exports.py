@@ -17,11 +17,13 @@ PACKAGES = [
     "rtbus.actors",
     "rtbus.bus",
     "rtbus.session",
+    "rtbus.metrics",
     "rtbus.service",
     "rtbus.sim",
+    "rtbus.redis",
 ]
 # Modules DESIGN.md names as layers of their own.
-PUBLIC_MODULES = {"rtbus.emitter"}
+PUBLIC_MODULES = {"rtbus.emitter", "rtbus.redis"}
 CONTRACT = {  # DESIGN.md "Public API": tests outside the project rely on these names
     "rtbus": {
         "RealtimeError",
@@ -33,6 +35,7 @@ CONTRACT = {  # DESIGN.md "Public API": tests outside the project rely on these 
         "open_service",
         "protocol",
         "sim",
+        "connect",
     },
     "rtbus.protocol": {
         "SERVER_EVENT_TYPES",

@@ -9,6 +9,9 @@ async with bus.subscribe(types=["response.*", "error"], overflow="drop_oldest") 
 
 A supervised worker reads with ``async with sub.delivery() as envelope`` instead, so an
 envelope whose handler fails stays at the head of the buffer for the restarted worker.
+
+Another process gets the same ``subscribe`` over a service's gateway with ``connect(url,
+token=...)``, which also opens, closes and sends to the service's sessions.
 """
 
 from ._bus import Bus as Bus
@@ -17,6 +20,14 @@ from ._envelope import Envelope as Envelope
 from ._errors import BusArgumentError as BusArgumentError
 from ._errors import SubscriberOverflowError as SubscriberOverflowError
 from ._overflow import OverflowPolicy as OverflowPolicy
+from ._remote import RemoteBus as RemoteBus
+from ._remote import RemoteSession as RemoteSession
+from ._remote import connect as connect
+from ._remote_link import GatewayConnectionError as GatewayConnectionError
+from ._remote_link import GatewayError as GatewayError
+from ._remote_subscription import GatewayGap as GatewayGap
+from ._remote_subscription import GatewayReconnected as GatewayReconnected
+from ._remote_subscription import RemoteSubscription as RemoteSubscription
 from ._subscription import Subscription as Subscription
 from ._subscription import SubscriptionStatistics as SubscriptionStatistics
 from ._worker import Worker as Worker
@@ -26,9 +37,17 @@ __all__ = [
     "BusArgumentError",
     "BusStatistics",
     "Envelope",
+    "GatewayConnectionError",
+    "GatewayError",
+    "GatewayGap",
+    "GatewayReconnected",
     "OverflowPolicy",
+    "RemoteBus",
+    "RemoteSession",
+    "RemoteSubscription",
     "SubscriberOverflowError",
     "Subscription",
     "SubscriptionStatistics",
     "Worker",
+    "connect",
 ]

@@ -1,7 +1,8 @@
 """The service: the supervision tree that runs sessions and workers around one bus.
 
     root (one_for_one)
-    ├── workers   (one_for_one, dynamic: subscriber actors made from handlers)
+    ├── workers   (one_for_one: the metrics worker ``rtbus-metrics``, which feeds
+    │              ``Service.metrics``; then dynamic subscriber actors made from handlers)
     └── sessions  (one_for_one, dynamic: one transient actor per Realtime session)
 
 Workers start before sessions and stop after them, so no event a session publishes while it
@@ -14,13 +15,15 @@ and close their WebSocket with 1000; then workers finish what they hold; then th
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import secrets
+from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
@@ -29,22 +32,35 @@ from rtbus.actors import (
     ActorContext,
     Backoff,
     ChildSpec,
+    DuplicateChild,
     RestartIntensity,
     SupervisionEvent,
     Supervisor,
     SupervisorGaveUp,
     SupervisorSpec,
+    SupervisorStatistics,
+    UnknownChild,
     serve_supervisor,
 )
 from rtbus.bus import Bus, OverflowPolicy, Worker
 from rtbus.bus._worker import WorkerHandler
+from rtbus.metrics import ServiceMetrics
 from rtbus.protocol import AzureConfig, OpenAIConfig, RealtimeConfig
-from rtbus.session import Session, SessionSpec
+from rtbus.session import Session, SessionCounts, SessionSpec, SessionStatistics
+
+from ._placement_wire import PlacedSession
+from ._readiness import Readiness, ReadinessCheck, ReadinessChecks, supervision_problem
+
+if TYPE_CHECKING:
+    from ._placement import Placement
 
 __all__ = ["Service", "ServiceConfig", "open_service"]
 
 _LIFECYCLE_BUFFER = 1024
 _WORKERS = "root/workers"
+_METRICS_WORKER = "rtbus-metrics"
+# The metrics worker drops its oldest envelopes past this: it must never stall a session.
+_METRICS_BUFFER = 4096
 
 
 @attrs.frozen(kw_only=True)
@@ -78,6 +94,21 @@ class Service:
             _LIFECYCLE_BUFFER
         )
         self.lifecycle_dropped = 0
+        self._ended_counts = SessionCounts()
+        self._supervision_counts: Counter[tuple[str, str]] = Counter()
+        self.metrics = ServiceMetrics(self)
+        self._metrics_worker = Worker(
+            _METRICS_WORKER,
+            bus,
+            self.metrics.observe,
+            types=self.metrics.observed_types,
+            maxsize=_METRICS_BUFFER,
+            overflow=OverflowPolicy.DROP_OLDEST,
+        )
+        self._readiness = ReadinessChecks()
+        self._draining = False
+        # Set while ``open_placement`` runs: sessions may then open on other nodes.
+        self.placement: Placement | None = None
 
     @property
     def sessions(self) -> Mapping[str, Session]:
@@ -107,6 +138,9 @@ class Service:
             changes["session"] = session
         spec = attrs.evolve(base, **changes)
         handle = Session(id or _new_id("sess"), spec, self.config.upstream, self.bus)
+        if handle.id in self._sessions:
+            # Checked here too: the registry below must never lose the session holding the id.
+            raise DuplicateChild(handle.id)
         start = functools.partial(self._run_session, handle)
         child = ChildSpec(
             handle.id, start, restart="transient", shutdown=self.config.session_shutdown
@@ -115,7 +149,7 @@ class Service:
         try:
             await self._supervisor("sessions").start_child(child)
         except BaseException:
-            self._sessions.pop(handle.id, None)  # a fatal start has removed it already
+            self._drop_session(handle.id)  # a fatal start has dropped it already
             raise
         return handle
 
@@ -126,12 +160,36 @@ class Service:
             await session.run(ctx, task_status=task_status)
         finally:
             if session.ended:
-                self._sessions.pop(session.id, None)
+                self._drop_session(session.id)
+
+    async def place_session(
+        self,
+        *,
+        model: str | None = None,
+        session: Mapping[str, Any] | None = None,
+        id: str | None = None,
+    ) -> PlacedSession:
+        """Open a session on whichever node has room when the service runs a placement (see
+        ``_placement``); otherwise here, as ``open_session`` does.
+
+        Raises what ``open_session`` raises; placed, also ``PlacementTimeout``,
+        ``PlacementRefused`` and ``RedisUnavailableError`` (see ``Placement.open_session``).
+        """
+        if self.placement is not None:
+            return await self.placement.open_session(model=model, session=session, id=id)
+        handle = await self.open_session(model=model, session=session, id=id)
+        return PlacedSession(handle.id, None, handle)
 
     async def close_session(self, id: str) -> None:
         """Stop a session gracefully (its running response finishes, then close 1000)."""
         await self._supervisor("sessions").terminate_child(id)
-        self._sessions.pop(id, None)
+        self._drop_session(id)
+
+    def _drop_session(self, id: str) -> None:
+        """Forget a session that is over; its counts live on in the ended sessions' total."""
+        session = self._sessions.pop(id, None)
+        if session is not None:
+            self._ended_counts += session.statistics().counts
 
     async def add_worker(
         self,
@@ -166,8 +224,36 @@ class Service:
         self._workers[worker.id] = worker
         return worker
 
+    @property
+    def draining(self) -> bool:
+        """Whether the service has begun to drain (``aclose``); it never takes work again."""
+        return self._draining
+
+    def readiness(self) -> Readiness:
+        """Whether the service should be sent work now, check by check (see ``_readiness``)."""
+        service = "draining" if self._draining else "ok"
+        checks = {"service": service, "supervision": supervision_problem(self._root)}
+        checks |= self._readiness.sessions(self._live_sessions())
+        return Readiness.of(checks | self._readiness.extra())
+
+    def require_sessions(self, ids: Iterable[str]) -> None:
+        """Count these sessions in readiness: it says no until each of them is ready."""
+        self._readiness.require(ids)
+
+    def add_readiness_check(self, name: str, check: ReadinessCheck) -> None:
+        """Plug in a readiness check: ``check()`` returns ``None`` when all is well, else a
+        short reason. Raises ``ValueError`` if ``name`` is taken."""
+        self._readiness.add(name, check)
+
+    def _live_sessions(self) -> Mapping[str, Session]:
+        try:
+            return self.sessions
+        except (trio.ClosedResourceError, UnknownChild):
+            return {}  # the tree is down, which the supervision check reports
+
     async def aclose(self) -> None:
         """Drain and stop: sessions, then workers, then the bus. Idempotent."""
+        self._draining = True
         if self._root is not None:
             await self._root.aclose()
         await self.bus.aclose()
@@ -182,8 +268,10 @@ class Service:
 
     def _tree(self) -> SupervisorSpec:
         cfg, observe = self.config, self._observe
+        # The metrics worker is a static child: it comes back if the workers supervisor does.
+        metrics = ChildSpec(_METRICS_WORKER, self._metrics_worker.run, shutdown=cfg.worker_shutdown)
         workers = SupervisorSpec(
-            intensity=cfg.worker_intensity, backoff=cfg.worker_backoff, on_event=observe
+            [metrics], intensity=cfg.worker_intensity, backoff=cfg.worker_backoff, on_event=observe
         )
         # Sessions are peers: a drain stops them all at once, bounded by one grace period.
         sessions = SupervisorSpec(
@@ -197,8 +285,34 @@ class Service:
             on_event=observe,
         )
 
+    # -- what the metrics read (rtbus.metrics.MetricsSource) ---------------------------------
+
+    def session_statistics(self) -> list[SessionStatistics]:
+        """A snapshot of every session the service holds, whatever its state."""
+        return [session.statistics() for session in self._sessions.values()]
+
+    def ended_session_counts(self) -> SessionCounts:
+        """The counts of every session that has ended, added up."""
+        return self._ended_counts
+
+    def supervisor_statistics(self) -> list[SupervisorStatistics]:
+        """A snapshot of the root and of each supervisor under it that is running now."""
+        if self._root is None:
+            return []
+        stats = [self._root.statistics()]
+        for id in ("workers", "sessions"):
+            # Missing while it restarts, or once the tree is down.
+            with contextlib.suppress(trio.ClosedResourceError, UnknownChild):
+                stats.append(self._supervisor(id).statistics())
+        return stats
+
+    def supervision_counts(self) -> Mapping[tuple[str, str], int]:
+        """Supervision events so far, by (supervisor path, event type)."""
+        return MappingProxyType(self._supervision_counts)
+
     def _observe(self, event: SupervisionEvent) -> None:
         # Called synchronously by supervisors; publishing may block, so a task does it.
+        self._supervision_counts[event.supervisor, event.type] += 1
         if isinstance(event, SupervisorGaveUp) and event.supervisor == _WORKERS:
             self._forget_workers()
         try:

@@ -1,16 +1,17 @@
 """The session actor: one Realtime session, its connection, and its place on the bus."""
 
+from ._counts import SessionCounts as SessionCounts
+from ._errors import HandshakeTimeoutError as HandshakeTimeoutError
+from ._errors import UnhandledServerError as UnhandledServerError
 from ._lifecycle import SessionBadFrame as SessionBadFrame
 from ._lifecycle import SessionClosed as SessionClosed
 from ._lifecycle import SessionDisconnected as SessionDisconnected
 from ._lifecycle import SessionFailed as SessionFailed
 from ._lifecycle import SessionReady as SessionReady
 from ._lifecycle import SessionReconnected as SessionReconnected
-from ._session import HandshakeTimeoutError as HandshakeTimeoutError
 from ._session import Session as Session
 from ._session import SessionState as SessionState
 from ._session import SessionStatistics as SessionStatistics
-from ._session import UnhandledServerError as UnhandledServerError
 from ._spec import SessionSpec as SessionSpec
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "Session",
     "SessionBadFrame",
     "SessionClosed",
+    "SessionCounts",
     "SessionDisconnected",
     "SessionFailed",
     "SessionReady",

@@ -3,15 +3,20 @@
 They travel the bus like server events, in the session's sequence, under ``rtbus.session.*``
 types, so a subscriber sees where the conversation upstream was replaced (``reconnected``)
 and where frames were lost (``bad_frame``).
+
+``reason`` is text for people; ``cause`` (on ``disconnected``, ``reconnected`` and ``failed``)
+is the same failure as a label from a small fixed vocabulary (see ``_cause``), for metrics and
+alerts that must not key on free text.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Final
 
 import attrs
 
 __all__ = [
+    "LIFECYCLE_TYPES",
     "SessionBadFrame",
     "SessionClosed",
     "SessionDisconnected",
@@ -38,6 +43,7 @@ class SessionDisconnected:
     reason: str
     attempt: int
     retry_in: float
+    cause: str = "other"
 
 
 @attrs.frozen(kw_only=True)
@@ -45,13 +51,15 @@ class SessionReconnected:
     """Connected again with the config re-applied: the conversation upstream is NEW.
 
     Items, responses and audio buffers from before are gone upstream; ``reason`` says why
-    (``"recycled"`` when rtbus replaced the session before the upstream's time limit).
+    and ``cause`` labels it (``"recycled"`` when rtbus replaced the session before the
+    upstream's time limit).
     """
 
     type: ClassVar[str] = "rtbus.session.reconnected"
     reason: str
     attempt: int
     upstream_session_id: str
+    cause: str = "other"
 
 
 @attrs.frozen(kw_only=True)
@@ -68,6 +76,7 @@ class SessionFailed:
 
     type: ClassVar[str] = "rtbus.session.failed"
     reason: str
+    cause: str = "other"
 
 
 @attrs.frozen(kw_only=True)
@@ -76,3 +85,17 @@ class SessionClosed:
 
     type: ClassVar[str] = "rtbus.session.closed"
     reason: str
+
+
+LIFECYCLE_TYPES: Final = frozenset(
+    event.type
+    for event in (
+        SessionReady,
+        SessionDisconnected,
+        SessionReconnected,
+        SessionBadFrame,
+        SessionFailed,
+        SessionClosed,
+    )
+)
+"""Every ``rtbus.session.*`` type a session publishes."""

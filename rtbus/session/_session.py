@@ -2,7 +2,8 @@
 
 A ``Session`` is both the handle callers hold (``send``, ``state``, ``statistics``) and the
 actor a supervisor runs (``run``). What must outlive one connection lives on the handle: the
-send queue, the sequencer, the event-id counter. Each connection goes:
+send queue, the sequencer, the event-id counter, and the counters metrics read (``_counts``).
+Each connection goes:
 
     connect -> session.created -> session.update -> session.updated -> ready -> pump
 
@@ -45,7 +46,6 @@ from rtbus.protocol import (
     classify_error,
 )
 from rtbus.transport import (
-    ConnectError,
     ConnectTarget,
     RealtimeWebSocket,
     ReconnectAttempts,
@@ -54,6 +54,10 @@ from rtbus.transport import (
     open_target,
 )
 
+from ._cause import RECYCLED, failure_cause
+from ._counts import SessionCounts, Tally
+from ._errors import HandshakeTimeoutError, UnhandledServerError
+from ._labels import OTHER
 from ._lifecycle import (
     SessionBadFrame,
     SessionClosed,
@@ -65,13 +69,7 @@ from ._lifecycle import (
 from ._sequencer import ResponseSequencer
 from ._spec import SessionSpec
 
-__all__ = [
-    "HandshakeTimeoutError",
-    "Session",
-    "SessionState",
-    "SessionStatistics",
-    "UnhandledServerError",
-]
+__all__ = ["Session", "SessionState", "SessionStatistics"]
 
 ClientEventLike = ClientEvent | Mapping[str, Any]
 AnyServerEvent = ServerEvent | UnknownEvent
@@ -90,7 +88,8 @@ class SessionState(enum.Enum):
 
 @attrs.frozen(kw_only=True)
 class SessionStatistics:
-    """A snapshot of one session, read at scrape time."""
+    """A snapshot of one session, read at scrape time; ``counts`` are cumulative over every
+    connection and restart of the session."""
 
     id: str
     model: str
@@ -100,20 +99,15 @@ class SessionStatistics:
     events_published: int
     responses_active: bool
     send_queue: SendQueueStatistics
+    counts: SessionCounts
 
 
-class HandshakeTimeoutError(ConnectError):
-    """Raised when ``session.created`` or ``session.updated`` did not come within
-    ``SessionSpec.ready_timeout``; retried like any failed connect."""
+@attrs.frozen
+class _Why:
+    """Why the next connection is made: text for people, and its bounded cause label."""
 
-    def __init__(self, timeout: float) -> None:
-        super().__init__(f"the session was not ready within {timeout:g}s of connecting")
-        self.timeout = timeout
-
-
-class UnhandledServerError(RealtimeError):
-    """Raised out of a session actor when a recoverable server ``error`` reached no
-    subscription (the seed's rule): a failure its supervisor decides about."""
+    reason: str = ""
+    cause: str = OTHER
 
 
 class _Recycle(Exception):
@@ -147,7 +141,10 @@ class Session:
         gate = self if spec.sequence_responses else None
         self._queue = SendQueue(spec.send_queue_size, gate=gate)
         self._event_ids = itertools.count(1)
-        self._connects = 0
+        self._tally = Tally()
+        # Why the actor last failed: a restarted actor's first connection is a reconnect.
+        self._restart_cause = OTHER
+        self._wire: RealtimeWebSocket | None = None
         self._published = 0
         self._failure: RealtimeError | None = None
         self._attempts: ReconnectAttempts = spec.reconnect.attempts(self._rng)
@@ -169,19 +166,23 @@ class Session:
         event, ``SendQueueFull`` when the queue is full, ``SendQueueClosed`` once the session
         failed or closed.
         """
-        await self._queue.send(self._stamped(event))
+        stamped = self._stamped(event)
+        await self._queue.send(stamped)
+        self._tally.sent(_event_type(stamped))
 
     def statistics(self) -> SessionStatistics:
         """A frozen snapshot of this session."""
+        wire = self._wire
         return SessionStatistics(
             id=self.id,
             model=self.spec.model,
             state=self.state,
-            connects=self._connects,
-            reconnects=max(0, self._connects - 1),
+            connects=self._tally.connects,
+            reconnects=max(0, self._tally.connects - 1),
             events_published=self._published,
             responses_active=self._sequencer.busy,
             send_queue=self._queue.statistics(),
+            counts=self._tally.snapshot(None if wire is None else wire.statistics()),
         )
 
     # -- the SendGate the queue's writer asks (response sequencing) ---------------------
@@ -229,24 +230,24 @@ class Session:
             extra_headers=self.spec.extra_headers,
             extra_query=self.spec.extra_query,
         )
-        target, reason = default, ""
+        target, why = default, _Why(cause=self._restart_cause)
         with self._serving:
             while True:
                 try:
-                    await self._connection(target, reason, task_status)
+                    await self._connection(target, why, task_status)
                 except _Recycle:
-                    target, reason = default, "recycled"
+                    target, why = default, _Why(RECYCLED, RECYCLED)
                     continue
                 except UnhandledServerError:
                     raise  # not the connection's failure: the actor's
                 except RealtimeError as failure:
-                    await self._back_off(failure)
-                    reason = str(failure)
+                    why = _Why(str(failure), failure_cause(failure))
+                    await self._back_off(failure, why)
                     target = await self.spec.reconnect.target(self._attempts.attempt, default)
                 else:
                     return
 
-    async def _back_off(self, failure: RealtimeError) -> None:
+    async def _back_off(self, failure: RealtimeError, why: _Why) -> None:
         """Wait before the next attempt, or fail for good if the policy will not retry."""
         if self._stopping:
             raise _Stopped
@@ -255,36 +256,52 @@ class Session:
             raise Fatal(f"session {self.id} failed: {failure}") from failure
         self.state = SessionState.RECONNECTING
         attempt = self._attempts.attempt
+        self._tally.disconnected(why.cause)
         await self._publish(
-            SessionDisconnected(reason=str(failure), attempt=attempt, retry_in=delay)
+            SessionDisconnected(reason=why.reason, attempt=attempt, retry_in=delay, cause=why.cause)
         )
         await trio.sleep(delay)
 
     async def _connection(
-        self, target: ConnectTarget, reason: str, task_status: trio.TaskStatus[Session]
+        self, target: ConnectTarget, why: _Why, task_status: trio.TaskStatus[Session]
     ) -> None:
         """One connection, from connect to close; raises what ended it unless it was normal."""
         self._failure, self._recycled = None, False
-        self._connects += 1
-        async with open_target(target, options=self.spec.connect) as rt:
-            rt.on("error", self._connection_error)
-            upstream_id = await self._handshake(rt)
-            self._sequencer.reset()
-            self._notify()
-            self._attempts.connected(trio.current_time())
-            self._current = rt
-            self._queue.attach(rt)
-            self.state = SessionState.READY
-            await self._announce(reason, upstream_id, task_status)
-            try:
-                await self._pump_until_closed(rt)
-            finally:
-                self._current = None
-                self._queue.detach()
+        self._tally.connects += 1
+        try:
+            async with open_target(target, options=self.spec.connect) as rt:
+                self._wire = rt
+                await self._connected(rt, why, task_status)
+        finally:
+            # After open_target closed it: how it closed is known now.
+            self._connection_ended()
         if self._failure is not None:
             raise self._failure
         if self._recycled and not self._stopping:
             raise _Recycle
+
+    async def _connected(
+        self, rt: RealtimeWebSocket, why: _Why, task_status: trio.TaskStatus[Session]
+    ) -> None:
+        rt.on("error", self._connection_error)
+        upstream_id = await self._handshake(rt)
+        self._sequencer.reset()
+        self._notify()
+        self._attempts.connected(trio.current_time())
+        self._current = rt
+        self._queue.attach(rt)
+        self.state = SessionState.READY
+        await self._announce(why, upstream_id, task_status)
+        try:
+            await self._pump_until_closed(rt)
+        finally:
+            self._current = None
+            self._queue.detach()
+
+    def _connection_ended(self) -> None:
+        if self._wire is not None:
+            self._tally.connection_ended(self._wire.statistics())
+            self._wire = None
 
     async def _pump_until_closed(self, rt: RealtimeWebSocket) -> None:
         async with trio.open_nursery() as nursery:
@@ -299,6 +316,7 @@ class Session:
             created = await self._until(rt, "session.created", None)
             update_id = self._next_event_id()
             await rt.send(self.spec.update_event(update_id))
+            self._tally.sent("session.update")
             await self._until(rt, "session.updated", update_id)
         if scope.cancelled_caught:
             raise HandshakeTimeoutError(self.spec.ready_timeout)
@@ -312,7 +330,8 @@ class Session:
                 return event
             if _refuses(event, refused_if):
                 assert isinstance(event, ErrorEvent)
-                raise Fatal(f"the session config was refused: {event.error.message}")
+                refused = RealtimeError.from_event(event)
+                raise Fatal(f"the session config was refused: {event.error.message}") from refused
         raise self._failure or RealtimeError(f"the connection closed before {type}")
 
     async def _pump(self, rt: RealtimeWebSocket) -> None:
@@ -321,7 +340,7 @@ class Session:
 
     async def _take(self, event: AnyServerEvent, rt: RealtimeWebSocket) -> None:
         """Publish one server event, then let the session react to it."""
-        await self._publish(event, received_at=rt.last_frame_at)
+        await self._publish(event, received_at=rt.last_frame_at, raw=rt.last_frame.encode())
         react = _REACTIONS.get(event.type)
         if react is not None:
             await react(self, event)
@@ -341,6 +360,7 @@ class Session:
 
     async def _on_error_event(self, event: AnyServerEvent) -> None:
         assert isinstance(event, ErrorEvent)
+        self._tally.server_error(event.error.type, event.error.code)
         self._sequencer.on_error(event.error.event_id)
         self._notify()
         disposition = classify_error(event.error.type, event.error.code)
@@ -365,16 +385,21 @@ class Session:
     # -- lifecycle ----------------------------------------------------------------------
 
     async def _announce(
-        self, reason: str, upstream_id: str, task_status: trio.TaskStatus[Session]
+        self, why: _Why, upstream_id: str, task_status: trio.TaskStatus[Session]
     ) -> None:
         """Tell the bus (ready, or reconnected: the upstream is new), then the supervisor."""
-        if self._connects == 1:
+        connects = self._tally.connects
+        if connects == 1:
             event: SessionReady | SessionReconnected = SessionReady(
                 model=self.spec.model, upstream_session_id=upstream_id
             )
         else:
+            self._tally.reconnected(why.cause)
             event = SessionReconnected(
-                reason=reason, attempt=self._connects - 1, upstream_session_id=upstream_id
+                reason=why.reason,
+                attempt=connects - 1,
+                upstream_session_id=upstream_id,
+                cause=why.cause,
             )
         await self._publish(event)
         if not self._ready_signalled:
@@ -392,7 +417,9 @@ class Session:
             await self._publish(event)
 
     async def _failed(self, failure: Exception) -> None:
-        await self._end(SessionState.FAILED, SessionFailed(reason=str(failure)))
+        cause = self._restart_cause = failure_cause(failure)
+        self._tally.failed(cause)
+        await self._end(SessionState.FAILED, SessionFailed(reason=str(failure), cause=cause))
         if isinstance(failure, Fatal):
             # Not restarted: senders waiting on the queue learn now, not never.
             self._queue.fail(failure)
@@ -436,16 +463,19 @@ class Session:
 
     # -- plumbing -----------------------------------------------------------------------
 
-    async def _publish(self, event: object, *, received_at: float | None = None) -> None:
-        """Publish ``event``; a server event with the time its frame arrived, a lifecycle
-        event with now."""
+    async def _publish(
+        self, event: object, *, received_at: float | None = None, raw: bytes | None = None
+    ) -> None:
+        """Publish ``event``; a server event with the time its frame arrived and the frame's
+        bytes, a lifecycle event with now."""
         type_ = getattr(event, "type", "")
         at = trio.current_time() if received_at is None else received_at
         try:
-            self._bus.publish_nowait(self.id, type_, event, received_at=at)
+            self._bus.publish_nowait(self.id, type_, event, received_at=at, raw=raw)
         except trio.WouldBlock:
-            await self._bus.publish(self.id, type_, event, received_at=at)
+            await self._bus.publish(self.id, type_, event, received_at=at, raw=raw)
         self._published += 1
+        self._tally.published(type_)
 
     def _notify(self) -> None:
         self._changed.set()
@@ -467,6 +497,10 @@ def _refuses(event: AnyServerEvent, client_event_id: str | None) -> bool:
     if client_event_id is None or not isinstance(event, ErrorEvent):
         return False
     return event.error.event_id == client_event_id
+
+
+def _event_type(event: ClientEventLike) -> object:
+    return event.get("type") if isinstance(event, Mapping) else event.type
 
 
 def _event_id(event: ClientEventLike) -> str:

@@ -20,7 +20,7 @@ from ._faults import Fault
 from ._options import SimOptions
 from ._server import SimServer, serve_sim
 
-__all__ = ["main"]
+__all__ = ["add_arguments", "main", "run"]
 
 
 def _speed(text: str) -> float | None:
@@ -41,6 +41,12 @@ def _fault(text: str) -> Fault:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m rtbus.sim", description=__doc__)
+    add_arguments(parser)
+    return parser
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The simulator's options, for this module's parser and for ``rtbus sim``."""
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
     parser.add_argument(
@@ -56,7 +62,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--fault", type=_fault, action="append", default=[], help="fault spec")
     parser.add_argument("--fault-rate", type=float, default=0.0)
     parser.add_argument("--max-session-seconds", type=float, default=None)
-    return parser
 
 
 def _options(args: argparse.Namespace) -> SimOptions:
@@ -83,7 +88,11 @@ async def _run(host: str, port: int, options: SimOptions) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv``, serve until a signal, return the exit status."""
-    args = _parser().parse_args(argv)
+    return run(_parser().parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve with the options ``add_arguments`` parsed until a signal; the exit status."""
     try:
         options = _options(args)
     except ConfigError as exc:

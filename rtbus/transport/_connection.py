@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import ssl
 from collections.abc import Mapping
+from time import perf_counter
 from typing import Any, Final
 
 import attrs
@@ -78,6 +79,10 @@ class ConnectionStatistics:
     frames_sent: int
     bytes_sent: int
     decode_errors: int
+    decodes: int
+    """Text frames handed to the decoder (decodable or not)."""
+    decode_seconds: float
+    """Wall-clock seconds spent decoding those frames, in total."""
     pings_sent: int
     pongs_received: int
     last_pong_rtt: float | None
@@ -146,14 +151,23 @@ class RealtimeWebSocket(RealtimeEmitter, trio.abc.AsyncResource):
         self._close: CloseStatus | None = None
         self._frames_in = self._bytes_in = self._frames_out = self._bytes_out = 0
         self._decode_errors = self._pings = self._pongs = 0
+        self._decodes = 0
+        self._decode_seconds = 0.0
         self._last_rtt: float | None = None
         self._last_frame_at = 0.0
+        self._last_frame = ""
 
     @property
     def last_frame_at(self) -> float:
         """``trio.current_time()`` when the newest frame was taken off the connection, before
         it was decoded: a subscriber's latency is measured from here."""
         return self._last_frame_at
+
+    @property
+    def last_frame(self) -> str:
+        """The newest text frame as it came off the connection: a publisher hands it on as
+        ``Envelope.raw``, so a gateway forwards the upstream bytes instead of re-encoding."""
+        return self._last_frame
 
     @property
     def close_status(self) -> CloseStatus | None:
@@ -168,6 +182,8 @@ class RealtimeWebSocket(RealtimeEmitter, trio.abc.AsyncResource):
             frames_sent=self._frames_out,
             bytes_sent=self._bytes_out,
             decode_errors=self._decode_errors,
+            decodes=self._decodes,
+            decode_seconds=self._decode_seconds,
             pings_sent=self._pings,
             pongs_received=self._pongs,
             last_pong_rtt=self._last_rtt,
@@ -246,12 +262,22 @@ class RealtimeWebSocket(RealtimeEmitter, trio.abc.AsyncResource):
                 await self._binary_frame(message)
                 continue
             self._bytes_in += _text_size(message)
+            self._last_frame = message
             try:
-                return decode_server_event(message)
+                return self._decode(message)
             except ProtocolError as exc:
                 self._decode_errors += 1
                 await self._on_error(None, f"could not decode a server frame: {exc}", exc)
         return None
+
+    def _decode(self, message: str) -> ServerEvent | UnknownEvent:
+        # Timed here, not by the caller: the error path's await must not count as decoding.
+        started = perf_counter()
+        try:
+            return decode_server_event(message)
+        finally:
+            self._decode_seconds += perf_counter() - started
+            self._decodes += 1
 
     async def _binary_frame(self, message: str | bytes) -> None:
         self._bytes_in += len(message)

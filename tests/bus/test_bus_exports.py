@@ -13,11 +13,19 @@ PUBLIC = {
     "BusArgumentError",
     "BusStatistics",
     "Envelope",
+    "GatewayConnectionError",
+    "GatewayError",
+    "GatewayGap",
+    "GatewayReconnected",
     "OverflowPolicy",
+    "RemoteBus",
+    "RemoteSession",
+    "RemoteSubscription",
     "SubscriberOverflowError",
     "Subscription",
     "SubscriptionStatistics",
     "Worker",
+    "connect",
 }
 
 

@@ -1,0 +1,255 @@
+"""The bus gateway's server frames, version 1 (sans-IO): events, results, errors, batches.
+
+What the service sends a client; ``_gateway_wire`` has what a client sends and the shared
+codes. docs/gateway.md is the reference.
+
+Invariants:
+
+* An event frame is written with ``frame`` first and ``event`` last, and the event is spliced
+  in as bytes (``orjson.Fragment``): the upstream frame (``Envelope.raw``) reaches the client
+  byte for byte, never decoded and re-encoded. Only events published without raw bytes (the
+  ``rtbus.*`` lifecycle events) are encoded here.
+* Because orjson escapes every ``"`` inside a string, the first ``,"event":`` in an event frame
+  is the header's own; ``parse_server_frame`` slices the event out there without parsing it.
+* A server message is one frame, or a batch of frames delimited by their byte sizes (what
+  one read of a subscription took), so a burst costs one WebSocket message, not one each.
+* Parsing raises nothing but ``WireError`` (``malformed_frame`` or ``not_json``).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from typing import Any, Final, TypeAlias
+
+import attrs
+import orjson
+
+from rtbus.protocol import CLIENT_EVENT_CLASSES, SERVER_EVENT_CLASSES, UnknownEvent, encode
+
+from ._envelope import Envelope
+from ._gateway_wire import ErrorCode, ReqId, WireError
+
+__all__ = [
+    "ErrorFrame",
+    "EventFrame",
+    "ResultFrame",
+    "ServerFrame",
+    "encode_batch",
+    "encode_error",
+    "encode_event",
+    "encode_result",
+    "event_json",
+    "parse_server_frame",
+    "parse_server_frames",
+]
+
+_EVENT_MARK: Final = b',"event":'
+_EVENT_PREFIX: Final = b'{"frame":"event"'
+_BATCH_PREFIX: Final = b'{"frame":"batch"'
+
+
+@attrs.frozen(kw_only=True)
+class EventFrame:
+    """One envelope of subscription ``sub``.
+
+    ``received_at`` is the service's clock; ``age`` how long the envelope had been in the
+    service when the frame was written (so a client can place it on its own clock); ``lag``
+    how many envelopes the server-side subscription dropped just before this one; ``event``
+    the event's JSON bytes.
+    """
+
+    sub: str
+    session_id: str
+    seq: int
+    type: str
+    received_at: float
+    age: float
+    lag: int
+    event: bytes
+
+
+@attrs.frozen(kw_only=True)
+class ResultFrame:
+    """The answer to request ``req``."""
+
+    req: ReqId
+    result: Any
+
+
+@attrs.frozen(kw_only=True)
+class ErrorFrame:
+    """A request failed (``req``), a subscription ended (``sub``), or a message could not be
+    read (neither). ``dropped`` is set when a ``disconnect`` subscription overflowed."""
+
+    code: str
+    message: str
+    req: ReqId | None = None
+    sub: str | None = None
+    dropped: int | None = None
+
+
+ServerFrame: TypeAlias = EventFrame | ResultFrame | ErrorFrame
+
+
+def event_json(envelope: Envelope) -> bytes:
+    """The event of ``envelope`` as JSON bytes: the upstream frame itself when it has one."""
+    if envelope.raw is not None:
+        return envelope.raw
+    event = envelope.event
+    if type(event) in _PROTOCOL_CLASSES:
+        return encode(event)
+    return orjson.dumps(_lifecycle_fields(envelope.type, event))
+
+
+_PROTOCOL_CLASSES: Final = frozenset(
+    [*SERVER_EVENT_CLASSES.values(), *CLIENT_EVENT_CLASSES.values(), UnknownEvent]
+)
+
+
+def _lifecycle_fields(type: str, event: object) -> dict[str, Any]:
+    """An ``rtbus.*`` event as JSON fields: attrs fields, enums by value, an exception by its
+    class name only (its message may hold anything)."""
+    fields: dict[str, Any] = {"type": type}
+    if attrs.has(event.__class__):
+        for name, value in attrs.asdict(event, recurse=False).items():  # type: ignore[arg-type]
+            fields[name] = _plain(value)
+    elif isinstance(event, Mapping):
+        fields.update({str(k): _plain(v) for k, v in event.items()})
+    return fields
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, BaseException):
+        return {"exception": type(value).__name__}
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return type(value).__name__
+
+
+def encode_event(sub: str, envelope: Envelope, *, lag: int, age: float) -> bytes:
+    """The event frame for ``envelope`` in subscription ``sub``, the event spliced in."""
+    header = {
+        "frame": "event",
+        "sub": sub,
+        "session_id": envelope.session_id,
+        "seq": envelope.seq,
+        "type": envelope.type,
+        "received_at": envelope.received_at,
+        "age": age,
+        "lag": lag,
+        "event": orjson.Fragment(event_json(envelope)),
+    }
+    return orjson.dumps(header)
+
+
+def encode_result(req: ReqId, result: object) -> bytes:
+    """The result frame answering ``req``; ``result`` may be an ``orjson.Fragment``."""
+    return orjson.dumps({"frame": "result", "req": req, "result": result})
+
+
+def encode_error(
+    code: ErrorCode | str,
+    message: str,
+    *,
+    req: ReqId | None = None,
+    sub: str | None = None,
+    dropped: int | None = None,
+) -> bytes:
+    """An error frame; ``req``, ``sub`` and ``dropped`` only when they apply."""
+    frame: dict[str, Any] = {"frame": "error", "code": str(code), "message": message}
+    for name, value in (("req", req), ("sub", sub), ("dropped", dropped)):
+        if value is not None:
+            frame[name] = value
+    return orjson.dumps(frame)
+
+
+def parse_server_frame(data: bytes | str) -> ServerFrame:
+    """The frame in one server message (the client's side); raises ``WireError``."""
+    if isinstance(data, str):
+        data = data.encode()
+    if data.startswith(_EVENT_PREFIX):
+        return _event_frame(data)
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise WireError(ErrorCode.NOT_JSON, f"the frame is not valid JSON ({exc.msg})") from None
+    parse = _FRAMES.get(obj.get("frame")) if isinstance(obj, dict) else None
+    if parse is None:
+        raise WireError(ErrorCode.MALFORMED_FRAME, "not a result, error or event frame")
+    return parse(obj)
+
+
+def encode_batch(frames: list[bytes]) -> bytes:
+    """One message for several frames: the frame alone if there is one, else a batch line
+    ``{"frame":"batch","sizes":[...]}``, a newline, and the frames back to back. The sizes
+    delimit them, so a spliced upstream frame may hold any bytes, newlines included."""
+    if len(frames) == 1:
+        return frames[0]
+    head = orjson.dumps({"frame": "batch", "sizes": [len(frame) for frame in frames]})
+    return b"".join([head, b"\n", *frames])
+
+
+def parse_server_frames(data: bytes | str) -> list[ServerFrame]:
+    """The frames in one server message, a batch or a single frame; raises ``WireError``."""
+    if isinstance(data, str):
+        data = data.encode()
+    if not data.startswith(_BATCH_PREFIX):
+        return [parse_server_frame(data)]
+    head, _, body = data.partition(b"\n")
+    sizes = _batch_sizes(head, len(body))
+    frames, at = [], 0
+    for size in sizes:
+        frames.append(parse_server_frame(body[at : at + size]))
+        at += size
+    return frames
+
+
+def _batch_sizes(head: bytes, length: int) -> list[int]:
+    try:
+        sizes = orjson.loads(head).get("sizes")
+    except orjson.JSONDecodeError:
+        sizes = None
+    valid = isinstance(sizes, list) and all(type(n) is int and n > 0 for n in sizes)
+    if not valid or sum(sizes) != length:
+        raise WireError(ErrorCode.MALFORMED_FRAME, "a batch whose sizes do not fit its frames")
+    return sizes  # type: ignore[no-any-return]
+
+
+def _event_frame(data: bytes) -> EventFrame:
+    mark = data.find(_EVENT_MARK)
+    if mark < 0 or not data.endswith(b"}"):
+        raise WireError(ErrorCode.MALFORMED_FRAME, "an event frame without its event")
+    try:
+        header = orjson.loads(data[:mark] + b"}")
+        header.pop("frame")
+        return EventFrame(**header, event=data[mark + len(_EVENT_MARK) : -1])
+    except (orjson.JSONDecodeError, TypeError) as exc:
+        raise WireError(ErrorCode.MALFORMED_FRAME, f"a malformed event frame ({exc})") from None
+
+
+def _result_frame(obj: dict[str, Any]) -> ResultFrame:
+    try:
+        return ResultFrame(req=obj["req"], result=obj.get("result"))
+    except KeyError:
+        raise WireError(ErrorCode.MALFORMED_FRAME, "a result frame without 'req'") from None
+
+
+def _error_frame(obj: dict[str, Any]) -> ErrorFrame:
+    obj.pop("frame")
+    try:
+        return ErrorFrame(**obj)
+    except TypeError as exc:
+        raise WireError(ErrorCode.MALFORMED_FRAME, f"a malformed error frame ({exc})") from None
+
+
+_FRAMES: Final[Mapping[object, Callable[[dict[str, Any]], ServerFrame]]] = {
+    "result": _result_frame,
+    "error": _error_frame,
+}

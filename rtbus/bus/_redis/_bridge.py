@@ -1,0 +1,241 @@
+"""The publishing bridge: the bus's events, written to Redis Streams in pipelined batches.
+
+Invariants:
+
+* The bridge's bus subscription is its bounded buffer: made when the bridge is made (nothing
+  published after that is missed), ``buffer_size`` deep, under the configured overflow
+  policy. While Redis is slow or down the subscription fills and then drops under that
+  policy, counted; the sessions publishing never wait (unless the policy is ``block``).
+* A batch taken from the subscription is held by the bridge (``_pending``) until Redis has
+  it, across reconnects and across restarts of ``run`` (the object outlives them, as a
+  ``Worker``'s subscription does). Nothing leaves the bridge uncounted: every envelope is
+  written, dropped by the policy, counted as unencodable, or counted as abandoned when the
+  bridge is closed with it still buffered.
+* A batch that failed part-way is written again whole: a consumer can see an entry twice
+  after a Redis failure (at-least-once), never miss one the bridge held.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Any
+
+import attrs
+import coredis
+import trio
+
+from rtbus.bus._bus import Bus
+from rtbus.bus._envelope import Envelope
+from rtbus.protocol import ProtocolError
+
+from ._client import Client, RedisLink, open_link, unwrap_lone_exception
+from ._config import RedisConfig, TrimStrategy
+from ._errors import RedisUnavailableError
+from ._layout import StreamLayout, encode_entry
+from ._metrics import RedisMetrics
+from ._monitor import StreamMonitor
+
+__all__ = ["BridgeStatistics", "RedisBridge"]
+
+_log = logging.getLogger("rtbus.redis")
+
+#: Why an envelope that never reached Redis was given up, besides the overflow policy.
+ABANDONED = "abandoned"
+
+Entry = tuple[bytes, dict[bytes, bytes]]
+
+_TRIM_TOKENS = {
+    TrimStrategy.MAXLEN: coredis.PureToken.MAXLEN,
+    TrimStrategy.MINID: coredis.PureToken.MINID,
+}
+
+
+@attrs.frozen
+class BridgeStatistics:
+    """A snapshot of the bridge, read at scrape time and by ``/readyz``.
+
+    * ``up`` -- whether Redis answered the bridge's last command.
+    * ``published`` -- entries written, by stream name.
+    * ``dropped`` -- envelopes given up, by why: the overflow policy (``drop_oldest``...),
+      or ``abandoned`` (still buffered when the bridge was closed).
+    * ``unencodable`` -- envelopes whose event could not be written as JSON.
+    * ``buffered`` -- envelopes waiting: in the subscription and in the batch being written.
+    * ``batches`` -- pipelined writes that succeeded.
+    """
+
+    up: bool
+    published: Mapping[str, int]
+    dropped: Mapping[str, int]
+    unencodable: int
+    buffered: int
+    batches: int
+
+
+class RedisBridge(trio.abc.AsyncResource):
+    """Publishes every bus event a configured stream takes to Redis, as service ``node``.
+
+    Make it before sessions start publishing; run ``run`` as a supervised actor (a restart
+    resumes with what the last incarnation held); ``aclose`` when the service stops. With a
+    ``registry`` its metrics are registered on it until ``aclose``.
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        config: RedisConfig,
+        *,
+        node: str,
+        registry: Any = None,
+    ) -> None:
+        if not isinstance(node, str) or not node:
+            raise ValueError(f"node must be a non-empty str naming this service, got {node!r}")
+        self._config = config
+        self._node = node.encode()
+        self._layout = StreamLayout(config)
+        self._subscription = bus.subscribe(
+            types=self._layout.types, maxsize=config.buffer_size, overflow=config.overflow
+        )
+        self._pending: list[Entry] = []
+        self._published: Counter[str] = Counter()
+        self._abandoned = self._unencodable = self._batches = 0
+        self._link: RedisLink | None = None
+        self._closed = False
+        self.metrics = RedisMetrics(bridge=self)
+        self._registry = registry
+        if registry is not None:
+            registry.register(self.metrics)
+
+    def __repr__(self) -> str:
+        return f"<RedisBridge node={self._node.decode()!r} {self._config.location}>"
+
+    def statistics(self) -> BridgeStatistics:
+        stats = self._subscription.statistics()
+        dropped = {self._config.overflow.value: stats.dropped, ABANDONED: self._abandoned}
+        return BridgeStatistics(
+            up=self._link is not None and self._link.up,
+            published=MappingProxyType(dict(self._published)),
+            dropped=MappingProxyType(dropped),
+            unencodable=self._unencodable,
+            buffered=stats.queued + len(self._pending),
+            batches=self._batches,
+        )
+
+    def readiness_problem(self) -> str | None:
+        """``None`` while Redis answers; else what is wrong (a ``/readyz`` check)."""
+        if self._closed:
+            return "the bridge is closed"
+        link = self._link
+        if link is None:
+            return "the bridge is not running"
+        if link.up:
+            return None
+        since = link.down_since
+        for_how_long = "" if since is None else f" for {trio.current_time() - since:.0f}s"
+        return f"redis at {self._config.location} is unreachable{for_how_long}"
+
+    async def run(
+        self, *, task_status: trio.TaskStatus[RedisBridge] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Write the bus's events to Redis until the bus closes (then return) or cancelled.
+
+        Started (``task_status``) at once, before Redis answers: a service comes up with
+        Redis down and publishes as soon as it is back. Raises ``RedisCommandError`` or
+        ``RedisVersionError`` when Redis refuses it (a wrong password, a wrong key type), and
+        ``trio.ClosedResourceError`` once the bridge is closed.
+        """
+        if self._closed:
+            raise trio.ClosedResourceError("the bridge is closed")
+        with unwrap_lone_exception():
+            async with (
+                open_link(self._config, errors=self.metrics.errors) as link,
+                trio.open_nursery() as nursery,
+            ):
+                with self.metrics.tracking(link):
+                    await self._run(link, nursery, task_status)
+
+    async def _run(
+        self, link: RedisLink, nursery: trio.Nursery, task_status: trio.TaskStatus[RedisBridge]
+    ) -> None:
+        self._link = link
+        self.metrics.monitor = monitor = StreamMonitor(link, self._layout)
+        try:
+            task_status.started(self)
+            await link.wait_until_up()
+            nursery.start_soon(monitor.run)
+            await self._forward(link)
+            nursery.cancel_scope.cancel()
+        finally:
+            self._link = None
+
+    async def aclose(self) -> None:
+        """Stop taking events; count what is still buffered as abandoned. Idempotent."""
+        if not self._closed:
+            self._closed = True
+            self._abandoned += self._subscription.statistics().queued + len(self._pending)
+            self._pending = []
+            self._subscription.close()
+            if self._registry is not None:
+                self._registry.unregister(self.metrics)
+            if self._abandoned:
+                _log.warning("redis bridge closed with %d events not written", self._abandoned)
+        await trio.lowlevel.checkpoint()
+
+    async def _forward(self, link: RedisLink) -> None:
+        while True:
+            if not self._pending:
+                try:
+                    batch = await self._subscription.receive_batch(self._config.batch_size)
+                except trio.EndOfChannel:
+                    return
+                self._pending = self._entries(batch)
+            await self._write(link)
+
+    def _entries(self, batch: Sequence[Envelope]) -> list[Entry]:
+        now = time.time()
+        entries = []
+        for envelope in batch:
+            key = self._layout.key_for(envelope.type)
+            try:
+                fields = encode_entry(envelope, self._node, now)
+            except ProtocolError as exc:
+                self._unencodable += 1
+                _log.warning("redis bridge skipped an event: %s", exc)
+                continue
+            if key is not None:
+                entries.append((key, fields))
+        return entries
+
+    async def _write(self, link: RedisLink) -> None:
+        while self._pending:
+            try:
+                await link.call("xadd", functools.partial(self._pipeline, self._pending))
+            except RedisUnavailableError:
+                await link.pause()  # the subscription buffers meanwhile, then drops (counted)
+                continue
+            self._batches += 1
+            self._published.update(self._layout.names[key] for key, _ in self._pending)
+            self._pending = []
+
+    async def _pipeline(self, entries: Sequence[Entry], client: Client) -> None:
+        trim = self._trim()
+        async with client.pipeline(transaction=False) as pipe:
+            for key, fields in entries:
+                pipe.xadd(key, fields, **trim)
+
+    def _trim(self) -> dict[str, Any]:
+        """``MAXLEN ~ <n>`` or ``MINID ~ <id>``, for every XADD of a batch."""
+        if self._config.trim is TrimStrategy.MINID:
+            oldest_ms = int((time.time() - self._config.retention_seconds) * 1000)
+            threshold: object = f"{max(oldest_ms, 0)}-0"
+        else:
+            threshold = self._config.maxlen
+        return {
+            "trim_strategy": _TRIM_TOKENS[self._config.trim],
+            "trim_operator": coredis.PureToken.APPROXIMATELY,
+            "threshold": threshold,
+        }

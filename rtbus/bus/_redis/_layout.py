@@ -1,0 +1,201 @@
+"""The stream layout: key names, which stream an event goes to, and the entry format.
+
+Keys (``{rtbus}`` is the configured prefix, hash tag included):
+
+* ``{rtbus}:events:<stream>`` -- one stream per event family (``audio``, ``events``), shared
+  by every service; a service publishes all of a session, so a session's events keep their
+  order within each stream.
+* ``{rtbus}:<dead_letter_stream>`` -- entries that failed past the delivery cap.
+* ``{rtbus}:failures:<group>`` -- a hash of entry id -> why its last handling failed, so the
+  consumer that finally dead-letters an entry can say why, whichever consumer saw it fail.
+
+An entry's fields: ``session``, ``seq``, ``type``, ``node`` (the publishing service),
+``time`` (wall-clock seconds at publish) and ``event``: the upstream's JSON bytes exactly as
+they arrived (``Envelope.raw``). Only an event that has no raw frame -- a lifecycle event --
+is encoded here; audio is never decoded and encoded again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
+
+import attrs
+import orjson
+
+from rtbus.bus._envelope import Envelope
+from rtbus.bus._filters import TypeFilter, parse_types
+from rtbus.bus._routing import MAX_CACHED_TYPES
+from rtbus.protocol import ProtocolError, encode
+
+from ._config import RedisConfig
+
+__all__ = [
+    "ENTRY_FIELDS",
+    "RedisEnvelope",
+    "StreamLayout",
+    "decode_entry",
+    "encode_entry",
+    "entry_time",
+    "event_bytes",
+]
+
+SESSION, SEQ, TYPE, NODE, TIME, EVENT = b"session", b"seq", b"type", b"node", b"time", b"event"
+ENTRY_FIELDS = (SESSION, SEQ, TYPE, NODE, TIME, EVENT)
+
+Fields = Mapping[bytes, bytes]
+
+
+@attrs.frozen(kw_only=True)
+class RedisEnvelope(Envelope):
+    """An envelope read from a Redis stream: the bus's fields, and where it came from.
+
+    ``received_at`` is the trio time this process read it; ``raw`` is always the event's JSON.
+    ``stream`` is the stream name (``"audio"``), ``entry_id`` the Redis id (``"1712...-0"``),
+    ``node`` the service that published it, ``published_at`` its wall-clock publish time, and
+    ``deliveries`` how many times the group has handed it out, this time included.
+    """
+
+    stream: str
+    entry_id: str
+    node: str
+    published_at: float
+    deliveries: int
+
+
+@attrs.frozen
+class DecodedEntry:
+    """An entry's fields, checked and converted; the event itself is still bytes."""
+
+    session_id: str
+    seq: int
+    type: str
+    node: str
+    published_at: float
+    raw: bytes
+
+
+class StreamLayout:
+    """Names and routes for one ``RedisConfig``: which key an event type is written to."""
+
+    def __init__(self, config: RedisConfig) -> None:
+        self.prefix = config.prefix
+        self.keys: Mapping[str, bytes] = MappingProxyType(
+            {name: f"{config.prefix}:events:{name}".encode() for name in config.streams}
+        )
+        self.names: Mapping[bytes, str] = MappingProxyType({k: n for n, k in self.keys.items()})
+        self.dead_letter_key = f"{config.prefix}:{config.dead_letter_stream}".encode()
+        self._routes = tuple(
+            (self.keys[name], parse_types(globs)) for name, globs in config.streams.items()
+        )
+        self._cache: dict[str, bytes | None] = {}
+        # What the bridge subscribes to: every glob of every stream.
+        self.types: tuple[str, ...] = tuple(
+            dict.fromkeys(glob for globs in config.streams.values() for glob in globs)
+        )
+
+    def key_for(self, type: str) -> bytes | None:
+        """The key an event of ``type`` is written to (first matching stream), or ``None``."""
+        try:
+            return self._cache[type]
+        except KeyError:
+            pass
+        key = next((key for key, types in self._routes if types.matches(type)), None)
+        if len(self._cache) >= MAX_CACHED_TYPES:
+            self._cache.clear()  # a peer inventing endless types cannot grow it without bound
+        self._cache[type] = key
+        return key
+
+    def keys_for(self, types: TypeFilter, streams: Iterable[str] | None) -> tuple[bytes, ...]:
+        """The keys a consumer of ``types`` reads: the named ``streams``, or else those its
+        exact types route to (every stream when it has globs)."""
+        if streams is not None:
+            return tuple(self.keys[name] for name in streams)
+        if types.everything or types.globs:
+            return tuple(self.keys.values())
+        routed = {self.key_for(type) for type in types.exact}
+        return tuple(key for key in self.keys.values() if key in routed)
+
+    def failures_key(self, group: str) -> bytes:
+        return f"{self.prefix}:failures:{group}".encode()
+
+
+def event_bytes(envelope: Envelope) -> bytes:
+    """The event's JSON: the upstream's bytes when there are any, else encoded here.
+
+    A lifecycle event (an attrs class with a class-level ``type``) is written as its fields
+    plus ``type``. Raises ``ProtocolError`` for an event that is none of these.
+    """
+    if envelope.raw is not None:
+        return envelope.raw
+    event = envelope.event
+    if attrs.has(type(event)):
+        try:
+            return encode(event)
+        except ProtocolError:
+            fields = attrs.asdict(event)  # type: ignore[arg-type]
+            return _dumps({**fields, "type": envelope.type}, envelope.type)
+    if isinstance(event, Mapping):
+        return _dumps({**event, "type": envelope.type}, envelope.type)
+    raise ProtocolError(
+        f"cannot write {type(event).__name__} to Redis: not an event", event_type=envelope.type
+    )
+
+
+def _dumps(value: object, event_type: str) -> bytes:
+    try:
+        return orjson.dumps(value)
+    except TypeError as exc:
+        raise ProtocolError(
+            f"cannot write the event to Redis: {exc}", event_type=event_type
+        ) from None
+
+
+def encode_entry(envelope: Envelope, node: bytes, now: float) -> dict[bytes, bytes]:
+    """The fields of the stream entry for ``envelope``, published by ``node`` at ``now``."""
+    return {
+        SESSION: envelope.session_id.encode(),
+        SEQ: b"%d" % envelope.seq,
+        TYPE: envelope.type.encode(),
+        NODE: node,
+        TIME: b"%.6f" % now,
+        EVENT: event_bytes(envelope),
+    }
+
+
+def decode_entry(fields: Fields) -> DecodedEntry:
+    """The checked fields of an entry; ``ProtocolError`` naming the field that is wrong."""
+    try:
+        return DecodedEntry(
+            session_id=_field(fields, SESSION).decode(),
+            seq=int(_field(fields, SEQ)),
+            type=_field(fields, TYPE).decode(),
+            node=_field(fields, NODE).decode(),
+            published_at=float(_field(fields, TIME)),
+            raw=_field(fields, EVENT),
+        )
+    except ProtocolError:
+        raise
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError(
+            f"a stream entry has a malformed field ({type(exc).__name__})"
+        ) from None
+
+
+def _field(fields: Fields, name: bytes) -> bytes:
+    value = fields.get(name)
+    if value is None:
+        raise ProtocolError(f"a stream entry has no {name.decode()!r} field")
+    return value
+
+
+def entry_time(entry_id: bytes) -> float:
+    """The wall-clock second Redis stamped into an entry id (``<ms>-<seq>``)."""
+    return int(entry_id.split(b"-", 1)[0]) / 1000
+
+
+#: What a dead-letter entry adds to the original entry's fields: where it was, which group
+#: gave up on it, after how many deliveries, and the last failure seen (when one was seen).
+DL_STREAM, DL_ID, DL_GROUP = b"origin_stream", b"origin_id", b"group"
+DL_CONSUMER, DL_DELIVERIES = b"consumer", b"deliveries"
+DL_ERROR_TYPE, DL_ERROR = b"error_type", b"error"

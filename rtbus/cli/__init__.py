@@ -1,0 +1,25 @@
+"""The ``rtbus`` command.
+
+``rtbus serve [--config FILE] [--http HOST:PORT] [--log-format json|logfmt] [--log-level L]``
+    Run the service. With no config it runs on the embedded default: the simulated Realtime
+    server as upstream, in process, and a demo workload of a few sessions holding voice turns.
+    HTTP (``/metrics``, ``/healthz``, ``/readyz``, the control API) listens on 127.0.0.1:9464.
+    SIGTERM or SIGINT drains it (sessions finish their response and close with 1000) and it
+    exits 0; a second signal stops it at once (exit 1).
+``rtbus config check FILE``
+    Check a config file (with the environment applied): exit 0 with a one-line summary, or
+    exit 2 with every problem, each naming its key.
+``rtbus tail [--url URL] [--token T] [--types ...] [--session ...] [--json]``
+    Follow a running service's bus: one readable line per event (audio deltas summarised by
+    size), or JSON lines for ``jq``.
+``rtbus sim ...``
+    Run the simulated Realtime server alone (``python -m rtbus.sim``).
+``rtbus bench [--out FILE] [NAME ...]``
+    Run the benchmarks (the checkout's ``bench/`` package) and print, or write, their table.
+
+Exit status: 0 on success, 1 when the service failed, 2 for a usage or configuration error.
+"""
+
+from ._main import main as main
+
+__all__ = ["main"]

@@ -1,0 +1,7 @@
+"""``python -m rtbus.cli``: the ``rtbus`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())

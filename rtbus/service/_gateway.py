@@ -1,0 +1,440 @@
+"""The bus gateway: the service's bus over one WebSocket per client (``WebSocket /v1/bus``).
+
+An ASGI websocket handler the HTTP surface routes to; the wire format is
+``rtbus.bus._gateway_wire`` (docs/gateway.md). One connection goes:
+
+    accept -> token and version checked (close 1008 / 1002 if not) -> requests, until either
+    side closes; the bus closing (the service drains) closes it with 1001
+
+Invariants:
+
+* Every ``subscribe`` is a real subscription on ``service.bus`` with the client's filters,
+  ``maxsize`` and ``overflow``, so the semantics are the in-process ones: ``block``
+  back-pressures the publishers, ``drop_*`` count lag (sent with the next event), and
+  ``disconnect`` ends the subscription with a ``subscriber_overflow`` error frame.
+* Flow control is per subscription: the server sends an event only against credit the
+  client granted, so a slow consumer fills its own server-side buffer, where its policy
+  applies, and never stalls the connection's other subscriptions.
+* A bad request gets one error frame and changes nothing else; the connection goes on.
+* Requests that can wait (``send``, ``open_session``, ``close_session``) run off the reading
+  task, in lanes: one per session, so one session's events go out in the order sent and a
+  reconnecting session holds up no one else. At most ``Limits.max_in_flight`` wait at once.
+* Session operations go through the control API's handlers (``SessionsApi``): the same
+  checks, the same answers and the same error codes as ``/v1/sessions``.
+* Frames leave through one FIFO lock, so a subscription's result precedes its events.
+* The token is compared in constant time and never logged or echoed.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from typing import Any, Final
+
+import orjson
+import trio
+from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, WebsocketScope
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from rtbus.bus import SubscriberOverflowError, Subscription
+from rtbus.bus._gateway_frames import (
+    encode_batch,
+    encode_error,
+    encode_event,
+    encode_result,
+)
+from rtbus.bus._gateway_wire import (
+    PROTOCOL_VERSION,
+    SUBPROTOCOL,
+    CloseSession,
+    Credit,
+    ErrorCode,
+    Hello,
+    Limits,
+    ListSessions,
+    OpenSession,
+    ReqId,
+    Request,
+    Send,
+    Subscribe,
+    Unsubscribe,
+    WireError,
+    parse_request,
+)
+
+from ._http_control import SessionsApi
+from ._http_wire import HttpError, Response, check_bearer, header_map
+from ._http_wire import Request as HttpRequest
+from ._service import Service
+
+__all__ = ["GatewayCounts", "gateway_counts", "gateway_endpoint"]
+
+logger = logging.getLogger("rtbus.gateway")
+
+LIMITS: Final = Limits()
+_START_TIMEOUT: Final = 30.0  # as HttpConfig.session_start_timeout's default
+_BATCH: Final = 64
+_POLICY_VIOLATION: Final = 1008
+_PROTOCOL_ERROR: Final = 1002
+_GOING_AWAY: Final = 1001
+
+
+class GatewayCounts:
+    """The gateway's metrics, a prometheus_client collector on the service's registry:
+    ``rtbus_gateway_connections``, ``rtbus_gateway_frames_total{direction}`` and
+    ``rtbus_gateway_errors_total{code}`` (``code`` is an ``ErrorCode``: bounded)."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.frames: Counter[str] = Counter({"in": 0, "out": 0})
+        self.errors: Counter[str] = Counter()
+
+    def describe(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        return self.collect()
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        yield GaugeMetricFamily(
+            "rtbus_gateway_connections", "Bus gateway connections open now.", self.connections
+        )
+        frames = CounterMetricFamily(
+            "rtbus_gateway_frames", "Bus gateway frames, by direction.", labels=("direction",)
+        )
+        for direction, count in sorted(self.frames.items()):
+            frames.add_metric((direction,), count)
+        yield frames
+        errors = CounterMetricFamily(
+            "rtbus_gateway_errors", "Bus gateway error frames sent, by code.", labels=("code",)
+        )
+        for code, count in sorted(self.errors.items()):
+            errors.add_metric((code,), count)
+        yield errors
+
+
+_COUNTS: weakref.WeakKeyDictionary[Service, GatewayCounts] = weakref.WeakKeyDictionary()
+
+
+def gateway_counts(service: Service) -> GatewayCounts:
+    """The gateway metrics of ``service``, registered on its registry the first time asked
+    (the HTTP surface may ask at start, so the metrics show before the first connection)."""
+    counts = _COUNTS.get(service)
+    if counts is None:
+        counts = _COUNTS[service] = GatewayCounts()
+        service.metrics.registry.register(counts)
+    return counts
+
+
+async def gateway_endpoint(
+    service: Service,
+    token: str | None,
+    scope: WebsocketScope,
+    receive: ASGIReceiveCallable,
+    send: ASGISendCallable,
+) -> None:
+    """Serve one gateway connection until the client or the service ends it."""
+    if (await receive())["type"] != "websocket.connect":
+        return
+    offered = list(scope.get("subprotocols") or ())
+    chosen = SUBPROTOCOL if SUBPROTOCOL in offered else None
+    await send({"type": "websocket.accept", "subprotocol": chosen, "headers": []})
+    refusal = _refusal(scope, token, offered)
+    if refusal is not None:
+        code, reason = refusal
+        logger.info("gateway connection refused: %s", reason)
+        await send({"type": "websocket.close", "code": code, "reason": reason})
+        return
+    counts = gateway_counts(service)
+    counts.connections += 1
+    try:
+        await _Connection(service, send, counts).serve(receive)
+    finally:
+        counts.connections -= 1
+
+
+def _refusal(
+    scope: WebsocketScope, token: str | None, offered: list[str]
+) -> tuple[int, str] | None:
+    """Why the connection may not go on (close code and reason), or None. The token first,
+    so a stranger learns nothing else."""
+    if token is not None:
+        try:
+            check_bearer(header_map(scope["headers"]), token)
+        except HttpError as exc:
+            return _POLICY_VIOLATION, exc.message
+    if offered and SUBPROTOCOL not in offered:
+        return _PROTOCOL_ERROR, f"unsupported subprotocol: this server speaks {SUBPROTOCOL}"
+    return None
+
+
+class _Forwarder:
+    """Sends one subscription's envelopes to the client, against the credit it granted."""
+
+    def __init__(self, id: str, subscription: Subscription, credit: int) -> None:
+        self.id = id
+        self.subscription = subscription
+        self.scope = trio.CancelScope()
+        self._credit = credit
+        self._more = trio.Event()
+
+    def grant(self, n: int) -> None:
+        self._credit += n
+        self._more.set()
+
+    async def run(self, connection: _Connection) -> None:
+        with self.scope:
+            try:
+                while True:
+                    await self._forward(connection)
+            except SubscriberOverflowError as exc:
+                connection.forget(self, cancel=False)  # not the scope this runs in
+                error = WireError(ErrorCode.SUBSCRIBER_OVERFLOW, str(exc), sub=self.id)
+                await connection.error(error, dropped=exc.dropped)
+            except trio.EndOfChannel:
+                await connection.going_away("the service is shutting down")
+            except trio.ClosedResourceError:
+                return  # unsubscribed while it waited for envelopes
+
+    async def _forward(self, connection: _Connection) -> None:
+        while self._credit <= 0:
+            self._more = trio.Event()
+            await self._more.wait()
+        batch = await self.subscription.receive_batch(min(self._credit, _BATCH))
+        lag = self.subscription.statistics().lag  # dropped before the batch's first
+        self._credit -= len(batch)
+        now = trio.current_time()
+        frames = []
+        for envelope in batch:
+            age = max(0.0, now - envelope.received_at)
+            frames.append(encode_event(self.id, envelope, lag=lag, age=age))
+            lag = 0
+        await connection.write(encode_batch(frames), frames=len(frames))
+
+
+_Waiting = Callable[[SessionsApi, Any], Awaitable[Response]]
+
+
+class _Connection:
+    """One client's connection: its subscriptions, its lanes of waiting requests."""
+
+    def __init__(self, service: Service, send: ASGISendCallable, counts: GatewayCounts) -> None:
+        self._service = service
+        self._send = send
+        self._counts = counts
+        self._api = SessionsApi(service, start_timeout=_START_TIMEOUT)
+        self._write_lock = trio.StrictFIFOLock()
+        self._subscriptions: dict[str, _Forwarder] = {}
+        self._lanes: dict[str, deque[tuple[Request, _Waiting]]] = {}
+        self._in_flight = 0
+        self._nursery: trio.Nursery | None = None
+        self._closing = False
+
+    async def serve(self, receive: ASGIReceiveCallable) -> None:
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                await self._read(receive)
+                nursery.cancel_scope.cancel()
+        finally:
+            for forwarder in self._subscriptions.values():
+                forwarder.subscription.close()
+
+    async def _read(self, receive: ASGIReceiveCallable) -> None:
+        while True:
+            message = await receive()
+            if message["type"] != "websocket.receive":
+                return  # websocket.disconnect
+            self._counts.frames["in"] += 1
+            data = message.get("bytes")
+            await self._handle(data if data is not None else message.get("text") or "")
+
+    async def _handle(self, data: bytes | str) -> None:
+        try:
+            request = parse_request(data, LIMITS)
+            await _HANDLERS[type(request)](self, request)
+        except WireError as exc:
+            await self.error(exc)
+
+    # -- writing ---------------------------------------------------------------------------
+
+    async def write(self, message: bytes, *, frames: int = 1) -> None:
+        async with self._write_lock:
+            await self._send({"type": "websocket.send", "bytes": message, "text": None})
+        self._counts.frames["out"] += frames
+
+    async def error(self, error: WireError, *, dropped: int | None = None) -> None:
+        self._counts.errors[error.code.value] += 1
+        frame = encode_error(
+            error.code, error.message, req=error.req, sub=error.sub, dropped=dropped
+        )
+        await self.write(frame)
+
+    async def _result(self, req: ReqId, result: object) -> None:
+        await self.write(encode_result(req, result))
+
+    async def going_away(self, reason: str) -> None:
+        """Close with 1001: the client should reconnect (to the service's successor)."""
+        if not self._closing:
+            self._closing = True
+            async with self._write_lock:
+                await self._send({"type": "websocket.close", "code": _GOING_AWAY, "reason": reason})
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+
+    # -- requests answered at once ---------------------------------------------------------
+
+    async def _hello(self, request: Hello) -> None:
+        if PROTOCOL_VERSION not in request.versions:
+            message = f"this server speaks version {PROTOCOL_VERSION} ({SUBPROTOCOL})"
+            raise WireError(ErrorCode.UNSUPPORTED_VERSION, message, req=request.req)
+        result = {"version": PROTOCOL_VERSION, "limits": LIMITS.as_json()}
+        await self._result(request.req, result)
+
+    async def _subscribe(self, request: Subscribe) -> None:
+        self._check_room(request)
+        try:
+            subscription = self._service.bus.subscribe(
+                types=request.types,
+                sessions=request.sessions,
+                maxsize=request.maxsize,
+                overflow=request.overflow,
+            )
+        except trio.ClosedResourceError:
+            message = "the service's bus is closed"
+            raise WireError(ErrorCode.NOT_RUNNING, message, req=request.req) from None
+        forwarder = self._subscriptions[request.sub] = _Forwarder(
+            request.sub, subscription, request.credit
+        )
+        await self._result(request.req, {"sub": request.sub})
+        assert self._nursery is not None
+        self._nursery.start_soon(forwarder.run, self)
+
+    def _check_room(self, request: Subscribe) -> None:
+        if request.sub in self._subscriptions:
+            message = f"subscription {request.sub!r} is open already on this connection"
+            raise WireError(ErrorCode.DUPLICATE_SUBSCRIPTION, message, req=request.req)
+        if len(self._subscriptions) >= LIMITS.max_subscriptions:
+            message = f"at most {LIMITS.max_subscriptions} subscriptions per connection"
+            raise WireError(ErrorCode.TOO_MANY_SUBSCRIPTIONS, message, req=request.req)
+
+    async def _unsubscribe(self, request: Unsubscribe) -> None:
+        forwarder = self._forwarder(request.sub, request.req)
+        self.forget(forwarder)
+        statistics = forwarder.subscription.statistics()
+        result = {"sub": request.sub, "delivered": statistics.delivered}
+        await self._result(request.req, result | {"dropped": statistics.dropped})
+
+    async def _credit(self, request: Credit) -> None:
+        self._forwarder(request.sub, None).grant(request.n)
+
+    def _forwarder(self, sub: str, req: ReqId | None) -> _Forwarder:
+        forwarder = self._subscriptions.get(sub)
+        if forwarder is None:
+            message = f"no subscription {sub!r} on this connection"
+            raise WireError(ErrorCode.UNKNOWN_SUBSCRIPTION, message, req=req, sub=sub)
+        return forwarder
+
+    def forget(self, forwarder: _Forwarder, *, cancel: bool = True) -> None:
+        """Close the subscription and stop forwarding it; its id is free again."""
+        if self._subscriptions.get(forwarder.id) is forwarder:
+            del self._subscriptions[forwarder.id]
+        forwarder.subscription.close()
+        if cancel:
+            forwarder.scope.cancel()
+
+    async def _list_sessions(self, request: ListSessions) -> None:
+        await self._answer(request, _list)
+
+    # -- requests that wait, in lanes ------------------------------------------------------
+
+    async def _send_event(self, request: Send) -> None:
+        self._enqueue(f"session:{request.session}", request, _send)
+
+    async def _open_session(self, request: OpenSession) -> None:
+        key = f"session:{request.id}" if request.id is not None else f"open:{request.req}"
+        self._enqueue(key, request, _open)
+
+    async def _close_session(self, request: CloseSession) -> None:
+        self._enqueue(f"session:{request.id}", request, _close)
+
+    def _enqueue(self, key: str, request: Send | OpenSession | CloseSession, run: _Waiting) -> None:
+        if self._service.draining:
+            message = "the service is draining and takes no more work"
+            raise WireError(ErrorCode.DRAINING, message, req=request.req)
+        if self._in_flight >= LIMITS.max_in_flight:
+            message = f"at most {LIMITS.max_in_flight} requests may wait at once; wait for answers"
+            raise WireError(ErrorCode.TOO_MANY_REQUESTS, message, req=request.req)
+        self._in_flight += 1
+        lane = self._lanes.get(key)
+        if lane is None:
+            lane = self._lanes[key] = deque()
+            assert self._nursery is not None
+            self._nursery.start_soon(self._drain, key, lane)
+        lane.append((request, run))
+
+    async def _drain(self, key: str, lane: deque[tuple[Request, _Waiting]]) -> None:
+        try:
+            while lane:
+                request, run = lane[0]
+                try:
+                    await self._answer(request, run)
+                finally:
+                    lane.popleft()
+                    self._in_flight -= 1
+        finally:
+            del self._lanes[key]
+
+    async def _answer(self, request: Any, run: _Waiting) -> None:
+        """Run a session operation; its JSON answer goes out as the result, unparsed."""
+        try:
+            response = await run(self._api, request)
+        except HttpError as exc:
+            await self.error(WireError(_code(exc.code), exc.message, req=request.req))
+        except Exception:
+            logger.exception("gateway request %s failed", type(request).__name__)
+            message = "the request failed inside rtbus"
+            await self.error(WireError(ErrorCode.INTERNAL_ERROR, message, req=request.req))
+        else:
+            await self._result(request.req, orjson.Fragment(response.body))
+
+
+def _code(http_code: str) -> ErrorCode:
+    try:
+        return ErrorCode(http_code)
+    except ValueError:
+        return ErrorCode.INTERNAL_ERROR  # bounded: the code is a metric label
+
+
+def _http(body: Mapping[str, Any] | None = None, **params: str) -> HttpRequest:
+    return HttpRequest("POST", "/v1/bus", {}, params, body or {})
+
+
+async def _send(api: SessionsApi, request: Send) -> Response:
+    assert not isinstance(request.event, bytes)  # the server parsed it into a mapping
+    return await api.send(_http(request.event, id=request.session))
+
+
+async def _open(api: SessionsApi, request: OpenSession) -> Response:
+    fields = {"model": request.model, "session": request.session, "id": request.id}
+    return await api.open(_http({k: v for k, v in fields.items() if v is not None}))
+
+
+async def _close(api: SessionsApi, request: CloseSession) -> Response:
+    return await api.close(_http(id=request.id))
+
+
+async def _list(api: SessionsApi, request: ListSessions) -> Response:
+    return await api.list(_http())
+
+
+_Handler = Callable[[_Connection, Any], Awaitable[None]]
+_HANDLERS: Final[Mapping[type[Any], _Handler]] = {
+    Hello: _Connection._hello,
+    Subscribe: _Connection._subscribe,
+    Unsubscribe: _Connection._unsubscribe,
+    Credit: _Connection._credit,
+    Send: _Connection._send_event,
+    OpenSession: _Connection._open_session,
+    CloseSession: _Connection._close_session,
+    ListSessions: _Connection._list_sessions,
+}

@@ -1,0 +1,233 @@
+"""What ``rtbus serve`` runs: the upstream, the service, its HTTP surface, its sessions.
+
+    run_service(settings)
+    ├── the embedded simulator      (upstream kind "sim"; stops after the drain)
+    ├── the HTTP surface            (stops last: /readyz says "draining" meanwhile)
+    ├── the Redis bridge            ([bus.redis]; flushes what the drain published, then stops)
+    └── the service                 (open_service: the supervision tree and the bus)
+        ├── the lifecycle log       (a worker: one line per rtbus.session.* / rtbus.actor.*)
+        ├── placement               ([placement]: takes sessions from the control stream)
+        ├── the configured sessions (required: /readyz waits for them)
+        └── the demo workload
+
+Cancelling ``run_service`` is the graceful drain: the demo and intake stop at once, every
+session gets ``service.drain_seconds`` to finish its response and close with 1000, workers
+finish what they hold, and only then do the HTTP surface and the simulator stop. So the
+caller's cancellation never reaches the tree directly (it would cut sessions off
+mid-response): the tree runs shielded, and a watcher turns the cancellation into the drain.
+A drain therefore takes up to ``drain_seconds`` plus ``worker_shutdown``.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import logging
+from collections.abc import Mapping
+
+import attrs
+import trio
+
+from rtbus import sim
+from rtbus.bus import Envelope
+from rtbus.protocol import OpenAIConfig, RealtimeConfig, RtbusError
+from rtbus.redis import RedisBridge, run_bridge
+
+from ._demo import run_demo
+from ._http import HttpAddress, serve_http
+from ._placement import run_placement
+from ._service import Service, open_service
+from ._settings import DEMO_KEY, Settings, SimUpstream, StartupSession
+
+__all__ = ["RunningService", "SessionsNotStarted", "run_service"]
+
+_log = logging.getLogger("rtbus.service")
+_SIM_HOST = "127.0.0.1"
+# How long the Redis bridge may take, after the drain, to publish what the drain published.
+_FLUSH_SECONDS = 5.0
+# Everything else a lifecycle event says is routine: info.
+_LEVELS: Mapping[str, int] = {
+    "rtbus.session.disconnected": logging.WARNING,
+    "rtbus.session.bad_frame": logging.WARNING,
+    "rtbus.session.failed": logging.ERROR,
+    "rtbus.actor.failed": logging.WARNING,
+    "rtbus.actor.restarted": logging.WARNING,
+    "rtbus.actor.gave_up": logging.ERROR,
+}
+_LIFECYCLE_TYPES = ("rtbus.session.*", "rtbus.actor.*")
+
+
+class SessionsNotStarted(RtbusError):
+    """Raised by ``run_service`` when configured sessions could not start; ``ids`` names
+    them (each one's reason is logged)."""
+
+    def __init__(self, ids: tuple[str, ...]) -> None:
+        super().__init__(ids)
+        self.ids = ids
+
+    def __str__(self) -> str:
+        return "configured sessions could not start: " + ", ".join(self.ids)
+
+
+@attrs.frozen
+class RunningService:
+    """What ``run_service`` reports once it serves: the service and its HTTP address."""
+
+    service: Service
+    http: HttpAddress
+
+
+async def run_service(
+    settings: Settings, *, task_status: trio.TaskStatus[RunningService] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Run the service ``settings`` describe until cancelled, then drain it (see the module).
+
+    Reports a ``RunningService`` once HTTP serves and the configured sessions are ready.
+    Raises ``SessionsNotStarted`` if one of them could not start (after draining the rest);
+    a single failure is raised as itself, several as an exception group.
+    """
+    body = trio.CancelScope()  # what runs until the drain: cancelling it starts the drain
+    try:
+        async with trio.open_nursery() as watcher:
+            watcher.start_soon(_drain_when_cancelled, body)
+            # The caller's cancellation must not reach the sessions: they would be cut off
+            # mid-response. It reaches the watcher, which starts the drain instead.
+            with trio.CancelScope(shield=True):
+                await _run(settings, body, task_status)
+            watcher.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # The nurseries in here are ours: one failure is raised as itself, not nested groups.
+        sole = _sole_error(group)
+        if sole is None:
+            raise
+        raise sole from None
+
+
+async def _drain_when_cancelled(body: trio.CancelScope) -> None:
+    try:
+        await trio.sleep_forever()
+    finally:
+        body.cancel()
+
+
+async def _run(
+    settings: Settings, body: trio.CancelScope, task_status: trio.TaskStatus[RunningService]
+) -> None:
+    async with trio.open_nursery() as infra:
+        upstream = await _upstream(infra, settings)
+        try:
+            async with trio.open_nursery() as bridges:
+                async with open_service(settings.service_config(upstream)) as service:
+                    await _start_bridge(service, settings, bridges)
+                    with body:
+                        try:
+                            await _serve(service, settings, infra, task_status)
+                        finally:
+                            seconds = settings.service.drain_seconds
+                            _log.info("draining", extra=_fields(seconds=seconds))
+                # The bus has closed: the bridge flushes what the drain published, bounded.
+                bridges.cancel_scope.deadline = trio.current_time() + _FLUSH_SECONDS
+        finally:
+            _log.info("drained")
+        infra.cancel_scope.cancel()  # HTTP and the simulator stop last
+
+
+async def _serve(
+    service: Service,
+    settings: Settings,
+    infra: trio.Nursery,
+    task_status: trio.TaskStatus[RunningService],
+) -> None:
+    await service.add_worker(_log_lifecycle, types=_LIFECYCLE_TYPES, id="rtbus-log")
+    http: HttpAddress = await infra.start(serve_http, service, settings.http)
+    _log.info("serving", extra=_fields(url=http.url, upstream=settings.upstream_kind))
+    service.require_sessions(s.id for s in settings.sessions)
+    async with trio.open_nursery() as intake:
+        if settings.placement is not None and settings.bus.redis is not None:
+            await intake.start(run_placement, service, settings.bus.redis, settings.placement)
+        await _open_startup_sessions(service, settings)
+        task_status.started(RunningService(service, http))
+        await run_demo(service, settings.demo_sessions, settings.demo.turn_seconds)
+        await trio.sleep_forever()
+
+
+async def _start_bridge(service: Service, settings: Settings, nursery: trio.Nursery) -> None:
+    redis = settings.bus.redis
+    if redis is None:
+        return
+    registry = service.metrics.registry
+    start = functools.partial(run_bridge, node=settings.node, registry=registry)
+    bridge: RedisBridge = await nursery.start(start, service.bus, redis)
+    service.add_readiness_check("redis", bridge.readiness_problem)
+    _log.info("publishing to redis", extra=_fields(url=redis.url, node=settings.node))
+
+
+async def _upstream(infra: trio.Nursery, settings: Settings) -> RealtimeConfig:
+    if not isinstance(settings.upstream, SimUpstream):
+        return settings.upstream
+    options = settings.upstream.sim_options()
+    server: sim.SimServer = await infra.start(sim.serve_sim, _SIM_HOST, 0, options)
+    _log.info("simulator started", extra=_fields(url=server.url))
+    return OpenAIConfig(api_key=DEMO_KEY, base_url=server.url)
+
+
+async def _open_startup_sessions(service: Service, settings: Settings) -> None:
+    failed: list[str] = []
+    async with trio.open_nursery() as nursery:
+        for session in settings.sessions:
+            open_one = functools.partial(_open_startup_session, service, settings, session, failed)
+            nursery.start_soon(open_one)
+    if failed:
+        raise SessionsNotStarted(tuple(failed))
+
+
+async def _open_startup_session(
+    service: Service, settings: Settings, session: StartupSession, failed: list[str]
+) -> None:
+    try:
+        await service.open_session(id=session.id, spec=settings.session_spec(session))
+    except Exception as exc:
+        failed.append(session.id)
+        reason = f"{exc}: {exc.__cause__}" if exc.__cause__ else str(exc)
+        _log.error("session could not start", extra=_fields(session=session.id, reason=reason))
+
+
+def _sole_error(group: BaseExceptionGroup[BaseException]) -> Exception | None:
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        exc = pending.pop()
+        if isinstance(exc, BaseExceptionGroup):
+            pending.extend(exc.exceptions)
+        elif not isinstance(exc, trio.Cancelled):
+            leaves.append(exc)
+    only = leaves[0] if len(leaves) == 1 else None
+    return only if isinstance(only, Exception) else None
+
+
+def _log_lifecycle(envelope: Envelope) -> None:
+    """One structured line per session lifecycle or supervision event."""
+    where = "supervisor" if envelope.type.startswith("rtbus.actor.") else "session"
+    fields = {where: envelope.session_id, **_event_fields(envelope.event)}
+    _log.log(_LEVELS.get(envelope.type, logging.INFO), envelope.type, extra=_fields(**fields))
+
+
+def _event_fields(event: object) -> dict[str, object]:
+    if not attrs.has(type(event)):
+        return {}
+    values = attrs.asdict(event, recurse=False)  # type: ignore[arg-type]
+    values.pop("at", None)  # the trio clock: meaningless outside the process
+    return {name: _plain(value) for name, value in values.items()}
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, BaseException):
+        return f"{type(value).__name__}: {value}"
+    return value
+
+
+def _fields(**fields: object) -> dict[str, dict[str, object]]:
+    """``extra=`` for a structured line: the formatters print ``fields`` key by key."""
+    return {"fields": fields}

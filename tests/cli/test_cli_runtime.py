@@ -1,0 +1,150 @@
+"""``run_service``: the configured sessions, readiness, the lifecycle log, and the drain,
+against the real embedded simulator and a real HTTP server."""
+
+from __future__ import annotations
+
+import functools
+import io
+import logging
+from collections.abc import Iterator
+
+import attrs
+import pytest
+import trio
+from cli_support import restored_logging
+from support.http_client import request
+
+from rtbus import AzureConfig, OpenAIConfig
+from rtbus.bus import Envelope
+from rtbus.cli._logging import configure_logging
+from rtbus.service import (
+    DemoSettings,
+    LogSettings,
+    RunningService,
+    SessionsNotStarted,
+    Settings,
+    SimUpstream,
+    StartupSession,
+    run_service,
+)
+from rtbus.sim import SimServer, serve_sim
+
+SAFETY_NET = 30  # seconds: only a hung service ever meets it
+UpstreamSettings = SimUpstream | OpenAIConfig | AzureConfig
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    with restored_logging():
+        yield
+
+
+def settings(
+    *,
+    upstream: UpstreamSettings | None = None,
+    sessions: tuple[StartupSession, ...] = (),
+    demo: int = 0,
+) -> Settings:
+    """Fast settings: a free port, a quick simulator, no demo unless asked for."""
+    base = Settings()
+    return attrs.evolve(
+        base,
+        upstream=upstream or SimUpstream(speed=20.0, response_audio_seconds=1.0),
+        http=attrs.evolve(base.http, port=0),
+        sessions=sessions,
+        demo=DemoSettings(sessions=demo),
+    )
+
+
+def messages(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records]
+
+
+def fields(caplog: pytest.LogCaptureFixture, message: str) -> list[dict[str, object]]:
+    return [getattr(r, "fields", {}) for r in caplog.records if r.getMessage() == message]
+
+
+async def test_configured_sessions_are_ready_and_required(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="rtbus")
+    startup = (StartupSession(id="front"), StartupSession(id="back", model="gpt-realtime-mini"))
+    with trio.fail_after(SAFETY_NET):
+        running: RunningService = await nursery.start(run_service, settings(sessions=startup))
+    service = running.service
+    assert {"front", "back"} <= set(service.sessions)
+    assert service.sessions["back"].spec.model == "gpt-realtime-mini"
+    response = await request(running.http.url, "GET", "/readyz")
+    assert response.status == 200
+    assert {"session front", "session back"} <= set(response.json()["checks"])
+    assert fields(caplog, "serving") == [{"url": running.http.url, "upstream": "sim"}]
+    ready = {f["session"] for f in fields(caplog, "rtbus.session.ready")}
+    assert {"front", "back"} <= ready
+    started = fields(caplog, "rtbus.actor.started")
+    assert {"supervisor": "root/sessions", "child": "front", "incarnation": 1} in started
+
+
+async def test_cancelling_drains_then_stops_http(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="rtbus")
+    seen: list[Envelope] = []
+    with trio.fail_after(SAFETY_NET):
+        async with trio.open_nursery() as nursery:
+            running: RunningService = await nursery.start(
+                run_service, settings(sessions=(StartupSession(id="front"),))
+            )
+            session = running.service.sessions["front"]
+            # A response is running when the drain starts: the drain lets it finish.
+            bus = running.service.bus
+            async with bus.subscribe(types=["response.*"], sessions=["front"]) as sub:
+                await session.send({"type": "response.create"})
+                async for envelope in sub:
+                    seen.append(envelope)
+                    if envelope.type == "response.created":
+                        break
+            watch = functools.partial(_collect, running, seen)
+            await nursery.start(watch)
+            nursery.cancel_scope.cancel()
+    order = messages(caplog)
+    assert order.index("draining") < order.index("rtbus.session.closed") < order.index("drained")
+    types = [e.type for e in seen]
+    assert types.index("response.done") < types.index("rtbus.session.closed")
+    assert {"session": "front", "reason": "closed by rtbus"} in fields(
+        caplog, "rtbus.session.closed"
+    )
+    with pytest.raises(OSError):  # noqa: PT011 -- refused: nothing listens any more
+        await trio.open_tcp_stream(running.http.host, running.http.port)
+
+
+async def _collect(
+    running: RunningService,
+    seen: list[Envelope],
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    # Shielded: it must keep reading while the drain it watches runs.
+    with trio.CancelScope(shield=True):
+        types = ["response.*", "rtbus.session.closed"]
+        async with running.service.bus.subscribe(types=types, sessions=["front"]) as sub:
+            task_status.started()
+            async for envelope in sub:
+                seen.append(envelope)
+                if envelope.type == "rtbus.session.closed":
+                    return
+
+
+async def test_a_session_that_cannot_start_stops_the_service(nursery: trio.Nursery) -> None:
+    sim: SimServer = await nursery.start(
+        functools.partial(serve_sim, "127.0.0.1", 0, api_key="sk-the-right-key-000")
+    )
+    wrong = OpenAIConfig(api_key="sk-the-wrong-key-999", base_url=sim.url)
+    config = settings(upstream=wrong, sessions=(StartupSession(id="a"), StartupSession(id="b")))
+    output = io.StringIO()
+    configure_logging(LogSettings(format="json"), secrets=config.secrets(), stream=output)
+    with trio.fail_after(SAFETY_NET), pytest.raises(SessionsNotStarted) as caught:
+        await run_service(config)
+    assert sorted(caught.value.ids) == ["a", "b"]
+    log = output.getvalue()
+    assert log.count('"msg":"session could not start"') == 2
+    assert "401" in log
+    assert "sk-the-wrong-key-999" not in log
+    assert '"msg":"drained"' in log

@@ -1,0 +1,103 @@
+"""How ``rtbus tail`` shows an envelope: a readable line, or a JSON line for jq."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+
+import orjson
+import pytest
+
+from rtbus.actors import ActorExited, ExitReason
+from rtbus.bus import Envelope
+from rtbus.cli._tail_format import format_json, format_line
+from rtbus.protocol import decode_server_event, encode
+from rtbus.session import SessionReconnected
+
+
+def server_envelope(frame: Mapping[str, object], seq: int = 7, raw: bool = True) -> Envelope:
+    data = orjson.dumps(frame)
+    event = decode_server_event(data)
+    return Envelope("demo-1", seq, event.type, event, 12.5, data if raw else None)
+
+
+def delta(type: str, text: str) -> dict[str, object]:
+    ids = {"event_id": "e1", "response_id": "r", "item_id": "i", "output_index": 0}
+    return {"type": type, **ids, "content_index": 0, "delta": text}
+
+
+@pytest.mark.parametrize("size", [4800, 4799, 4798])
+def test_an_audio_delta_is_shown_by_its_size(size: int) -> None:
+    audio = base64.b64encode(bytes(size)).decode()
+    envelope = server_envelope(delta("response.output_audio.delta", audio))
+    line = format_line(envelope)
+    assert line == f"demo-1 #7 response.output_audio.delta {size} bytes"
+
+
+def test_a_text_delta_is_shown_and_a_long_one_elided() -> None:
+    short = server_envelope(delta("response.output_audio_transcript.delta", "Hello there"))
+    assert format_line(short) == "demo-1 #7 response.output_audio_transcript.delta 'Hello there'"
+    long = format_line(server_envelope(delta("response.output_text.delta", "x" * 500)))
+    assert long.endswith("x…'")
+    assert len(long) < 150
+
+
+def test_an_error_and_a_response() -> None:
+    error = {
+        "type": "error",
+        "event_id": "e2",
+        "error": {"type": "invalid_request_error", "code": "bad", "message": "No.", "param": None},
+    }
+    assert format_line(server_envelope(error)) == "demo-1 #7 error bad: No."
+    done = {
+        "type": "response.done",
+        "event_id": "e3",
+        "response": {"id": "r", "object": "realtime.response", "status": "cancelled", "output": []},
+    }
+    assert format_line(server_envelope(done)) == "demo-1 #7 response.done status=cancelled"
+
+
+def test_lifecycle_events_show_their_fields() -> None:
+    event = SessionReconnected(reason="closed with 1011", attempt=2, upstream_session_id="sess_1")
+    fields = format_line(Envelope("demo-1", 3, event.type, event, 1.0)).split(" ", 3)[3]
+    assert "reason='closed with 1011'" in fields
+    assert "attempt=2" in fields
+    exited = ActorExited("root/sessions", "demo-1", 4.0, ExitReason.SHUTDOWN)
+    line = format_line(Envelope("root/sessions", 9, exited.type, exited, 4.0))
+    fields = "supervisor=root/sessions child=demo-1 reason=shutdown"
+    assert line == f"root/sessions #9 rtbus.actor.exited {fields}"
+    as_dict = {"type": "rtbus.session.closed", "reason": "bye"}
+    assert format_line(Envelope("s", 1, "rtbus.session.closed", as_dict, 1.0)).endswith(
+        "reason=bye"
+    )
+
+
+def test_a_raw_event_is_shown_by_its_size() -> None:
+    envelope = Envelope("demo-1", 1, "session.created", b'{"type":"session.created"}', 1.0)
+    assert format_line(envelope) == "demo-1 #1 session.created (26 bytes, raw)"
+
+
+def test_json_splices_the_frame_as_the_server_sent_it() -> None:
+    frame = delta("response.output_audio.delta", base64.b64encode(bytes(48)).decode())
+    envelope = server_envelope(frame)
+    line = format_json(envelope)
+    assert envelope.raw is not None
+    assert envelope.raw in line
+    assert orjson.loads(line) == {
+        "session_id": "demo-1",
+        "seq": 7,
+        "type": "response.output_audio.delta",
+        "received_at": 12.5,
+        "event": frame,
+    }
+    raw_only = Envelope("demo-1", 7, envelope.type, envelope.raw, 12.5)
+    assert format_json(raw_only) == line
+
+
+def test_json_encodes_an_event_without_its_frame() -> None:
+    envelope = server_envelope(delta("response.output_text.delta", "hi"), raw=False)
+    assert orjson.loads(format_json(envelope))["event"] == orjson.loads(encode(envelope.event))
+    event = SessionReconnected(reason="recycled", attempt=1, upstream_session_id="sess_2")
+    loaded = orjson.loads(format_json(Envelope("demo-1", 4, event.type, event, 2.0)))
+    assert loaded["event"]["reason"] == "recycled"
+    assert loaded["event"]["upstream_session_id"] == "sess_2"

@@ -1,0 +1,69 @@
+"""The gateway's metrics on the service's registry, and the gateway behind the real HTTP
+surface (``serve_http`` routes ``/v1/bus`` to it)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import trio
+import trio.testing
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from support.gateway import TOKEN, GatewayApp, publish, raw_socket
+
+from rtbus.bus import connect
+from rtbus.service import HttpAddress, HttpConfig, Service, serve_http
+
+
+def samples(service: Service) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = generate_latest(service.metrics.registry).decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name.startswith("rtbus_gateway")
+        for sample in family.samples
+    }
+
+
+async def test_connections_frames_and_errors_are_counted(
+    gateway: GatewayApp, service: Service
+) -> None:
+    async with raw_socket(gateway) as raw:
+        await raw.ask({"op": "subscribe", "req": 1, "sub": "a"})
+        await publish(service, "s1", "test.x")
+        await raw.frame()
+        await raw.ask(b"not json")
+        await raw.ask({"op": "teleport", "req": 2})
+        await raw.ask({"op": "teleport", "req": 3})
+        during = samples(service)
+    await gateway.wait_connections(0)
+    after = samples(service)
+    assert during[("rtbus_gateway_connections", ())] == 1
+    assert during[("rtbus_gateway_frames_total", (("direction", "in"),))] == 4
+    assert during[("rtbus_gateway_frames_total", (("direction", "out"),))] == 5
+    assert during[("rtbus_gateway_errors_total", (("code", "not_json"),))] == 1
+    assert during[("rtbus_gateway_errors_total", (("code", "unknown_op"),))] == 2
+    assert after[("rtbus_gateway_connections", ())] == 0
+
+
+@pytest.fixture
+async def http(service: Service) -> AsyncIterator[HttpAddress]:
+    async with trio.open_nursery() as nursery:
+        address: HttpAddress = await nursery.start(
+            serve_http, service, HttpConfig(port=0, token=TOKEN)
+        )
+        yield address
+        nursery.cancel_scope.cancel()
+
+
+async def test_the_http_surface_serves_the_gateway_at_v1_bus(
+    http: HttpAddress, service: Service
+) -> None:
+    async with connect(http.url, token=TOKEN) as bus, bus.subscribe(types="test.*") as sub:
+        await publish(service, "s1", "test.x")
+        envelope = await sub.receive()
+        assert (envelope.session_id, envelope.seq, envelope.type) == ("s1", 1, "test.x")
+        assert samples(service)[("rtbus_gateway_connections", ())] == 1
+        metrics = generate_latest(service.metrics.registry).decode()
+    assert 'rtbus_http_requests_total{method="GET",route="other",status="404"}' not in metrics

@@ -1,0 +1,115 @@
+"""Bus and actor metrics, scraped from a running service on the simulator."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+from metrics_support import CREATE, Scrape, start_sim, take_until, upstream
+
+from rtbus import ServiceConfig, open_service
+from rtbus.actors import RestartIntensity
+from rtbus.bus import Envelope
+from rtbus.sim import SimServer
+
+
+@pytest.fixture
+async def sim(nursery: trio.Nursery) -> SimServer:
+    return await start_sim(nursery)
+
+
+async def test_drops_depth_and_fill_are_counted_by_policy(
+    sim: SimServer, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with (
+        open_service(upstream(sim)) as svc,
+        svc.bus.subscribe(types="response.done") as done,
+    ):
+        newest = svc.bus.subscribe(sessions="s1", maxsize=2, overflow="drop_newest")
+        oldest = svc.bus.subscribe(sessions="s1", maxsize=4, overflow="drop_oldest")
+        session = await svc.open_session(id="s1")
+        await session.send(CREATE)
+        await done.receive()
+        during = Scrape(svc)
+        dropped = {"newest": newest.statistics().dropped, "oldest": oldest.statistics().dropped}
+        await newest.aclose()
+        await oldest.aclose()
+        after = Scrape(svc)
+        bus = svc.bus.statistics()
+    assert dropped["newest"] > 0
+    assert dropped["oldest"] > 0
+    for scrape in (during, after):
+        assert scrape.value("rtbus_bus_dropped_total", policy="drop_newest") == dropped["newest"]
+        # The metrics worker drops its oldest too, but it keeps up with one session.
+        assert scrape.value("rtbus_bus_dropped_total", policy="drop_oldest") == dropped["oldest"]
+        assert scrape.value("rtbus_bus_dropped_total", policy="block") == 0
+    assert during.by("rtbus_bus_subscriptions", "policy") == {
+        "block": 1,
+        "drop_newest": 1,
+        "drop_oldest": 2,  # ours and the metrics worker's
+        "disconnect": 0,
+    }
+    assert during.value("rtbus_bus_queue_depth", policy="drop_newest") == 2
+    assert during.value("rtbus_bus_queue_fill_ratio_max", policy="drop_newest") == 1.0
+    assert during.value("rtbus_bus_queue_fill_ratio_max", policy="drop_oldest") == 1.0
+    assert after.by("rtbus_bus_subscriptions", "policy")["drop_newest"] == 0
+    assert after.value("rtbus_bus_queue_depth", policy="drop_newest") == 0
+    assert after.value("rtbus_bus_published_total") == bus.published > 0
+    assert after.value("rtbus_bus_delivered_total") == bus.delivered > 0
+
+
+async def test_a_full_blocking_subscription_shows_a_waiting_publisher(
+    sim: SimServer, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with open_service(upstream(sim)) as svc:
+        session = await svc.open_session(id="s1")
+        async with svc.bus.subscribe(sessions="s1", maxsize=1) as slow:
+            await session.send(CREATE)
+            await trio.testing.wait_all_tasks_blocked()
+            stalled = Scrape(svc)
+            await take_until(slow, "response.done")
+        assert Scrape(svc).value("rtbus_bus_publishers_waiting") == 0
+    assert stalled.value("rtbus_bus_publishers_waiting") == 1
+    assert stalled.value("rtbus_bus_queue_depth", policy="block") == 1
+    assert stalled.value("rtbus_bus_queue_fill_ratio_max", policy="block") == 1.0
+
+
+async def test_a_supervisor_that_gives_up_is_counted_and_restarted(
+    sim: SimServer, autojump_clock: trio.testing.MockClock
+) -> None:
+    def broken(envelope: Envelope) -> None:
+        raise RuntimeError("always")
+
+    config = ServiceConfig(
+        upstream=upstream(sim), worker_intensity=RestartIntensity(max_restarts=1, period=60)
+    )
+    async with (
+        open_service(config) as svc,
+        svc.bus.subscribe(types=["rtbus.actor.*", "response.done"]) as sub,
+    ):
+        session = await svc.open_session(id="s1")
+        await svc.add_worker(broken, sessions="s1", maxsize=1)
+        await session.send(CREATE)
+        await take_until(sub, "rtbus.actor.gave_up")
+        # The root restarts the workers supervisor (and with it the metrics worker).
+        while (await sub.receive()).type != "rtbus.actor.started":
+            pass
+        scrape = Scrape(svc)
+    restarts = {
+        (dict(labels)["supervisor"], dict(labels)["outcome"]): value
+        for labels, value in scrape.samples["rtbus_actor_restarts_total"].items()
+    }
+    assert restarts == {
+        ("root/workers", "restarted"): 1,
+        ("root/workers", "gave_up"): 1,
+        ("root", "restarted"): 1,
+    }
+    assert scrape.by("rtbus_actor_failures_total", "supervisor") == {
+        "root/workers": 2,
+        "root": 1,
+    }
+    assert scrape.by("rtbus_supervisor_remaining_intensity", "supervisor") == {
+        "root": 2,
+        "root/workers": 1,  # a fresh supervisor: its window starts empty
+        "root/sessions": 3,
+    }
