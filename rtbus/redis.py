@@ -12,27 +12,27 @@ See docs/redis.md for the stream layout, trimming, reclaim, the delivery cap and
 dead-letter stream.
 """
 
-from rtbus.bus._redis import DEFAULT_STREAMS as DEFAULT_STREAMS
-from rtbus.bus._redis import BridgeStatistics as BridgeStatistics
-from rtbus.bus._redis import ConsumerStatistics as ConsumerStatistics
-from rtbus.bus._redis import GroupSnapshot as GroupSnapshot
-from rtbus.bus._redis import LinkStatistics as LinkStatistics
-from rtbus.bus._redis import LostEntries as LostEntries
-from rtbus.bus._redis import MonitorSnapshot as MonitorSnapshot
-from rtbus.bus._redis import RedisBridge as RedisBridge
-from rtbus.bus._redis import RedisCommandError as RedisCommandError
-from rtbus.bus._redis import RedisConfig as RedisConfig
-from rtbus.bus._redis import RedisEnvelope as RedisEnvelope
-from rtbus.bus._redis import RedisError as RedisError
-from rtbus.bus._redis import RedisMetrics as RedisMetrics
-from rtbus.bus._redis import RedisSubscription as RedisSubscription
-from rtbus.bus._redis import RedisUnavailableError as RedisUnavailableError
-from rtbus.bus._redis import RedisVersionError as RedisVersionError
-from rtbus.bus._redis import StreamMonitor as StreamMonitor
-from rtbus.bus._redis import StreamSnapshot as StreamSnapshot
-from rtbus.bus._redis import TrimStrategy as TrimStrategy
-from rtbus.bus._redis import run_bridge as run_bridge
-from rtbus.bus._redis import subscribe as subscribe
+from rtbus.bus._redis._bridge import BridgeStatistics as BridgeStatistics
+from rtbus.bus._redis._bridge import RedisBridge as RedisBridge
+from rtbus.bus._redis._client import LinkStatistics as LinkStatistics
+from rtbus.bus._redis._config import DEFAULT_STREAMS as DEFAULT_STREAMS
+from rtbus.bus._redis._config import RedisConfig as RedisConfig
+from rtbus.bus._redis._config import TrimStrategy as TrimStrategy
+from rtbus.bus._redis._consumer import ConsumerStatistics as ConsumerStatistics
+from rtbus.bus._redis._consumer import LostEntries as LostEntries
+from rtbus.bus._redis._consumer import RedisSubscription as RedisSubscription
+from rtbus.bus._redis._errors import RedisCommandError as RedisCommandError
+from rtbus.bus._redis._errors import RedisError as RedisError
+from rtbus.bus._redis._errors import RedisUnavailableError as RedisUnavailableError
+from rtbus.bus._redis._errors import RedisVersionError as RedisVersionError
+from rtbus.bus._redis._layout import RedisEnvelope as RedisEnvelope
+from rtbus.bus._redis._metrics import RedisMetrics as RedisMetrics
+from rtbus.bus._redis._monitor import GroupSnapshot as GroupSnapshot
+from rtbus.bus._redis._monitor import MonitorSnapshot as MonitorSnapshot
+from rtbus.bus._redis._monitor import StreamMonitor as StreamMonitor
+from rtbus.bus._redis._monitor import StreamSnapshot as StreamSnapshot
+from rtbus.bus._redis._run import run_bridge as run_bridge
+from rtbus.bus._redis._subscribe import subscribe as subscribe
 
 __all__ = [
     "DEFAULT_STREAMS",

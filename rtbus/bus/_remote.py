@@ -18,7 +18,10 @@ Invariants:
   (``_remote_subscription``).
 * Reconnects back off with ``rtbus._backoff`` (exponential, jittered, reset after a stable
   run). A close with 1008 (the token) or 1002 (the version) is not retried: it fails the bus,
-  every subscription and every waiting request with the server's reason.
+  every subscription and every waiting request with the server's reason, even when the close
+  came before the client could say hello.
+* A connection ends for the first reason seen: the server's close, or a ping unanswered for
+  ``pong_timeout`` (a half-open connection, which would never say so otherwise).
 * One reading task per connection turns frames into answers and buffered events, and never
   waits on a subscriber; one writing task sends registrations and credit, so ``subscribe``
   and reading stay synchronous and cheap.
@@ -77,6 +80,7 @@ from ._remote_link import (
     gateway_url,
     lost_error,
     open_link,
+    ping_until_stalled,
     quiet_nursery,
 )
 from ._remote_subscription import GatewayReconnected, RemoteSubscription
@@ -149,6 +153,8 @@ class RemoteBus(trio.abc.AsyncResource):
         backoff: Backoff,
         connect_timeout: float,
         max_message_size: int,
+        keepalive_interval: float | None,
+        pong_timeout: float,
         rng: random.Random | None = None,
     ) -> None:
         self.url = url
@@ -157,7 +163,8 @@ class RemoteBus(trio.abc.AsyncResource):
             connect_timeout=connect_timeout,
             close_timeout=connect_timeout,
             max_message_size=max_message_size,
-            keepalive_interval=None,
+            keepalive_interval=keepalive_interval,
+            pong_timeout=pong_timeout,
         )
         self._backoff = backoff
         self._rng = rng or random.Random()
@@ -342,18 +349,19 @@ class RemoteBus(trio.abc.AsyncResource):
     async def _connection(self, task_status: trio.TaskStatus[None]) -> None:
         """One connection, from connect to close; raises why it ended."""
         self._up_at = None
-        closed: list[trio_websocket.CloseReason | None] = []
+        ended: list[GatewayConnectionError] = []  # the first account of the end wins
         try:
             # trio-websocket's reader outlives ours, so a close handshake can still finish.
             async with quiet_nursery() as background:
                 link, stream = await open_link(self._target, self._options, background)
                 try:
                     async with quiet_nursery() as nursery:
-                        nursery.start_soon(self._read, link, closed, nursery.cancel_scope)
+                        nursery.start_soon(self._read, link, ended, nursery.cancel_scope)
                         await self._hello(link)
                         self._up(link)
                         task_status.started()
                         nursery.start_soon(self._send_work, link)
+                        nursery.start_soon(self._keep_alive, link, stream, ended)
                         await trio.sleep_forever()  # until the reader sees the close
                 finally:
                     await close_link(link, stream, self._options.close_timeout)
@@ -361,12 +369,19 @@ class RemoteBus(trio.abc.AsyncResource):
             raise GatewayConnectionError(f"could not connect to {self.url}: {exc!r}") from None
         finally:
             self._down()
-        raise closed_error(closed[0] if closed else None)
+        raise ended[0] if ended else closed_error(None)
 
     async def _hello(self, link: trio_websocket.WebSocketConnection) -> None:
         req = next(self._ids)
         pending = self._pending[req] = _Pending()
-        await self._write(link, Hello(req=req, versions=(PROTOCOL_VERSION,)))
+        try:
+            await link.send_message(encode_request(Hello(req=req, versions=(PROTOCOL_VERSION,))))
+        except trio_websocket.ConnectionClosed:
+            # A server that refuses (the token) closes at once, maybe before this could ask.
+            # The reader reads the close frame, says why and ends the connection: wait for it.
+            with trio.move_on_after(self._options.close_timeout):
+                await trio.sleep_forever()
+            raise lost_error() from None
         await pending.done.wait()
         try:
             pending.unwrap()
@@ -416,15 +431,27 @@ class RemoteBus(trio.abc.AsyncResource):
     async def _read(
         self,
         link: trio_websocket.WebSocketConnection,
-        closed: list[trio_websocket.CloseReason | None],
+        ended: list[GatewayConnectionError],
         scope: trio.CancelScope,
     ) -> None:
         try:
             while True:
                 self._on_frame(await link.get_message())
         except trio_websocket.ConnectionClosed as exc:
-            closed.append(exc.reason)
+            ended.append(closed_error(exc.reason))
         scope.cancel()
+
+    async def _keep_alive(
+        self,
+        link: trio_websocket.WebSocketConnection,
+        stream: trio.abc.Stream,
+        ended: list[GatewayConnectionError],
+    ) -> None:
+        stalled = await ping_until_stalled(link, self._options)
+        if stalled is not None:
+            ended.append(stalled)
+            # The reader then sees the stream end, and the connection winds down.
+            await trio.aclose_forcefully(stream)
 
     def _on_frame(self, message: str | bytes) -> None:
         try:
@@ -449,9 +476,13 @@ class RemoteBus(trio.abc.AsyncResource):
         if frame.req is not None:
             self._on_answer(frame)
             return
-        subscription = self._subscriptions.get(frame.sub or "")
-        if subscription is None:
+        if frame.sub is None:
             logger.warning("the gateway reported an error: %s: %s", frame.code, frame.message)
+            return
+        subscription = self._subscriptions.get(frame.sub)
+        if subscription is None:
+            # One this client closed, about credit or an overflow that crossed the unsubscribe.
+            logger.debug("error for closed subscription %s: %s", frame.sub, frame.code)
         elif frame.code == ErrorCode.SUBSCRIBER_OVERFLOW:
             subscription.overflowed(frame.dropped or 0)
         else:
@@ -530,13 +561,18 @@ async def connect(
     backoff: Backoff | None = None,
     connect_timeout: float = 10.0,
     max_message_size: int = 64 * _MIB,
+    keepalive_interval: float | None = 20.0,
+    pong_timeout: float = 20.0,
 ) -> AsyncIterator[RemoteBus]:
     """Connect to a service's bus gateway for the body of the ``async with``.
 
     ``url`` is the gateway (``ws://host:port/v1/bus``) or the service (``http://host:port``).
     ``token`` is the service's bearer token, sent in the ``Authorization`` header. The first
     connection must succeed (else ``GatewayConnectionError``); after that the client
-    reconnects by itself with ``backoff`` until the body ends.
+    reconnects by itself with ``backoff`` until the body ends. A ping every
+    ``keepalive_interval`` seconds (``None``: none) finds a connection that died without a
+    word within ``keepalive_interval + pong_timeout``, and it is replaced. Raises
+    ``ConfigError`` for a timeout that is not a positive number of seconds.
     """
     bus = RemoteBus(
         gateway_url(url),
@@ -544,6 +580,8 @@ async def connect(
         backoff=backoff or Backoff(),
         connect_timeout=connect_timeout,
         max_message_size=max_message_size,
+        keepalive_interval=keepalive_interval,
+        pong_timeout=pong_timeout,
     )
     async with quiet_nursery() as nursery:
         await nursery.start(bus._run)

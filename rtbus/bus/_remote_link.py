@@ -9,6 +9,8 @@ Invariants:
 * A nursery of the client's raises a lone exception as itself, not as a group, so a caller
   of ``connect`` catches ``GatewayConnectionError`` (or its own exception) plainly.
 * The token goes in the ``Authorization`` header only: never in the URL, a repr or a message.
+* A half-open connection (the peer, or a NAT between, forgot it) answers nothing, not even a
+  close: a ping left unanswered tells, and the stream is aborted, not closed gracefully.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from urllib.parse import urlsplit, urlunsplit
 import trio
 import trio_websocket
 
+from rtbus._unwrapping import unwrap_lone_exception
 from rtbus.protocol._errors import RtbusError
 from rtbus.transport import ConnectOptions, ConnectTarget
 from rtbus.transport._connection import _open_stream
+from rtbus.transport._keepalive import keep_alive
 
 from ._gateway_wire import SUBPROTOCOL
 
@@ -36,6 +40,7 @@ __all__ = [
     "gateway_url",
     "lost_error",
     "open_link",
+    "ping_until_stalled",
     "quiet_nursery",
 ]
 
@@ -120,6 +125,27 @@ async def close_link(
     await trio.aclose_forcefully(stream)
 
 
+async def ping_until_stalled(
+    link: trio_websocket.WebSocketConnection, options: ConnectOptions
+) -> GatewayConnectionError | None:
+    """Ping ``link`` every ``options.keepalive_interval`` seconds until a ping goes unanswered
+    for ``options.pong_timeout``, and say so; None once the connection closed first (the
+    reader says why), or at once with no keepalive. The caller then aborts the stream: a
+    half-open connection would not answer a close either."""
+    interval, pong_timeout = options.keepalive_interval, options.pong_timeout
+    if interval is None:
+        return None
+    try:
+        await keep_alive(link.ping, _ignore_rtt, interval=interval, pong_timeout=pong_timeout)
+    except trio_websocket.ConnectionClosed:
+        return None
+    return GatewayConnectionError(f"the gateway answered no ping within {pong_timeout:g}s")
+
+
+def _ignore_rtt(rtt: float) -> None:
+    pass
+
+
 def lost_error() -> GatewayConnectionError:
     return GatewayConnectionError(
         "the connection to the gateway was lost before the answer came; "
@@ -162,21 +188,6 @@ def gateway_url(url: str) -> str:
 async def quiet_nursery() -> AsyncIterator[trio.Nursery]:
     """A nursery that raises a lone exception as itself: a caller of ``connect`` should see
     ``GatewayConnectionError`` (or its own exception), not a group around it."""
-    try:
+    with unwrap_lone_exception():
         async with trio.open_nursery() as nursery:
             yield nursery
-    except BaseExceptionGroup as group:
-        raise _sole(group) from None
-
-
-def _sole(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The one exception a nursery wrapped (the body's or the connection's), else the group."""
-    leaves: list[BaseException] = []
-    pending: list[BaseException] = [group]
-    while pending:
-        exc = pending.pop()
-        if isinstance(exc, BaseExceptionGroup):
-            pending.extend(exc.exceptions)
-        else:
-            leaves.append(exc)
-    return leaves[0] if len(leaves) == 1 else group

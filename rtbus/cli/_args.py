@@ -6,7 +6,9 @@ import argparse
 import sys
 from typing import TypeAlias
 
-__all__ = ["Subcommands", "host_port", "usage_error"]
+from rtbus._unwrapping import leaves
+
+__all__ = ["Subcommands", "first_message", "host_port", "usage_error"]
 
 #: What ``ArgumentParser.add_subparsers`` returns; each command module adds itself to it.
 Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -25,3 +27,9 @@ def usage_error(message: str) -> int:
     """Print ``message`` as the command's error and return the usage exit status, 2."""
     print(f"rtbus: error: {message}", file=sys.stderr, flush=True)
     return 2
+
+
+def first_message(group: BaseExceptionGroup[BaseException]) -> str:
+    """The message of the first exception in ``group``: what a command that stops on an
+    ``except*`` says, one line rather than a group's summary."""
+    return str(next(leaves(group)))

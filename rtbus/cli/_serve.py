@@ -18,7 +18,7 @@ import trio
 from rtbus.protocol import ConfigError
 from rtbus.service import SessionsNotStarted, Settings, load_settings, run_service
 
-from ._args import Subcommands, host_port, usage_error
+from ._args import Subcommands, first_message, host_port, usage_error
 from ._logging import configure_logging
 
 __all__ = ["add_command", "run"]
@@ -75,19 +75,12 @@ def _serve_until_drained(settings: Settings) -> int:
     try:
         trio.run(_serve, settings)
     except* SessionsNotStarted as group:
-        _log.critical("stopped", extra={"fields": {"reason": _first(group)}})
+        _log.critical("stopped", extra={"fields": {"reason": first_message(group)}})
         status = 1
     except* Exception:
         _log.critical("the service failed", exc_info=True)
         status = 1
     return status
-
-
-def _first(group: BaseExceptionGroup[SessionsNotStarted]) -> str:
-    exc: BaseException = group
-    while isinstance(exc, BaseExceptionGroup):
-        exc = exc.exceptions[0]
-    return str(exc)
 
 
 async def _serve(settings: Settings) -> None:

@@ -20,7 +20,7 @@ import trio
 from rtbus.bus import Envelope, OverflowPolicy, connect
 from rtbus.protocol import RtbusError
 
-from ._args import Subcommands, usage_error
+from ._args import Subcommands, first_message, usage_error
 from ._tail_format import format_json, format_line
 
 __all__ = ["add_command", "run"]
@@ -58,21 +58,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         trio.run(_tail, args)
     except* ValueError as group:  # a URL or a filter the client will not take
-        status = usage_error(_first(group))
+        status = usage_error(first_message(group))
     except* RtbusError as group:
-        print(f"rtbus tail: {_first(group)}", file=sys.stderr, flush=True)
+        print(f"rtbus tail: {first_message(group)}", file=sys.stderr, flush=True)
         status = _FAILED
     except* BrokenPipeError:
         # The reader left (`rtbus tail | head`): not an error. Nothing more can be written.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return status
-
-
-def _first(group: BaseExceptionGroup[Exception]) -> str:
-    exc: BaseException = group
-    while isinstance(exc, BaseExceptionGroup):
-        exc = exc.exceptions[0]
-    return str(exc)
 
 
 async def _tail(args: argparse.Namespace) -> None:

@@ -16,7 +16,7 @@ from rtbus.session import Session
 
 from ._service import Service
 
-__all__ = ["run_demo"]
+__all__ = ["run_demo", "speak"]
 
 _VOICE_TURN = {
     "instructions": "You are a friendly demo voice agent.",
@@ -36,12 +36,13 @@ async def run_demo(service: Service, sessions: int, turn_seconds: float) -> None
 async def _demo_session(service: Service, id: str, turn_seconds: float) -> None:
     session = await service.open_session(id=id, session=_VOICE_TURN)
     while True:
-        await _speak(session, seconds=1.0)
+        await speak(session, seconds=1.0)
         await trio.sleep(turn_seconds)
 
 
-async def _speak(session: Session, *, seconds: float) -> None:
-    """A user turn: speech, then silence, in 100 ms appends at real time."""
+async def speak(session: Session, *, seconds: float) -> None:
+    """A user turn: ``seconds`` of speech, then half a second of silence that server VAD
+    ends the turn on, in 100 ms appends at real time."""
     speech = sim.speech_like_pcm16(seconds)
     silence = bytes(len(sim.speech_like_pcm16(0.5)))
     for audio in (speech, silence):

@@ -74,7 +74,6 @@ __all__ = ["GatewayCounts", "gateway_counts", "gateway_endpoint"]
 logger = logging.getLogger("rtbus.gateway")
 
 LIMITS: Final = Limits()
-_START_TIMEOUT: Final = 30.0  # as HttpConfig.session_start_timeout's default
 _BATCH: Final = 64
 _POLICY_VIOLATION: Final = 1008
 _PROTOCOL_ERROR: Final = 1002
@@ -131,8 +130,12 @@ async def gateway_endpoint(
     scope: WebsocketScope,
     receive: ASGIReceiveCallable,
     send: ASGISendCallable,
+    *,
+    start_timeout: float,
 ) -> None:
-    """Serve one gateway connection until the client or the service ends it."""
+    """Serve one gateway connection until the client or the service ends it.
+    ``start_timeout`` bounds how long ``open_session`` waits for the session to be ready, as
+    ``HttpConfig.session_start_timeout`` does for ``POST /v1/sessions``."""
     if (await receive())["type"] != "websocket.connect":
         return
     offered = list(scope.get("subprotocols") or ())
@@ -147,7 +150,7 @@ async def gateway_endpoint(
     counts = gateway_counts(service)
     counts.connections += 1
     try:
-        await _Connection(service, send, counts).serve(receive)
+        await _Connection(service, send, counts, start_timeout).serve(receive)
     finally:
         counts.connections -= 1
 
@@ -217,11 +220,17 @@ _Waiting = Callable[[SessionsApi, Any], Awaitable[Response]]
 class _Connection:
     """One client's connection: its subscriptions, its lanes of waiting requests."""
 
-    def __init__(self, service: Service, send: ASGISendCallable, counts: GatewayCounts) -> None:
+    def __init__(
+        self,
+        service: Service,
+        send: ASGISendCallable,
+        counts: GatewayCounts,
+        start_timeout: float,
+    ) -> None:
         self._service = service
         self._send = send
         self._counts = counts
-        self._api = SessionsApi(service, start_timeout=_START_TIMEOUT)
+        self._api = SessionsApi(service, start_timeout=start_timeout)
         self._write_lock = trio.StrictFIFOLock()
         self._subscriptions: dict[str, _Forwarder] = {}
         self._lanes: dict[str, deque[tuple[Request, _Waiting]]] = {}
@@ -259,6 +268,10 @@ class _Connection:
 
     async def write(self, message: bytes, *, frames: int = 1) -> None:
         async with self._write_lock:
+            # A writer handed the lock by ``going_away`` runs before the cancellation reaches
+            # it, and the server refuses a send after the close.
+            if self._closing:
+                return
             await self._send({"type": "websocket.send", "bytes": message, "text": None})
         self._counts.frames["out"] += frames
 

@@ -40,7 +40,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from rtbus.protocol import ConfigError
 
-from ._gateway import gateway_endpoint
+from ._gateway import gateway_counts, gateway_endpoint
 from ._http_control import SessionsApi
 from ._http_metrics import UNROUTED, RequestCounts
 from ._http_routes import Route, Router
@@ -98,7 +98,8 @@ class HttpConfig:
 
     ``token``: when set, the control API and the bus gateway want ``Authorization: Bearer
     <token>``; probes and ``/metrics`` never do. ``session_start_timeout`` bounds how long
-    ``POST /v1/sessions`` waits for the session to be ready before it answers 504.
+    ``POST /v1/sessions`` (and the gateway's ``open_session``) waits for the session to be
+    ready before it answers 504 (``upstream_timeout``).
     """
 
     host: str = attrs.field(default="127.0.0.1", validator=_host)
@@ -135,6 +136,7 @@ async def serve_http(
     app = _HttpApp(service, config)
     registry = service.metrics.registry
     registry.register(app.counts)
+    gateway_counts(service)  # so the gateway's metrics show at the first scrape
     try:
         async with trio.open_nursery() as nursery:
             serve = functools.partial(hypercorn.trio.serve, app, _hypercorn_config(config))
@@ -236,7 +238,14 @@ class _HttpApp:
         self, scope: WebsocketScope, receive: ASGIReceiveCallable, send: ASGISendCallable
     ) -> None:
         if scope["path"] == _BUS_PATH:
-            await gateway_endpoint(self._service, self._config.token, scope, receive, send)
+            await gateway_endpoint(
+                self._service,
+                self._config.token,
+                scope,
+                receive,
+                send,
+                start_timeout=self._config.session_start_timeout,
+            )
             return
         self.counts.count(UNROUTED, "GET", 404)
         await _refuse_websocket(scope, send)

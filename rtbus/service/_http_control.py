@@ -25,6 +25,7 @@ from typing import Any, Final
 import attrs
 import trio
 
+from rtbus._unwrapping import cause_chain
 from rtbus.actors import ChildStartFailed, DuplicateChild, UnknownChild
 from rtbus.protocol import (
     ClientEvent,
@@ -138,18 +139,11 @@ class SessionsApi:
 
 def _start_failed(exc: ChildStartFailed, upstream: RealtimeConfig) -> HttpError:
     """502 (504 for a timeout) naming why, with the upstream's secrets scrubbed out."""
-    causes = list(_causes(exc))
+    causes = list(cause_chain(exc))
     timed_out = any(isinstance(cause, _TIMEOUTS) for cause in causes)
     reason = redact(str(causes[1] if len(causes) > 1 else exc), _secrets(upstream))
     status, code = (504, "upstream_timeout") if timed_out else (502, "upstream_failed")
     return HttpError(status, code, f"the session could not start: {reason}")
-
-
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    current: BaseException | None = exc
-    while current is not None:
-        yield current
-        current = current.__cause__
 
 
 def _secrets(upstream: RealtimeConfig) -> list[str]:

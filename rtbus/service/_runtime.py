@@ -29,6 +29,7 @@ import attrs
 import trio
 
 from rtbus import sim
+from rtbus._unwrapping import unwrap_lone_exception
 from rtbus.bus import Envelope
 from rtbus.protocol import OpenAIConfig, RealtimeConfig, RtbusError
 from rtbus.redis import RedisBridge, run_bridge
@@ -87,7 +88,8 @@ async def run_service(
     a single failure is raised as itself, several as an exception group.
     """
     body = trio.CancelScope()  # what runs until the drain: cancelling it starts the drain
-    try:
+    # The nurseries in here are ours: one failure is raised as itself, not nested groups.
+    with unwrap_lone_exception():
         async with trio.open_nursery() as watcher:
             watcher.start_soon(_drain_when_cancelled, body)
             # The caller's cancellation must not reach the sessions: they would be cut off
@@ -95,12 +97,6 @@ async def run_service(
             with trio.CancelScope(shield=True):
                 await _run(settings, body, task_status)
             watcher.cancel_scope.cancel()
-    except BaseExceptionGroup as group:
-        # The nurseries in here are ours: one failure is raised as itself, not nested groups.
-        sole = _sole_error(group)
-        if sole is None:
-            raise
-        raise sole from None
 
 
 async def _drain_when_cancelled(body: trio.CancelScope) -> None:
@@ -190,19 +186,6 @@ async def _open_startup_session(
         failed.append(session.id)
         reason = f"{exc}: {exc.__cause__}" if exc.__cause__ else str(exc)
         _log.error("session could not start", extra=_fields(session=session.id, reason=reason))
-
-
-def _sole_error(group: BaseExceptionGroup[BaseException]) -> Exception | None:
-    leaves: list[BaseException] = []
-    pending: list[BaseException] = [group]
-    while pending:
-        exc = pending.pop()
-        if isinstance(exc, BaseExceptionGroup):
-            pending.extend(exc.exceptions)
-        elif not isinstance(exc, trio.Cancelled):
-            leaves.append(exc)
-    only = leaves[0] if len(leaves) == 1 else None
-    return only if isinstance(only, Exception) else None
 
 
 def _log_lifecycle(envelope: Envelope) -> None:

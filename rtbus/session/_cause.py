@@ -27,11 +27,12 @@ reconnect policy reads the same failures. Everything labelled here that came fro
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Final, TypeVar, cast
 
 import trio_websocket
 
+from rtbus._unwrapping import cause_chain
 from rtbus.protocol import ConnectionClosedError, RealtimeError
 from rtbus.transport import (
     ConnectionRejectedError,
@@ -98,7 +99,7 @@ _RULES: Final = dict(
 
 def failure_cause(failure: BaseException) -> str:
     """The bounded cause label of ``failure`` (see the module's table)."""
-    for exc in _cause_chain(failure):
+    for exc in cause_chain(failure):
         rule = _rule_for(type(exc))
         cause = None if rule is None else rule(exc)
         if cause is not None:
@@ -108,12 +109,3 @@ def failure_cause(failure: BaseException) -> str:
 
 def _rule_for(cls: type[BaseException]) -> _Rule | None:
     return next((_RULES[base] for base in cls.__mro__ if base in _RULES), None)
-
-
-def _cause_chain(failure: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    exc: BaseException | None = failure
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        yield exc
-        exc = exc.__cause__

@@ -319,6 +319,9 @@ class Session:
             self._tally.sent("session.update")
             await self._until(rt, "session.updated", update_id)
         if scope.cancelled_caught:
+            # An upstream that did not answer in ready_timeout will not answer a close frame
+            # in close_timeout either: abort, so the retry (or the failure) is not held up.
+            await trio.aclose_forcefully(rt)
             raise HandshakeTimeoutError(self.spec.ready_timeout)
         return str(getattr(getattr(created, "session", None), "id", None) or "")
 

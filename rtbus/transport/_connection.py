@@ -14,12 +14,15 @@ Invariants:
 * Frames go out in the order ``send`` was called (a FIFO lock); nothing is sent for an event
   that does not validate.
 * ``aclose`` is idempotent and bounded by ``close_timeout`` even when the server never sends
-  its close frame, and even when the caller is being cancelled.
+  its close frame. A close handshake needs the reader (trio-websocket's task, run under the
+  connection's owner) to read the server's answer: once the owner is cancelled the reader is
+  gone, so a cancelled close aborts the stream at once instead of waiting for the timeout.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 import ssl
 from collections.abc import Mapping
 from time import perf_counter
@@ -90,6 +93,10 @@ class ConnectionStatistics:
     close: CloseStatus | None
 
 
+# How a close cancelled before its frame went out ended: the server saw no close frame.
+_ABORTED: Final = CloseStatus(1006, "aborted: the close was cancelled")
+
+
 def client_frame(event: ClientEvent | Mapping[str, Any]) -> str:
     """The TEXT frame for one client event; ``ProtocolError`` if it is not a valid one.
 
@@ -110,6 +117,11 @@ def client_frame(event: ClientEvent | Mapping[str, Any]) -> str:
         raise ProtocolError(
             f"not serialisable as JSON: {exc}", event_type=event.get("type")
         ) from exc
+
+
+def _cancelled() -> bool:
+    """Whether the calling task is cancelled: its next checkpoint raises ``Cancelled``."""
+    return trio.current_effective_deadline() == -math.inf
 
 
 def _status(reason: trio_websocket.CloseReason | None) -> CloseStatus:
@@ -230,22 +242,37 @@ class RealtimeWebSocket(RealtimeEmitter, trio.abc.AsyncResource):
         return event
 
     async def aclose(self, code: int = 1000, reason: str = "") -> None:
-        """Close with ``code`` and ``reason``; within ``close_timeout``; idempotent."""
+        """Close with ``code`` and ``reason``; within ``close_timeout``; idempotent.
+
+        A cancelled close (``trio.aclose_forcefully``, or an owner being cancelled) aborts
+        the stream at once, and then raises ``trio.Cancelled``: the close handshake is only
+        worth waiting for while the reader can read the server's answer, and the reader runs
+        under the same owner, so it is cancelled too.
+        """
         if code in _RESERVED_CLOSE_CODES or not 1000 <= code <= 4999:
             raise ValueError(f"{code} is not a close code an endpoint may send")
         if self._closing:
             await self._closed.wait()
             return
         self._closing = True
-        self._ended(CloseStatus(code, reason))
         try:
-            # Shielded but bounded: a cancelled owner still says goodbye, for at most the
-            # close timeout; a cancelled close closes the stream without the handshake.
-            with trio.move_on_after(self._options.close_timeout, shield=True):
-                await self._ws.aclose(code, reason or None)
+            if _cancelled():
+                self._ended(_ABORTED)
+            else:
+                self._ended(CloseStatus(code, reason))
+                # Not shielded: cancelled while waiting for the answer, it stops waiting.
+                with trio.move_on_after(self._options.close_timeout):
+                    await self._ws.aclose(code, reason or None)
         finally:
+            await self._release()
+
+    async def _release(self) -> None:
+        """Whatever the close handshake did: stop the background tasks, close the stream."""
+        self._background.cancel()
+        try:
             await trio.aclose_forcefully(self._stream)
-            self._background.cancel()
+        finally:
+            # Set even when cancelled: a concurrent ``aclose`` waits for it.
             self._closed.set()
 
     async def _next_event(self) -> ServerEvent | UnknownEvent | None:

@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import MappingProxyType
-from typing import Final, NoReturn
+from typing import Final
 
 import trio
 
+from rtbus._unwrapping import reraise, sole_exception
 from rtbus.protocol._config import AzureConfig, OpenAIConfig
 
 from ._connection import RealtimeWebSocket, connect
@@ -65,40 +66,12 @@ async def open_target(
             finally:
                 await rt.aclose()
     except BaseExceptionGroup as group:
-        error = _sole(group)
+        error = sole_exception(group)
         if error is None:
             raise
         if error is body_error:
-            _reraise(error)
+            reraise(error)
         translated = translate(error, target)
         if translated is error:
-            _reraise(error)
+            reraise(error)
         raise translated from error
-
-
-def _sole(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
-    """The one exception worth raising from ``group``, or ``None`` if there are several."""
-    leaves = list(_leaves(group))
-    real = [exc for exc in leaves if not isinstance(exc, trio.Cancelled)]
-    if len(real) == 1:
-        return real[0]
-    return leaves[0] if not real else None
-
-
-def _leaves(exc: BaseException) -> Iterable[BaseException]:
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            yield from _leaves(inner)
-    else:
-        yield exc
-
-
-def _reraise(exc: BaseException) -> NoReturn:
-    # Raising inside the ``except`` would make the group the context of an exception that
-    # was inside it; keep the context the exception had.
-    context = exc.__context__
-    try:
-        raise exc
-    finally:
-        exc.__context__ = context
-        del exc, context

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import inspect
 import random
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Final, TypeVar, cast
 
 import attrs
 
 from rtbus._backoff import Backoff, BackoffState
+from rtbus._unwrapping import cause_chain
 from rtbus.protocol._disposition import (
     reconnect_close_codes,
     reconnect_error_codes,
@@ -67,7 +68,7 @@ class ReconnectPolicy:
 
     def retries(self, failure: BaseException) -> bool:
         """Whether a session that ended with ``failure`` should reconnect."""
-        for exc in _cause_chain(failure):
+        for exc in cause_chain(failure):
             verdict = _verdict(self, exc)
             if verdict is not None:
                 return verdict
@@ -123,15 +124,6 @@ class ReconnectAttempts:
         # A connect that failed never came up: 0 seconds, never stable.
         connected_at, self._connected_at = self._connected_at, None
         return 0.0 if connected_at is None else now - connected_at
-
-
-def _cause_chain(failure: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    exc: BaseException | None = failure
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        yield exc
-        exc = exc.__cause__
 
 
 def _closed(policy: ReconnectPolicy, exc: ConnectionClosedError) -> bool:

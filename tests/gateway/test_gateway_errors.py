@@ -9,9 +9,10 @@ import orjson
 import pytest
 import trio
 import trio_websocket
-from support.gateway import TOKEN, GatewayApp, Raw, client, publish, raw_socket, serving
+from support.gateway import FAST, TOKEN, GatewayApp, Raw, client, publish, raw_socket, serving
+from support.tcp_proxy import TcpProxy, handshake_then_close
 
-from rtbus.bus import GatewayConnectionError
+from rtbus.bus import GatewayConnectionError, connect
 from rtbus.bus._gateway_wire import Limits
 from rtbus.service import Service
 
@@ -175,6 +176,21 @@ async def test_the_client_raises_a_refused_token_at_connect_and_never_shows_it(
     assert "not valid" in str(caught.value)
     assert secret not in str(caught.value)
     assert secret not in repr(caught.value)
+
+
+async def test_a_refused_token_is_reported_when_the_close_comes_with_the_handshake(
+    gateway: GatewayApp, nursery: trio.Nursery
+) -> None:
+    # The client reads the handshake's answer and the 1008 close in one receive, so the
+    # connection is closed before it can say hello: it must still report why.
+    proxy = TcpProxy(gateway.port, coalesce=handshake_then_close)
+    await nursery.start(proxy.run)
+    with pytest.raises(GatewayConnectionError) as caught:
+        async with connect(proxy.url, token="sk-wrong-" + "7" * 20, backoff=FAST):
+            raise AssertionError("connected with a wrong token")
+    assert (caught.value.close_code, caught.value.fatal) == (1008, True)
+    assert "1008" in str(caught.value)
+    assert "not valid" in str(caught.value)
 
 
 async def test_an_unknown_protocol_version_closes_with_1002(gateway: GatewayApp) -> None:

@@ -11,6 +11,7 @@ import trio.testing
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from support.gateway import TOKEN, GatewayApp, publish, raw_socket
+from support.http_client import request
 
 from rtbus.bus import connect
 from rtbus.service import HttpAddress, HttpConfig, Service, serve_http
@@ -55,6 +56,20 @@ async def http(service: Service) -> AsyncIterator[HttpAddress]:
         )
         yield address
         nursery.cancel_scope.cancel()
+
+
+async def test_the_gateway_metrics_show_at_the_first_scrape(http: HttpAddress) -> None:
+    # Before any connection: a dashboard or an alert on them must not see "no data".
+    response = await request(http.url, "GET", "/metrics")
+    families = {f.name: f for f in text_string_to_metric_families(response.body.decode())}
+    assert [s.value for s in families["rtbus_gateway_connections"].samples] == [0]
+    frames = {
+        s.labels["direction"]: s.value
+        for s in families["rtbus_gateway_frames"].samples
+        if s.name == "rtbus_gateway_frames_total"
+    }
+    assert frames == {"in": 0, "out": 0}
+    assert families["rtbus_gateway_errors"].type == "counter"
 
 
 async def test_the_http_surface_serves_the_gateway_at_v1_bus(

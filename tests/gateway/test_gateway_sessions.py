@@ -8,11 +8,22 @@ from typing import Any
 
 import pytest
 import trio
-from support.gateway import MODEL, GatewayApp, client
+from support.gateway import MODEL, TOKEN, GatewayApp, client
+from support.upstream import upstream
 
-from rtbus.bus import Envelope, GatewayError, RemoteSubscription, Subscription
+from rtbus import SessionSpec
+from rtbus.bus import Envelope, GatewayError, RemoteSubscription, Subscription, connect
 from rtbus.protocol import ResponseCreateEvent
-from rtbus.service import Service
+from rtbus.service import (
+    HttpAddress,
+    HttpConfig,
+    Service,
+    ServiceConfig,
+    open_service,
+    serve_http,
+)
+from rtbus.sim import SimServer
+from rtbus.transport import ConnectOptions
 
 CREATE: dict[str, Any] = {"type": "response.create"}
 
@@ -110,3 +121,26 @@ async def test_a_refused_request_raises_its_code_and_changes_nothing(
     assert caught.value.message
     assert [s.id for s in await bus.sessions()] == ["s1"]
     await bus.send("s1", {"type": "input_audio_buffer.clear"})  # and it still works
+
+
+async def test_open_session_waits_as_long_as_the_http_surface_says(sim: SimServer) -> None:
+    # Every connection stalls after session.created: the session never becomes ready. (A
+    # short close timeout: the stalled upstream never answers the close of the cancelled
+    # start, and the answer waits for it.)
+    stalling = SessionSpec(
+        model=MODEL,
+        extra_query={"sim_fault": "stall"},
+        ready_timeout=2,
+        connect=ConnectOptions(close_timeout=0.2),
+    )
+    config = ServiceConfig(upstream=upstream(sim), session_defaults=stalling)
+    http = HttpConfig(port=0, token=TOKEN, session_start_timeout=0.5)
+    async with open_service(config) as svc, trio.open_nursery() as nursery:
+        address: HttpAddress = await nursery.start(serve_http, svc, http)
+        async with connect(address.url, token=TOKEN) as bus:
+            with trio.fail_after(5), pytest.raises(GatewayError) as caught:
+                await bus.open_session(id="s1")
+            assert await bus.sessions() == ()
+        nursery.cancel_scope.cancel()
+    assert caught.value.code == "upstream_timeout"
+    assert "within 0.5s" in caught.value.message

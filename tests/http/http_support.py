@@ -11,17 +11,9 @@ import attrs
 import trio
 from support.http_client import HttpResponse, request
 
-from rtbus import OpenAIConfig
 from rtbus.service import HttpAddress, HttpConfig, Service, serve_http
-from rtbus.sim import SimServer
 
-KEY = "sk-sim-http-test-key"
 TOKEN = "rtbus-http-test-token-3f9c"
-MODEL = "gpt-realtime"
-
-
-def upstream(sim: SimServer, key: str = KEY) -> OpenAIConfig:
-    return OpenAIConfig(api_key=key, base_url=sim.url)
 
 
 @attrs.frozen

@@ -2,51 +2,27 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import trio
 import trio.testing
-from http_support import KEY, MODEL, TOKEN, Api, error_of, serving, upstream
+from http_support import TOKEN, Api, error_of, serving
+from support.upstream import MODEL, take_until, upstream
 
 from rtbus import SessionSpec
-from rtbus.bus import Envelope, Subscription
+from rtbus.bus import Subscription
 from rtbus.service import HttpConfig, Service, ServiceConfig, open_service
-from rtbus.sim import SimServer, serve_sim
+from rtbus.sim import SimServer
 
 LIMIT = 2048  # max_body_bytes of the served surface: small, so an oversized body is cheap
-
-
-@pytest.fixture
-async def sim(nursery: trio.Nursery) -> SimServer:
-    serve = functools.partial(
-        serve_sim, "127.0.0.1", 0, speed=None, response_audio_seconds=0.3, api_key=KEY
-    )
-    server: SimServer = await nursery.start(serve)
-    return server
-
-
-@pytest.fixture
-async def service(sim: SimServer) -> AsyncIterator[Service]:
-    async with open_service(upstream(sim)) as svc:
-        yield svc
 
 
 @pytest.fixture
 async def api(service: Service) -> AsyncIterator[Api]:
     async with serving(service, HttpConfig(port=0, token=TOKEN, max_body_bytes=LIMIT)) as api:
         yield api
-
-
-async def take_until(sub: Subscription, type: str) -> list[Envelope]:
-    taken = []
-    async for envelope in sub:
-        taken.append(envelope)
-        if envelope.type == type:
-            return taken
-    raise AssertionError(f"the subscription ended before {type}")
 
 
 # -- the routes ------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import functools
 import logging
 from collections.abc import AsyncIterator
 
@@ -14,27 +13,15 @@ import trio.testing
 import trio_websocket
 import wsproto
 import wsproto.events
-from http_support import KEY, TOKEN, Api, error_of, serving, upstream
+from http_support import TOKEN, Api, error_of, serving
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from support.upstream import upstream
 
 from rtbus.actors import ActorStarted, RestartIntensity
 from rtbus.bus import Envelope
 from rtbus.service import Service, ServiceConfig, open_service
-from rtbus.sim import SimServer, serve_sim
-
-
-@pytest.fixture
-async def sim(nursery: trio.Nursery) -> SimServer:
-    serve = functools.partial(serve_sim, "127.0.0.1", 0, speed=None, api_key=KEY)
-    server: SimServer = await nursery.start(serve)
-    return server
-
-
-@pytest.fixture
-async def service(sim: SimServer) -> AsyncIterator[Service]:
-    async with open_service(upstream(sim)) as svc:
-        yield svc
+from rtbus.sim import SimServer
 
 
 @pytest.fixture

@@ -1,57 +1,21 @@
-"""Shared helpers for the metrics tests: a simulator, a service on it, and scrapes read back
-through prometheus_client's own text parser (what Prometheus would see)."""
+"""Shared helpers for the metrics tests: scrapes read back through prometheus_client's own
+text parser (what Prometheus would see)."""
 
 from __future__ import annotations
 
-import base64
-import functools
 from collections.abc import Mapping
 from typing import Any
 
 import prometheus_client
-import trio
 from prometheus_client.parser import text_string_to_metric_families
 
-from rtbus import OpenAIConfig, Service, SessionSpec, sim
-from rtbus.bus import Envelope, Subscription
-from rtbus.session import Session
-from rtbus.sim import SimServer, serve_sim
-from rtbus.transport import ConnectTarget, ReconnectPolicy
+from rtbus import Service
 
-KEY = "sk-sim-metrics-test"
-MODEL = "gpt-realtime"
-CREATE: dict[str, Any] = {"type": "response.create"}
 VOICE_TURN: dict[str, Any] = {
     "audio": {"input": {"turn_detection": {"type": "server_vad", "silence_duration_ms": 300}}}
 }
-_APPEND_BYTES = 4800  # 100 ms of PCM16 at 24 kHz
-_APPEND_SECONDS = 0.1
 
 Labels = frozenset[tuple[str, str]]
-
-
-async def start_sim(nursery: trio.Nursery, *, speed: float | None = None) -> SimServer:
-    """A simulator on a free port: unpaced by default, at ``speed`` times real time if given
-    (on the virtual clock under ``autojump_clock``)."""
-    serve = functools.partial(
-        serve_sim, "127.0.0.1", 0, speed=speed, response_audio_seconds=0.3, api_key=KEY
-    )
-    server: SimServer = await nursery.start(serve)
-    return server
-
-
-def upstream(server: SimServer, key: str = KEY) -> OpenAIConfig:
-    return OpenAIConfig(api_key=key, base_url=server.url)
-
-
-def first_connect_only(server: SimServer, fault: str) -> SessionSpec:
-    """A spec whose first connection carries ``fault``; reconnects go to a clean target."""
-    clean = ConnectTarget.from_config(upstream(server), MODEL)
-    return SessionSpec(
-        model=MODEL,
-        extra_query={"sim_fault": fault},
-        reconnect=ReconnectPolicy(before_attempt=lambda attempt: clean),
-    )
 
 
 class Scrape:
@@ -82,27 +46,3 @@ class Scrape:
             if name.endswith("_total")
             for labels, value in rows.items()
         }
-
-
-async def take_until(sub: Subscription, type: str, *, within: float = 120.0) -> list[Envelope]:
-    """What ``sub`` hands out up to the first ``type``; fails after ``within`` seconds (of the
-    virtual clock, under ``autojump_clock``) rather than wait forever."""
-    taken = []
-    with trio.fail_after(within):
-        async for envelope in sub:
-            taken.append(envelope)
-            if envelope.type == type:
-                return taken
-    raise AssertionError(f"the subscription ended before {type}")
-
-
-async def speak(session: Session) -> None:
-    """A user turn at real time: a second of speech, then half a second of silence (server
-    VAD ends it)."""
-    speech = sim.speech_like_pcm16(1.0)
-    silence = bytes(len(sim.speech_like_pcm16(0.5)))
-    for audio in (speech, silence):
-        for start in range(0, len(audio), _APPEND_BYTES):
-            chunk = base64.b64encode(audio[start : start + _APPEND_BYTES]).decode()
-            await session.send({"type": "input_audio_buffer.append", "audio": chunk})
-            await trio.sleep(_APPEND_SECONDS)

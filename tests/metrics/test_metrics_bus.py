@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
 import trio
 import trio.testing
-from metrics_support import CREATE, Scrape, start_sim, take_until, upstream
+from metrics_support import Scrape
+from support.upstream import CREATE, take_until, upstream
 
 from rtbus import ServiceConfig, open_service
 from rtbus.actors import RestartIntensity
 from rtbus.bus import Envelope
 from rtbus.sim import SimServer
-
-
-@pytest.fixture
-async def sim(nursery: trio.Nursery) -> SimServer:
-    return await start_sim(nursery)
 
 
 async def test_drops_depth_and_fill_are_counted_by_policy(

@@ -5,11 +5,13 @@ from __future__ import annotations
 import pytest
 import trio
 import trio.testing
-from metrics_support import CREATE, VOICE_TURN, Scrape, speak, start_sim, take_until, upstream
+from metrics_support import VOICE_TURN, Scrape
+from support.upstream import CREATE, start_sim, take_until, upstream
 
 from rtbus import open_service
 from rtbus.bus import Envelope
 from rtbus.protocol import SERVER_EVENT_TYPES
+from rtbus.service._demo import speak
 from rtbus.sim import SimServer
 
 
@@ -28,7 +30,7 @@ async def test_a_voice_turn_is_measured_from_the_end_of_speech_to_the_first_audi
 ) -> None:
     async with open_service(upstream(sim)) as svc, svc.bus.subscribe(sessions="s1") as sub:
         session = await svc.open_session(id="s1", session=VOICE_TURN)
-        await speak(session)
+        await speak(session, seconds=1.0)
         envelopes = await take_until(sub, "response.done")
         await trio.testing.wait_all_tasks_blocked()  # the metrics worker has taken them all
         scrape = Scrape(svc)

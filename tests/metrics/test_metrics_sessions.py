@@ -5,23 +5,12 @@ from __future__ import annotations
 import pytest
 import trio
 import trio.testing
-from metrics_support import (
-    CREATE,
-    Scrape,
-    first_connect_only,
-    start_sim,
-    take_until,
-    upstream,
-)
+from metrics_support import Scrape
+from support.upstream import CREATE, first_connect_only, take_until, upstream
 
 from rtbus import SessionSpec, open_service
 from rtbus.actors import ChildStartFailed
 from rtbus.sim import SimServer
-
-
-@pytest.fixture
-async def sim(nursery: trio.Nursery) -> SimServer:
-    return await start_sim(nursery)
 
 
 async def test_a_session_that_talks_is_counted_by_state_type_and_bytes(

@@ -16,9 +16,10 @@ from typing import Any
 
 import attrs
 import trio
-from placement_support import FAST, PASSWORD, redis_config, upstream
+from placement_support import FAST, PASSWORD, redis_config
 from support.redis_server import RedisServer, eventually
 from support.redis_worker import GROUPS
+from support.upstream import upstream
 
 from rtbus.bus import Bus, Envelope, OverflowPolicy
 from rtbus.redis import RedisBridge

@@ -5,27 +5,23 @@ at Redis or to play a node that reads a request and dies."""
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import AsyncIterator
 from typing import Any
 
 import attrs
 import coredis
 import pytest
-import trio
 from support.redis_server import RedisServer, eventually
+from support.upstream import KEY, upstream
 
-from rtbus import OpenAIConfig
 from rtbus._backoff import Backoff
 from rtbus.bus._redis._client import RedisLink, open_link
 from rtbus.redis import RedisConfig
 from rtbus.service import Service, open_service
 from rtbus.service._placement import Placement, PlacementConfig, open_placement
-from rtbus.sim import SimServer, serve_sim
+from rtbus.sim import SimServer
 
-KEY = "sk-sim-placement-key-7e21"
 PASSWORD = "redis-placement-secret-5b8d"
-MODEL = "gpt-realtime"
 #: coredis 6.9 makes a connection's memory streams in its constructor and closes them only
 #: once it has connected: every failed connect leaks a few, which warn when collected.
 COREDIS_LEAKS_ON_FAILED_CONNECT = pytest.mark.filterwarnings(
@@ -48,16 +44,6 @@ def redis_config(server: RedisServer) -> RedisConfig:
         connect_timeout=1.0,
         backoff=Backoff(base=0.05, max_delay=0.3, jitter=0.0),
     )
-
-
-async def start_sim(nursery: trio.Nursery) -> SimServer:
-    serve = functools.partial(serve_sim, "127.0.0.1", 0, speed=None, api_key=KEY)
-    server: SimServer = await nursery.start(serve)
-    return server
-
-
-def upstream(sim: SimServer, key: str = KEY) -> OpenAIConfig:
-    return OpenAIConfig(api_key=key, base_url=sim.url)
 
 
 @attrs.frozen

@@ -27,7 +27,7 @@ from cluster_support import (
     worker_processes,
 )
 from coredis.response.types import StreamEntry
-from placement_support import COREDIS_LEAKS_ON_FAILED_CONNECT, PASSWORD, raw_client, start_sim
+from placement_support import COREDIS_LEAKS_ON_FAILED_CONNECT, PASSWORD, raw_client
 from support.redis_server import RedisServer, eventually
 from support.redis_worker import GROUPS, TRIGGER
 
@@ -42,11 +42,6 @@ PACE = 0.02
 def redis(tmp_path: Path) -> Iterator[RedisServer]:
     with RedisServer.running(tmp_path, password=PASSWORD) as server:
         yield server
-
-
-@pytest.fixture
-async def sim(nursery: trio.Nursery) -> SimServer:
-    return await start_sim(nursery)
 
 
 async def place_and_respond(ids: list[str], a: ClusterService, b: ClusterService) -> None:

@@ -17,16 +17,14 @@ from coredis.response.types import StreamEntry
 from placement_support import (
     COREDIS_LEAKS_ON_FAILED_CONNECT,
     FAST,
-    MODEL,
     PASSWORD,
     Node,
     raw_client,
     redis_config,
     running_node,
-    start_sim,
-    upstream,
 )
 from support.redis_server import RedisServer, eventually
+from support.upstream import MODEL, upstream
 
 from rtbus.actors import DuplicateChild
 from rtbus.bus._redis._client import open_link
@@ -50,11 +48,6 @@ from rtbus.sim import SimServer
 def redis(tmp_path: Path) -> Iterator[RedisServer]:
     with RedisServer.running(tmp_path, password=PASSWORD) as server:
         yield server
-
-
-@pytest.fixture
-async def sim(nursery: trio.Nursery) -> SimServer:
-    return await start_sim(nursery)
 
 
 @pytest.fixture

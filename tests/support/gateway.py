@@ -20,30 +20,24 @@ import orjson
 import trio
 import trio_websocket
 
-from rtbus import OpenAIConfig
 from rtbus._backoff import Backoff
 from rtbus.bus import Envelope, RemoteBus, RemoteSubscription, connect
 from rtbus.bus._gateway_wire import SUBPROTOCOL
 from rtbus.service import Service
 from rtbus.service._gateway import gateway_endpoint
-from rtbus.sim import SimServer
+from support.upstream import MODEL as MODEL
 
-KEY = "sk-sim-gateway-test-key"
 TOKEN = "rtbus-gateway-test-token-7d41"
-MODEL = "gpt-realtime"
 FAST = Backoff(base=0.05, max_delay=0.5, jitter=0.0)
-
-
-def upstream(sim: SimServer) -> OpenAIConfig:
-    return OpenAIConfig(api_key=KEY, base_url=sim.url)
 
 
 class GatewayApp:
     """An ASGI app with one route, the gateway, whose connections the test can end."""
 
-    def __init__(self, service: Service, token: str | None) -> None:
+    def __init__(self, service: Service, token: str | None, start_timeout: float = 30.0) -> None:
         self.service = service
         self.token = token
+        self.start_timeout = start_timeout
         self.port = 0
         self.held = False
         self._live: set[trio.CancelScope] = set()
@@ -72,7 +66,14 @@ class GatewayApp:
             self._live.add(cancel_scope)
             self._notify()
             try:
-                await gateway_endpoint(self.service, self.token, scope, receive, send)
+                await gateway_endpoint(
+                    self.service,
+                    self.token,
+                    scope,
+                    receive,
+                    send,
+                    start_timeout=self.start_timeout,
+                )
             finally:
                 self._live.discard(cancel_scope)
                 self._notify()

@@ -29,11 +29,12 @@ import attrs
 import coredis
 import trio
 
+from rtbus._unwrapping import unwrap_lone_exception
 from rtbus.bus._bus import Bus
 from rtbus.bus._envelope import Envelope
 from rtbus.protocol import ProtocolError
 
-from ._client import Client, RedisLink, open_link, unwrap_lone_exception
+from ._client import Client, RedisLink, open_link
 from ._config import RedisConfig, TrimStrategy
 from ._errors import RedisUnavailableError
 from ._layout import StreamLayout, encode_entry

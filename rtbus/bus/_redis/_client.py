@@ -23,7 +23,7 @@ import contextlib
 import logging
 import random
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from types import MappingProxyType
 from typing import Any, TypeVar
 
@@ -35,6 +35,7 @@ import coredis.retry
 import trio
 
 from rtbus._backoff import BackoffState
+from rtbus._unwrapping import unwrap_lone_exception
 from rtbus.protocol import redact
 
 from ._config import RedisConfig
@@ -52,7 +53,6 @@ __all__ = [
     "LinkStatistics",
     "RedisLink",
     "open_link",
-    "unwrap_lone_exception",
 ]
 
 _log = logging.getLogger("rtbus.redis")
@@ -269,22 +269,6 @@ _CONNECTION_STREAMS = tuple(
     for kind in ("write", "push_message", "streamed_message")
     for end in ("in", "out")
 )
-
-
-@contextlib.contextmanager
-def unwrap_lone_exception() -> Iterator[None]:
-    """Re-raise the one exception a task group wrapped; a group of several stays a group.
-
-    coredis's pool (and any nursery) runs a task group around its body: whatever the body
-    raises comes out wrapped in a group of one. Callers get their own exception back.
-    """
-    try:
-        yield
-    except BaseExceptionGroup as group:
-        if len(group.exceptions) != 1:
-            raise
-        inner = group.exceptions[0]
-        raise inner from inner.__cause__
 
 
 async def _ping(client: Client) -> object:
