@@ -26,7 +26,7 @@ import trio_websocket
 from rtbus._unwrapping import unwrap_lone_exception
 from rtbus.protocol._errors import RtbusError
 from rtbus.transport import ConnectOptions, ConnectTarget
-from rtbus.transport._connection import _open_stream
+from rtbus.transport._connection import handshake
 from rtbus.transport._keepalive import keep_alive
 
 from ._gateway_wire import SUBPROTOCOL
@@ -90,24 +90,8 @@ async def open_link(
 ) -> tuple[trio_websocket.WebSocketConnection, trio.abc.Stream]:
     """A handshaken connection to ``target`` whose reader runs in ``nursery``, and its
     stream, which is the caller's to close (``close_link``)."""
-    endpoint = target.endpoint
     with trio.move_on_after(options.connect_timeout) as deadline:
-        stream = await _open_stream(endpoint, options)
-        try:
-            link = await trio_websocket.wrap_client_stream(
-                nursery,
-                stream,
-                endpoint.host_header,
-                endpoint.resource,
-                subprotocols=[SUBPROTOCOL],
-                extra_headers=target.encoded_headers(),
-                message_queue_size=options.message_queue_size,
-                max_message_size=options.max_message_size,
-                receive_buffer_size=options.receive_buffer_size,
-            )
-        except BaseException:
-            await trio.aclose_forcefully(stream)
-            raise
+        link, stream = await handshake(nursery, target, options, subprotocols=[SUBPROTOCOL])
     if deadline.cancelled_caught:
         timeout = options.connect_timeout
         url = target.display_url

@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import math
 import ssl
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from time import perf_counter
 from typing import Any, Final
 
@@ -381,7 +381,7 @@ async def connect(
     through ``nursery`` instead, for the caller to translate (see ``open_target``).
     """
     with map_exceptions(target), trio.move_on_after(options.connect_timeout) as deadline:
-        ws, stream = await _handshake(nursery, target, options)
+        ws, stream = await handshake(nursery, target, options)
     if deadline.cancelled_caught:
         raise ConnectTimeoutError(target.display_url, options.connect_timeout)
     rt = RealtimeWebSocket(ws, stream, options)
@@ -390,9 +390,17 @@ async def connect(
     return rt
 
 
-async def _handshake(
-    nursery: trio.Nursery, target: ConnectTarget, options: ConnectOptions
+async def handshake(
+    nursery: trio.Nursery,
+    target: ConnectTarget,
+    options: ConnectOptions,
+    *,
+    subprotocols: Sequence[str] | None = None,
 ) -> tuple[trio_websocket.WebSocketConnection, trio.abc.Stream]:
+    """A handshaken WebSocket to ``target`` whose reader runs in ``nursery``, and the stream
+    under it, which is the caller's to close (trio-websocket leaks it otherwise). Not bounded
+    and not translated: the caller brings its deadline and its errors (the gateway client
+    uses it too)."""
     endpoint = target.endpoint
     stream = await _open_stream(endpoint, options)
     try:
@@ -401,6 +409,7 @@ async def _handshake(
             stream,
             endpoint.host_header,
             endpoint.resource,
+            subprotocols=subprotocols,
             extra_headers=target.encoded_headers(),
             message_queue_size=options.message_queue_size,
             max_message_size=options.max_message_size,
