@@ -18,16 +18,15 @@ Invariants:
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Mapping
 from typing import Any, Final, TypeAlias
 
 import attrs
 import orjson
 
-from rtbus.protocol import CLIENT_EVENT_CLASSES, SERVER_EVENT_CLASSES, UnknownEvent, encode
+from rtbus.protocol import ProtocolError
 
-from ._envelope import Envelope
+from ._envelope import Envelope, event_json
 from ._gateway_wire import ErrorCode, ReqId, WireError
 
 __all__ = [
@@ -39,7 +38,6 @@ __all__ = [
     "encode_error",
     "encode_event",
     "encode_result",
-    "event_json",
     "parse_server_frame",
     "parse_server_frames",
 ]
@@ -92,45 +90,12 @@ class ErrorFrame:
 ServerFrame: TypeAlias = EventFrame | ResultFrame | ErrorFrame
 
 
-def event_json(envelope: Envelope) -> bytes:
-    """The event of ``envelope`` as JSON bytes: the upstream frame itself when it has one."""
-    if envelope.raw is not None:
-        return envelope.raw
-    event = envelope.event
-    if type(event) in _PROTOCOL_CLASSES:
-        return encode(event)
-    return orjson.dumps(_lifecycle_fields(envelope.type, event))
-
-
-_PROTOCOL_CLASSES: Final = frozenset(
-    [*SERVER_EVENT_CLASSES.values(), *CLIENT_EVENT_CLASSES.values(), UnknownEvent]
-)
-
-
-def _lifecycle_fields(type: str, event: object) -> dict[str, Any]:
-    """An ``rtbus.*`` event as JSON fields: attrs fields, enums by value, an exception by its
-    class name only (its message may hold anything)."""
-    fields: dict[str, Any] = {"type": type}
-    if attrs.has(event.__class__):
-        for name, value in attrs.asdict(event, recurse=False).items():  # type: ignore[arg-type]
-            fields[name] = _plain(value)
-    elif isinstance(event, Mapping):
-        fields.update({str(k): _plain(v) for k, v in event.items()})
-    return fields
-
-
-def _plain(value: object) -> object:
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, BaseException):
-        return {"exception": type(value).__name__}
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return type(value).__name__
+def _event_json(envelope: Envelope) -> bytes:
+    try:
+        return event_json(envelope)
+    except ProtocolError:
+        # Not an event (an object published on the bus directly): its type is all there is.
+        return orjson.dumps({"type": envelope.type})
 
 
 def encode_event(sub: str, envelope: Envelope, *, lag: int, age: float) -> bytes:
@@ -144,7 +109,7 @@ def encode_event(sub: str, envelope: Envelope, *, lag: int, age: float) -> bytes
         "received_at": envelope.received_at,
         "age": age,
         "lag": lag,
-        "event": orjson.Fragment(event_json(envelope)),
+        "event": orjson.Fragment(_event_json(envelope)),
     }
     return orjson.dumps(header)
 

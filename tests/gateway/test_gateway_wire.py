@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rtbus.bus import Envelope, OverflowPolicy
+from rtbus.bus._envelope import event_json
 from rtbus.bus._gateway_frames import (
     ErrorFrame,
     EventFrame,
@@ -18,7 +19,6 @@ from rtbus.bus._gateway_frames import (
     encode_error,
     encode_event,
     encode_result,
-    event_json,
     parse_server_frame,
     parse_server_frames,
 )

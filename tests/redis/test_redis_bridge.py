@@ -6,12 +6,14 @@ from functools import partial
 from pathlib import Path
 
 import attrs
+import orjson
 import pytest
 import trio
 from prometheus_client import CollectorRegistry, generate_latest
 from support.redis_load import AUDIO, TEXT, frame, publish
 from support.redis_server import RedisServer, eventually
 
+from rtbus.actors import ActorFailed
 from rtbus.bus import Bus
 from rtbus.bus._redis._client import open_link
 from rtbus.protocol import decode_server_event
@@ -191,6 +193,22 @@ async def test_an_event_that_cannot_be_written_is_counted_and_skipped(
     assert bridge.statistics().unencodable == 1
     async with redis_server.client() as redis:
         assert await redis.xlen(EVENTS_KEY) == 1
+
+
+async def test_a_supervision_failure_is_written_with_its_exception_named_not_shown(
+    redis_config: RedisConfig, redis_server: RedisServer, nursery: trio.Nursery
+) -> None:
+    bus = Bus()
+    bridge = await nursery.start(partial(run_bridge, bus, redis_config, node="n"))
+    failed = ActorFailed("root/sessions", "s1", 1.0, exception=ValueError("sk-secret-in-here"))
+    await bus.publish("root/sessions", failed.type, failed, received_at=0.0)
+    await written(bridge, 1)
+    async with redis_server.client() as redis:
+        (entry,) = await redis.xrange(EVENTS_KEY)
+    event = entry.field_values[b"event"]
+    assert b"sk-secret" not in event
+    assert orjson.loads(event)["exception"] == {"exception": "ValueError"}
+    assert bridge.statistics().unencodable == 0
 
 
 async def test_the_server_version_is_read_once_at_the_first_answer(

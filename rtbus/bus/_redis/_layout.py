@@ -21,12 +21,11 @@ from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
 import attrs
-import orjson
 
-from rtbus.bus._envelope import Envelope
+from rtbus.bus._envelope import Envelope, event_json
 from rtbus.bus._filters import TypeFilter, parse_types
 from rtbus.bus._routing import MAX_CACHED_TYPES
-from rtbus.protocol import ProtocolError, encode
+from rtbus.protocol import ProtocolError
 
 from ._config import RedisConfig
 
@@ -37,7 +36,6 @@ __all__ = [
     "decode_entry",
     "encode_entry",
     "entry_time",
-    "event_bytes",
 ]
 
 SESSION, SEQ, TYPE, NODE, TIME, EVENT = b"session", b"seq", b"type", b"node", b"time", b"event"
@@ -120,37 +118,6 @@ class StreamLayout:
         return f"{self.prefix}:failures:{group}".encode()
 
 
-def event_bytes(envelope: Envelope) -> bytes:
-    """The event's JSON: the upstream's bytes when there are any, else encoded here.
-
-    A lifecycle event (an attrs class with a class-level ``type``) is written as its fields
-    plus ``type``. Raises ``ProtocolError`` for an event that is none of these.
-    """
-    if envelope.raw is not None:
-        return envelope.raw
-    event = envelope.event
-    if attrs.has(type(event)):
-        try:
-            return encode(event)
-        except ProtocolError:
-            fields = attrs.asdict(event)  # type: ignore[arg-type]
-            return _dumps({**fields, "type": envelope.type}, envelope.type)
-    if isinstance(event, Mapping):
-        return _dumps({**event, "type": envelope.type}, envelope.type)
-    raise ProtocolError(
-        f"cannot write {type(event).__name__} to Redis: not an event", event_type=envelope.type
-    )
-
-
-def _dumps(value: object, event_type: str) -> bytes:
-    try:
-        return orjson.dumps(value)
-    except TypeError as exc:
-        raise ProtocolError(
-            f"cannot write the event to Redis: {exc}", event_type=event_type
-        ) from None
-
-
 def encode_entry(envelope: Envelope, node: bytes, now: float) -> dict[bytes, bytes]:
     """The fields of the stream entry for ``envelope``, published by ``node`` at ``now``."""
     return {
@@ -159,7 +126,7 @@ def encode_entry(envelope: Envelope, node: bytes, now: float) -> dict[bytes, byt
         TYPE: envelope.type.encode(),
         NODE: node,
         TIME: b"%.6f" % now,
-        EVENT: event_bytes(envelope),
+        EVENT: event_json(envelope),
     }
 
 
