@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 
 import attrs
@@ -15,14 +15,6 @@ import trio
 
 SAFETY_NET = 60  # seconds: only a hung process ever meets it
 POLL = 0.05  # seconds between questions to another process
-
-
-async def poll(check: Callable[[], Awaitable[bool]]) -> None:
-    """Ask another process until ``check`` says yes: there is no event in it to wait on."""
-    while True:
-        if await check():
-            return
-        await trio.sleep(POLL)
 
 
 @attrs.define

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import orjson
 import pytest
-from cli_support import Rtbus, poll, restored_logging, rtbus
+from cli_support import POLL, SAFETY_NET, Rtbus, restored_logging, rtbus
 from support.http_client import request
+from support.polling import eventually
 
 from rtbus.cli import main
 
@@ -65,7 +66,7 @@ async def until_ready(url: str) -> None:
     async def ready() -> bool:
         return (await request(url, "GET", "/readyz")).status == 200
 
-    await poll(ready)
+    await eventually(ready, SAFETY_NET, interval=POLL)
 
 
 async def test_serve_becomes_ready_and_drains_on_sigterm(tmp_path: Path) -> None:
@@ -120,7 +121,7 @@ async def test_a_second_signal_stops_at_once(tmp_path: Path) -> None:
         create = {"type": "response.create"}
         sent = await request(url, "POST", "/v1/sessions/front/events", json=create)
         assert sent.status == 202
-        await poll(functools.partial(_responding, url, "front"))
+        await eventually(functools.partial(_responding, url, "front"), SAFETY_NET, interval=POLL)
         service.signal(signal.SIGTERM)
         await service.stderr.wait_for(lambda line: '"msg":"draining"' in line)
         service.signal(signal.SIGTERM)

@@ -23,7 +23,8 @@ from typing import Any
 import pytest
 from deploy_support import CATALOGUE, as_promql, dashboard_queries, rule_expressions
 from support.binaries import free_port
-from support.prometheus_server import PrometheusServer, PromQLError, poll_until
+from support.polling import poll_until
+from support.prometheus_server import PrometheusServer, PromQLError
 
 # The embedded simulator, sped up, and two demo sessions taking a turn every second or so.
 SERVE_CONFIG = """\

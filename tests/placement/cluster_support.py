@@ -17,7 +17,8 @@ from typing import Any
 import attrs
 import trio
 from placement_support import FAST, PASSWORD, redis_config
-from support.redis_server import RedisServer, eventually
+from support.polling import eventually
+from support.redis_server import RedisServer
 from support.redis_worker import GROUPS
 from support.upstream import upstream
 

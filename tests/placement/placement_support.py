@@ -11,7 +11,8 @@ from typing import Any
 import attrs
 import coredis
 import pytest
-from support.redis_server import RedisServer, eventually
+from support.polling import eventually
+from support.redis_server import RedisServer
 from support.upstream import KEY, upstream
 
 from rtbus._backoff import Backoff

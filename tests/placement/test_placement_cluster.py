@@ -28,7 +28,8 @@ from cluster_support import (
 )
 from coredis.response.types import StreamEntry
 from placement_support import COREDIS_LEAKS_ON_FAILED_CONNECT, PASSWORD, raw_client
-from support.redis_server import RedisServer, eventually
+from support.polling import eventually
+from support.redis_server import RedisServer
 from support.redis_worker import GROUPS, TRIGGER
 
 from rtbus.session import SessionState

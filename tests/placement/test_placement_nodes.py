@@ -23,7 +23,8 @@ from placement_support import (
     redis_config,
     running_node,
 )
-from support.redis_server import RedisServer, eventually
+from support.polling import eventually
+from support.redis_server import RedisServer
 from support.upstream import MODEL, upstream
 
 from rtbus.actors import DuplicateChild

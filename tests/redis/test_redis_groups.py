@@ -12,8 +12,9 @@ import orjson
 import pytest
 import trio
 from prometheus_client import CollectorRegistry, generate_latest
+from support.polling import eventually
 from support.redis_load import AUDIO, TEXT, frame, publish
-from support.redis_server import RedisServer, eventually
+from support.redis_server import RedisServer
 
 from rtbus.bus import Bus
 from rtbus.redis import (

@@ -9,8 +9,9 @@ from functools import partial
 import attrs
 import trio
 from prometheus_client import CollectorRegistry, generate_latest
+from support.polling import eventually
 from support.redis_load import AUDIO, TEXT, publish
-from support.redis_server import RedisServer, eventually
+from support.redis_server import RedisServer
 
 from rtbus.bus import Bus
 from rtbus.redis import RedisBridge, RedisConfig, RedisEnvelope, run_bridge, subscribe

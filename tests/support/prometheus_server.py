@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -25,8 +24,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from support.binaries import free_port, require_binary
+from support.polling import poll_until
 
-__all__ = ["PromQLError", "PrometheusServer", "poll_until"]
+__all__ = ["PromQLError", "PrometheusServer"]
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "rules" / "rtbus.rules.yml"
@@ -130,7 +130,9 @@ class PrometheusServer:
     def wait_for(self, condition: Callable[[], T], what: str, timeout: float = 30.0) -> T:
         """Poll ``condition`` until it returns something truthy, and return that; fail after
         ``timeout`` seconds naming ``what`` did not happen (and the server's log)."""
-        return poll_until(condition, f"prometheus did not {what}", timeout, self._check_alive)
+        return poll_until(
+            condition, f"prometheus did not {what}", timeout, self._check_alive, interval=_POLL
+        )
 
     def log(self) -> str:
         """What prometheus wrote to stdout and stderr so far."""
@@ -162,20 +164,3 @@ class PrometheusServer:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"prometheus exited with {process.returncode}\n{self.log()}")
         return self.log()
-
-
-def poll_until(
-    condition: Callable[[], T], failure: str, timeout: float, check: Callable[[], str | None]
-) -> T:
-    """Poll ``condition`` until it returns something truthy, and return that.
-
-    ``check`` runs between polls: it raises when waiting is pointless (the process died) and
-    returns what to show (a log) should ``timeout`` pass, which raises ``TimeoutError``.
-    """
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        context = check()
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{failure} in {timeout}s\n{context or ''}")
-        time.sleep(_POLL)
-    return result

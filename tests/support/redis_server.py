@@ -16,16 +16,15 @@ from __future__ import annotations
 import contextlib
 import socket
 import subprocess
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import coredis
-import trio
 
 from support.binaries import free_port, require_binary
+from support.polling import poll_until
 
-__all__ = ["RedisServer", "eventually"]
+__all__ = ["RedisServer"]
 
 _READY_TIMEOUT = 10.0
 _POLL = 0.01
@@ -114,23 +113,5 @@ class RedisServer:
         return reply.startswith((b"+PONG", b"-NOAUTH"))
 
     def _wait(self, condition: Callable[[], bool], what: str) -> None:
-        deadline = time.monotonic() + _READY_TIMEOUT
-        while not condition():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"redis-server on port {self.port} did not {what} in time")
-            time.sleep(_POLL)
-
-
-async def eventually(check: Callable[[], Awaitable[bool] | bool], seconds: float = 10.0) -> None:
-    """Poll ``check`` until it holds, failing with ``trio.TooSlowError`` after ``seconds``.
-
-    For state that changes in another process (Redis) or on real time (reclaim idle times).
-    """
-    with trio.fail_after(seconds):
-        while True:
-            result = check()
-            if isinstance(result, Awaitable):
-                result = await result
-            if result:
-                return
-            await trio.sleep(_POLL)
+        failure = f"redis-server on port {self.port} did not {what}"
+        poll_until(condition, failure, _READY_TIMEOUT, interval=_POLL)
