@@ -252,8 +252,7 @@ class ConversationRecord:
             return
         held = self._items.get(item.id)
         if held is not None:
-            # Keep what only the record knows: a transcript that came in its own event.
-            self._replace(item if item.text is not None else attrs.evolve(item, text=held.text))
+            self._replace(_merged(held, item))
         else:
             self._insert(item, event.previous_item_id)
         self._enforce_bound()
@@ -338,6 +337,18 @@ class ConversationRecord:
         self._dropped += 1
         if self._summarize is not None:
             self._summary = self._summarize(self._summary, item)
+
+
+def _merged(held: RecordedItem, news: RecordedItem) -> RecordedItem:
+    """An update of an item the record holds, keeping what only the record knows: a
+    transcript that came in its own event, and that a response was cut off or truncated
+    (the echo of a restore shows the item as created, complete)."""
+    return attrs.evolve(
+        news,
+        text=held.text if news.text is None else news.text,
+        status="incomplete" if held.status == "incomplete" else news.status,
+        truncated=held.truncated or news.truncated,
+    )
 
 
 def _after(

@@ -398,6 +398,11 @@ class Session:
         self._sequencer.reset()
         self._notify()
 
+    def _waited(self) -> float:
+        """Seconds since the connection was lost: how long the caller has waited."""
+        now = trio.current_time()
+        return now - (now if self._lost_at is None else self._lost_at)
+
     def _connection_ended(self, link: Link) -> None:
         if self._link is link:
             self._tally.connection_ended(link.rt.statistics())
@@ -423,8 +428,7 @@ class Session:
         if scope.cancelled_caught:
             await trio.aclose_forcefully(link.rt)
             raise HandshakeTimeoutError(self.spec.ready_timeout)
-        waited = trio.current_time() - (self._lost_at or trio.current_time())
-        await self._publish(self._resumed(why.cause, plan, restored, upstream_id, waited))
+        await self._publish(self._resumed(why.cause, plan, restored, upstream_id, self._waited()))
 
     def _resumed(
         self, cause: str, plan: RestorePlan, restored: Restored, upstream_id: str, waited: float
@@ -493,13 +497,12 @@ class Session:
         plan = self._record.restore_plan(since=prepared.restored)
         restored = await self._restore(prepared.link, plan, self._take)
         self._tally.recycled(len(prepared.restored) + restored.restored)
-        waited = trio.current_time() - (self._lost_at or trio.current_time())
         await self._publish(
             SessionRecycled(
                 previous_upstream_session_id=self._upstream_id,
                 upstream_session_id=prepared.upstream_id,
                 items_restored=len(prepared.restored) + restored.restored,
-                switch_seconds=waited,
+                switch_seconds=self._waited(),
             )
         )
         self._interrupted = None
@@ -526,9 +529,7 @@ class Session:
             # in close_timeout either: abort, so the retry (or the failure) is not held up.
             await trio.aclose_forcefully(link.rt)
             raise HandshakeTimeoutError(self.spec.ready_timeout)
-        self._sequencer.reset()
-        self._notify()
-        return str(getattr(getattr(created, "session", None), "id", None) or "")
+        return _upstream_session_id(created)
 
     async def _until(
         self, link: Link, take: Take, type: str, refused_if: str | None
@@ -723,6 +724,13 @@ class Session:
         if isinstance(event, Mapping):
             return {**event, "event_id": self._next_event_id()}
         return attrs.evolve(event, event_id=self._next_event_id())
+
+
+def _upstream_session_id(created: AnyServerEvent) -> str:
+    """The id in ``session.created``: a field the GA session models leave to extra fields."""
+    session = getattr(created, "session", None)
+    extra: Mapping[str, object] = getattr(session, "_extra", {})
+    return str(getattr(session, "id", None) or extra.get("id") or "")
 
 
 def _refuses(event: AnyServerEvent, client_event_id: str | None) -> bool:
