@@ -48,6 +48,7 @@ from rtbus.bus import Bus
 from rtbus.protocol import (
     ClientEvent,
     Disposition,
+    ErrorDetails,
     ErrorEvent,
     RealtimeConfig,
     RealtimeError,
@@ -85,7 +86,7 @@ from ._restore import Restored, Take, restore
 from ._sequencer import ResponseSequencer
 from ._spec import SessionSpec
 
-__all__ = ["Session", "SessionState", "SessionStatistics"]
+__all__ = ["EventOutcome", "Session", "SessionState", "SessionStatistics"]
 
 ClientEventLike = ClientEvent | Mapping[str, Any]
 AnyServerEvent = ServerEvent | UnknownEvent
@@ -129,6 +130,19 @@ class _Why:
 
     reason: str = ""
     cause: str = OTHER
+
+
+@attrs.frozen
+class EventOutcome:
+    """What became of a submitted client event: ``error`` is the server's refusal, or
+    ``None`` when no error named it within the wait (``accepted``)."""
+
+    event_id: str
+    error: ErrorDetails | None
+
+    @property
+    def status(self) -> str:
+        return "accepted" if self.error is None else "refused"
 
 
 @attrs.frozen
@@ -219,10 +233,11 @@ class Session:
         order, once the config is re-applied and the conversation restored. An event without
         an ``event_id`` gets one, so the server's errors about it can be matched: if the
         upstream refuses it, ``rtbus.session.event_refused`` names it and ``sender``, and
-        ``on_refused`` (if given) gets the server's ``error`` event; a sender that passes one
-        has handled the error, so it never fails the session. Raises ``ProtocolError`` for a
-        malformed event, ``SendQueueFull`` when the queue is full, ``SendQueueClosed`` once
-        the session failed or closed.
+        ``on_refused`` (if given) gets the server's ``error`` event. A named sender, or one
+        that passes ``on_refused``, has handled the error, so it never fails the session; an
+        anonymous one leaves it to the bus (no ``error`` subscriber: the session fails).
+        Raises ``ProtocolError`` for a malformed event, ``SendQueueFull`` when the queue is
+        full, ``SendQueueClosed`` once the session failed or closed.
         """
         stamped = self._stamped(event)
         event_id = _event_id(stamped)
@@ -234,6 +249,26 @@ class Session:
             raise
         self._tally.sent(_event_type(stamped))
         return event_id
+
+    async def submit(
+        self, event: ClientEventLike, *, sender: str = "", within: float
+    ) -> EventOutcome:
+        """Send a client event and wait up to ``within`` seconds (after it went out) for the
+        upstream to refuse it: the outcome says ``accepted`` (no error named it in that time)
+        or ``refused`` with the server's error. The error is handled either way. Raises what
+        ``send`` raises."""
+        refused: list[ErrorEvent] = []
+        answered = trio.Event()
+
+        def on_refused(error: ErrorEvent) -> None:
+            refused.append(error)
+            answered.set()
+
+        event_id = await self.send(event, sender=sender, on_refused=on_refused)
+        with trio.move_on_after(within):
+            await answered.wait()
+        error = refused[0].error if refused else None
+        return EventOutcome(event_id=event_id, error=error)
 
     def conversation(self) -> ConversationSnapshot:
         """What the session's conversation record holds now (what a new upstream session
@@ -609,10 +644,11 @@ class Session:
             param=error.param,
         )
         await self._publish(refused)
-        if sender.on_refused is None:
-            return False
-        sender.on_refused(event)
-        return True
+        if sender.on_refused is not None:
+            sender.on_refused(event)
+        # A named sender (the control API, a gateway connection) learns of it through the
+        # event above; an anonymous one that passed no handler left it to the bus.
+        return bool(sender.name) or sender.on_refused is not None
 
     async def _bad_frame(self, message: str) -> None:
         await self._publish(SessionBadFrame(message=message))

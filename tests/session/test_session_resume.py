@@ -269,3 +269,18 @@ async def test_drain_closes_a_session_in_backoff_at_once(
         await service.close_session("s1")
         assert trio.current_time() - started < 1.0, "nothing to wait for: no response runs"
         await sub.aclose()
+
+
+async def test_resumes_are_counted_and_timed_for_prometheus(
+    service: Service, sim: SimServer, autojump_clock: trio.testing.MockClock
+) -> None:
+    session, sub = await two_turns(service)
+    sim.inject("drop")
+    await take_until(sub, "rtbus.session.resumed")
+    await turn(session, sub, "Still there?")  # the metrics worker has caught up by then
+    value = service.metrics.registry.get_sample_value
+    assert value("rtbus_session_resumes_total", {"reason": "close_1006"}) == 1
+    assert value("rtbus_session_items_restored_total") == 4
+    assert value("rtbus_session_resume_wait_seconds_count") == 1
+    assert (value("rtbus_session_resume_wait_seconds_sum") or 0) > 0
+    await sub.aclose()
