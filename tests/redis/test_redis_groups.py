@@ -77,6 +77,8 @@ async def test_each_group_gets_every_event_exactly_once_across_its_consumers(
         assert len(got) == len(expected)
         assert set(got) == expected
     assert sum(by_consumer.values()) == 2 * len(expected)
+    # Numbers missing at one consumer went to another: no gap is reported.
+    assert [sub.statistics().missed for sub in subs] == [0] * len(subs)
     for group in seen:
         assert await pending(redis_server, group) == 0
         assert await pending(redis_server, group, b"{rtbus}:events:audio") == 0

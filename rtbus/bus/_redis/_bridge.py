@@ -74,6 +74,7 @@ class BridgeStatistics:
     * ``unencodable`` -- envelopes whose event could not be written as JSON.
     * ``buffered`` -- envelopes waiting: in the subscription and in the batch being written.
     * ``batches`` -- pipelined writes that succeeded.
+    * ``checks`` -- times the written entries were checked against Redis (for losses).
     """
 
     up: bool
@@ -83,6 +84,7 @@ class BridgeStatistics:
     unencodable: int
     buffered: int
     batches: int
+    checks: int
 
 
 class RedisBridge(trio.abc.AsyncResource):
@@ -137,6 +139,7 @@ class RedisBridge(trio.abc.AsyncResource):
             unencodable=self._unencodable,
             buffered=stats.queued + len(self._pending),
             batches=self._batches,
+            checks=self._ledger.checks,
         )
 
     def readiness_problem(self) -> str | None:

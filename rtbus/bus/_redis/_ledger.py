@@ -75,6 +75,7 @@ class Ledger:
         self._owner = owner
         self._batches: dict[bytes, deque[_Batch]] = {key: deque() for key in names}
         self._run_id: bytes | None = None
+        self.checks = 0  # completed: statistics, and for tests to wait on
 
     @property
     def entries(self) -> int:
@@ -93,7 +94,8 @@ class Ledger:
         run_id, firsts, present = await link.call(
             "ledger", lambda client: self._probe(client, keys, newest)
         )
-        restarted = self._run_id is not None and run_id != self._run_id
+        known = self._run_id if self._run_id is not None else link.first_run_id
+        restarted = known is not None and run_id != known
         self._run_id = run_id
         losses = []
         for key in keys:
@@ -104,6 +106,7 @@ class Ledger:
             lost = await link.call("ledger", functools.partial(self._settle, key))
             if lost:
                 losses.append(Loss(self._names[key], reason, lost))
+        self.checks += 1
         return losses
 
     def _reason(
