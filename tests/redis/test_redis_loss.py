@@ -165,7 +165,7 @@ async def test_dead_letters_redis_lost_are_counted(
         await eventually(lambda: sub.statistics().dead_lettered == 2)
         restart_empty(volatile_server)
         await publish(bus, "s", TEXT, 2)  # the consumer finds the group gone, and its letters
-        await eventually(lambda: books.reported("restart"))
+        await eventually(lambda: bool(books.reported("restart")))
         inner.cancel_scope.cancel()
     (lost,) = books.reported("restart")
     assert (lost.stream, lost.group, lost.count) == ("dead-letter", "g", 2)
@@ -262,7 +262,9 @@ async def test_entries_trimmed_behind_newer_ones_are_not_counted_lost(
     await eventually(lambda: bridge.statistics().published == {"events": 5})
     async with redis_server.client() as redis:
         *_, newest = await redis.xrange(EVENTS_KEY)
-        ms, _, seq = bytes(newest.identifier).partition(b"-")
+        identifier = newest.identifier
+        assert isinstance(identifier, bytes)
+        ms, _, seq = identifier.partition(b"-")
         past = b"%s-%d" % (ms, int(seq) + 1)
         # Another service's write, trimming by MINID past everything this bridge wrote.
         fields = {b"session": b"x", b"seq": b"1", b"node": b"other"}

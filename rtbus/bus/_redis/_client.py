@@ -9,8 +9,8 @@ Invariants:
   the next success. ``wait_until_up`` pings on the shared backoff curve (``rtbus._backoff``)
   until Redis answers; a refusal (a wrong password) is raised, not retried.
 * The server's version (and its ``run_id``) is read once, at the first successful ping; a
-  server older than ``MINIMUM_VERSION`` raises ``RedisVersionError``. Commands newer than that are used only
-  where ``has(feature)`` says the server knows them.
+  server older than ``MINIMUM_VERSION`` raises ``RedisVersionError``. Commands newer than
+  that are used only where ``has(feature)`` says the server knows them.
 * coredis runs on trio through anyio and its client is an async context manager with a task
   group inside: ``open_link`` enters it in the caller's task (the parent of every task that
   shares it) and takes a lone exception back out of the group it was wrapped in, so callers
