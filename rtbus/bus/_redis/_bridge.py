@@ -252,11 +252,16 @@ class RedisBridge(trio.abc.AsyncResource):
     async def _audit(self, link: RedisLink) -> None:
         """Check the ledger against Redis every ``monitor_interval``, at once the first time
         (that learns the server's ``run_id`` before a restart can change it)."""
+        refused = False
         while True:
             try:
                 self._count_lost(await self._ledger.check(link))
-            except RedisError as exc:
+            except RedisUnavailableError as exc:
                 _log.debug("redis bridge: ledger check failed: %s", exc)
+            except RedisError as exc:
+                if not refused:  # INFO renamed away, say: losses go uncounted, so say so once
+                    _log.warning("redis bridge: cannot check for lost entries: %s", exc)
+                refused = True
             await trio.sleep(self._config.monitor_interval)
 
     def _count_lost(self, losses: Sequence[Loss]) -> None:

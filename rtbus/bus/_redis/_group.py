@@ -155,9 +155,17 @@ class GroupMember:
         ``idle_seconds`` (a dead consumer stays listed until deleted: its idle time grows)."""
 
         async def command(client: Client) -> list[Any]:
-            async with client.pipeline(transaction=False) as pipe:
+            async with client.pipeline(transaction=False, raise_on_error=False) as pipe:
                 replies = [pipe.xinfo_consumers(key, self.group) for key in self.keys]
-            return [info for reply in replies for info in await reply]
+            infos: list[Any] = []
+            for reply in replies:
+                try:
+                    infos.extend(await reply)
+                except coredis.exceptions.ResponseError as exc:
+                    # "no such key": the stream is gone (Redis lost its data), and the group
+                    # with it. Said as NOGROUP, so the consumer makes the group again.
+                    raise coredis.exceptions.StreamConsumerGroupError(str(exc)) from None
+            return infos
 
         limit_ms = idle_seconds * 1000
         me = self.consumer.encode()

@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import attrs
 
 from ._client import RedisLink
+from ._errors import RedisCommandError
 from ._gaps import Gap, SeqTracker
 from ._layout import RedisEnvelope, StreamLayout
 from ._ledger import Ledger
@@ -154,7 +155,14 @@ class LossReporter:
             self._seqs.clear()  # the missing numbers went to the other consumers
         self._was_alone = alone
         if self.dead_letters.entries:
-            for loss in await self.dead_letters.check(link):
+            try:
+                losses = await self.dead_letters.check(link)
+            except RedisCommandError as exc:  # refused (INFO renamed away): say so, go on
+                _log.warning(
+                    "redis consumer %s: cannot check dead letters: %s", self._consumer, exc
+                )
+                return
+            for loss in losses:
                 self.counts["dead_letters_lost"] += loss.count
                 self._metrics.lost[loss.stream, loss.reason] += loss.count
                 lost = LostEntries(loss.stream, self._group, reason=loss.reason, count=loss.count)
