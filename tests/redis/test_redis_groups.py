@@ -93,9 +93,11 @@ async def fail_in_delivery(sub: RedisSubscription, seen: list[RedisEnvelope]) ->
 async def test_an_entry_is_acknowledged_only_after_its_handler_returned(
     redis_config: RedisConfig, redis_server: RedisServer, nursery: trio.Nursery
 ) -> None:
-    bus, _ = await start_bridge(nursery, redis_config)
+    bus, bridge = await start_bridge(nursery, redis_config)
     for n in range(2):
         await publish(bus, "s", TEXT, n)
+    # Both in Redis before the first read, which then takes both (not one, under load).
+    await eventually(lambda: bridge.statistics().published == {"events": 2})
     async with subscribe(redis_config, group="g", streams=["events"]) as sub:
         async with sub.delivery() as envelope:
             assert envelope.seq == 1
