@@ -15,11 +15,14 @@ Invariants:
   first entry and the newest batch's last entry. Redis lost data when its ``run_id`` changed
   (a restart or a failover: ``restart``) or when the newest batch's last entry is gone while
   nothing newer replaced it (a ``DEL``, a ``FLUSHALL``: ``deleted``).
-* Then every batch is checked: one whose last entry is there is whole (Redis persists,
-  replays and replicates a stream in order, so what survives is a prefix); of one whose last
-  entry is gone, the entries still there (by ``owner``, the ``node`` field) are kept and the
-  rest counted lost. Entries trimmed by the cap since the previous check are counted with
-  them: an over-count of at most one check interval's trims, never an under-count.
+* Then the batches are checked by their last entry. Redis persists, replays and replicates
+  a stream in order, so what survives of the batches that were there at a check is a
+  prefix: those are walked back from the newest until one is whole. Batches recorded since
+  the check before last may have gone to the new server after the loss: each is checked.
+  Of a batch whose last entry is gone, the entries still there (by ``owner``, the ``node``
+  field) are kept and the rest counted lost. Entries trimmed by the cap since the previous
+  check are counted with them: an over-count of at most one interval's trims, never an
+  under-count.
 """
 
 from __future__ import annotations
@@ -39,7 +42,8 @@ __all__ = ["DELETED", "RESTART", "Ledger", "Loss"]
 #: Why Redis no longer has an entry it acknowledged.
 RESTART, DELETED = "restart", "deleted"
 
-_NO_ENTRY: tuple[Any, ...] = ()
+#: Batches checked per round trip while walking back through the older ones.
+_PAGE = 256
 
 
 @attrs.define
@@ -47,6 +51,7 @@ class _Batch:
     first: bytes
     last: bytes
     count: int
+    generation: int  # the ledger's ``checks`` when it was recorded
 
 
 @attrs.frozen
@@ -85,7 +90,7 @@ class Ledger:
     def record(self, key: bytes, ids: Sequence[bytes]) -> None:
         """Remember that ``ids`` (in the order written) went to ``key`` in one round trip."""
         if ids:
-            self._batches[key].append(_Batch(ids[0], ids[-1], len(ids)))
+            self._batches[key].append(_Batch(ids[0], ids[-1], len(ids), self.checks))
 
     async def check(self, link: RedisLink) -> list[Loss]:
         """Compare the ledger with Redis; forget what was trimmed; return what was lost."""
@@ -146,11 +151,22 @@ class Ledger:
         return _bytes(run_id), firsts, present
 
     async def _settle(self, key: bytes, client: Client) -> int:
-        """Check every batch of ``key``; keep what is there, drop and count the rest."""
+        """Find the batches of ``key`` Redis lost; keep what is there, count the rest."""
         batches = list(self._batches[key])
-        async with client.pipeline(transaction=False) as pipe:
-            lasts = [pipe.xrange(key, batch.last, batch.last) for batch in batches]
-        broken = [batch for batch, last in zip(batches, lasts, strict=True) if not await last]
+        # Recorded since the check before last: maybe written after the loss, to the new
+        # server, so each is checked. The older ones were all there at a check: what is
+        # left of them is a prefix, so walk back from the newest until one is whole.
+        since = self.checks - 1
+        split = next((i for i, b in enumerate(batches) if b.generation >= since), len(batches))
+        broken = await self._missing(client, key, batches[split:])
+        end = split
+        while end > 0:
+            page = batches[max(0, end - _PAGE) : end]
+            missing = await self._missing(client, key, page)
+            broken[:0] = missing
+            if len(missing) < len(page):
+                break
+            end -= len(page)
         if not broken:
             return 0
         async with client.pipeline(transaction=False) as pipe:
@@ -166,6 +182,12 @@ class Ledger:
         # Records made while this ran are newer than every batch checked: they stay.
         self._batches[key] = deque(batch for batch in self._batches[key] if batch.count)
         return lost
+
+    async def _missing(self, client: Client, key: bytes, batches: list[_Batch]) -> list[_Batch]:
+        """The ``batches`` whose last entry Redis no longer has."""
+        async with client.pipeline(transaction=False) as pipe:
+            lasts = [pipe.xrange(key, batch.last, batch.last) for batch in batches]
+        return [batch for batch, last in zip(batches, lasts, strict=True) if not await last]
 
     def _owns(self, entry: Any) -> bool:
         return self._owner is None or entry.field_values.get(NODE) == self._owner
