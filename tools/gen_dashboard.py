@@ -417,6 +417,24 @@ REDIS = Row(
             unit="ops",
         ),
         Panel(
+            "Lost by Redis",
+            "Entries Redis acknowledged and later lost (a restart without persistence, a "
+            "failover, a flush), by stream and reason; events a consumer group never got "
+            "(gaps in a session's seq); groups found gone and made again, per second.",
+            (
+                Query(rate("rtbus_redis_lost_total", "stream, reason"), "{{stream}} {{reason}}"),
+                Query(
+                    rate("rtbus_redis_consumer_lost_total", "group, reason"),
+                    "{{group}} {{reason}}",
+                ),
+                Query(
+                    rate("rtbus_redis_groups_recreated_total", "stream, group"),
+                    "{{stream}} {{group}} recreated",
+                ),
+            ),
+            unit="ops",
+        ),
+        Panel(
             "Published and dropped",
             "Envelopes written to each stream, and dropped because the publish buffer was "
             "full, per second.",

@@ -99,6 +99,9 @@ CATALOGUE = frozenset(
         "rtbus_redis_reclaimed_total",
         "rtbus_redis_dead_lettered_total",
         "rtbus_redis_trimmed_before_ack_total",
+        "rtbus_redis_lost_total",
+        "rtbus_redis_consumer_lost_total",
+        "rtbus_redis_groups_recreated_total",
     }
 )
 # Series a histogram (or summary) exports beside its base name.
