@@ -18,9 +18,9 @@ from ._record import RecordBound as RecordBound
 from ._record import RecordedItem as RecordedItem
 from ._session import EventOutcome as EventOutcome
 from ._session import Session as Session
-from ._session import SessionState as SessionState
 from ._session import SessionStatistics as SessionStatistics
 from ._spec import SessionSpec as SessionSpec
+from ._state import SessionState as SessionState
 
 __all__ = [
     "EventOutcome",

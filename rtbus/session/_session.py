@@ -25,6 +25,9 @@ response (``_prepare``), then the session switches to it at the turn boundary (`
 giving it only what was added meanwhile. Connections are held by tasks of their own
 (``_link``) so the prepared one outlives the one it replaces.
 
+The session's state moves only along the table in ``_state`` (it says what happened, the
+table says where that leaves it); a stop wins over whatever the connection does meanwhile.
+
 A server error caused by a client event goes back to its sender: ``send(..., on_refused=)``
 hands it to the sender, who has then handled it; ``rtbus.session.event_refused`` names the
 event and the sender on the bus either way.
@@ -32,7 +35,6 @@ event and the sender on the bus either way.
 
 from __future__ import annotations
 
-import enum
 import itertools
 import random
 from collections import OrderedDict
@@ -85,6 +87,7 @@ from ._record import ConversationRecord, ConversationSnapshot, RestorePlan
 from ._restore import Restored, Take, restore
 from ._sequencer import ResponseSequencer
 from ._spec import SessionSpec
+from ._state import Happening, SessionState, next_state
 
 __all__ = ["EventOutcome", "Session", "SessionState", "SessionStatistics"]
 
@@ -95,17 +98,6 @@ RefusalHandler = Callable[[ErrorEvent], object]
 
 # Client events whose sender is remembered, for errors that come back about them.
 _SENDERS_KEPT = 1024
-
-
-class SessionState(enum.Enum):
-    """Where a session is in its life."""
-
-    CONNECTING = "connecting"
-    READY = "ready"
-    RECONNECTING = "reconnecting"
-    CLOSING = "closing"
-    CLOSED = "closed"
-    FAILED = "failed"
 
 
 @attrs.frozen(kw_only=True)
@@ -213,7 +205,6 @@ class Session:
         self._lost_at: float | None = None
         self._interrupted: str | None = None
         self._recycle_after = spec.recycle_after_for(upstream)
-        self._stopping = False
         self._serving = trio.CancelScope()
         self._ready_signalled = False
         self._ended = False
@@ -313,6 +304,8 @@ class Session:
     async def run(self, ctx: ActorContext, *, task_status: trio.TaskStatus[Session]) -> None:
         """The actor: connect, get ready, pump events; reconnect until told to stop."""
         # Per incarnation: a restarted actor signals readiness again, in a fresh scope.
+        if self.state is SessionState.FAILED:
+            self._happen(Happening.RESTART)
         self._ready_signalled = False
         self._serving = trio.CancelScope()
         failure: Exception | None = None
@@ -332,7 +325,7 @@ class Session:
         if failure is not None:
             await self._failed(failure)
             raise failure
-        await self._end(SessionState.CLOSED, SessionClosed(reason=self._closed_reason()))
+        await self._end(Happening.CLOSE, SessionClosed(reason=self._closed_reason()))
         self._retire()
 
     async def _serve(self, task_status: trio.TaskStatus[Session]) -> None:
@@ -360,18 +353,18 @@ class Session:
 
     async def _back_off(self, failure: RealtimeError, why: _Why) -> None:
         """Wait before the next attempt, or fail for good if the policy will not retry."""
-        if self._stopping:
+        if self._closing:
             raise _Stopped
         delay = self._attempts.failed(failure, trio.current_time())
         if delay is None:
             raise Fatal(f"session {self.id} failed: {failure}") from failure
-        self.state = SessionState.RECONNECTING
+        self._happen(Happening.LOST)
         attempt = self._attempts.attempt
         self._tally.disconnected(why.cause)
         await self._publish(
             SessionDisconnected(reason=why.reason, attempt=attempt, retry_in=delay, cause=why.cause)
         )
-        if self._stopping:
+        if self._closing:
             raise _Stopped  # asked to stop while this was published: waiting is for nothing
         await trio.sleep(delay)
 
@@ -400,7 +393,7 @@ class Session:
         recycled, self._recycled = self._recycled, None
         if link.failure is not None:
             raise link.failure
-        if recycled is not None and not self._stopping:
+        if recycled is not None and not self._closing:
             raise recycled
 
     async def _open(self, target: ConnectTarget) -> Link:
@@ -415,7 +408,7 @@ class Session:
         self._attempts.connected(trio.current_time())
         self._current = link
         self._queue.attach(link.rt)
-        self.state = SessionState.READY
+        self._happen(Happening.LIVE)
         if not self._ready_signalled:
             self._ready_signalled = True
             task_status.started(self)
@@ -457,6 +450,7 @@ class Session:
         """Give a new upstream session the conversation record, before any queued event."""
         if self._tally.connects == 1 or not self.spec.resume:
             return
+        self._happen(Happening.RESTORING)
         plan = self._record.restore_plan()
         with trio.move_on_after(self.spec.ready_timeout) as scope:
             restored = await self._restore(link, plan, self._take)
@@ -527,6 +521,7 @@ class Session:
         """Make the prepared upstream session the live one: publish what it sent so far,
         give it what the record gained since its restore, and say so."""
         self._lost()
+        self._happen(Happening.RESTORING)
         for event, received_at, raw in prepared.held_back:
             await self._take_frame(event, received_at, raw)
         plan = self._record.restore_plan(since=prepared.restored)
@@ -677,15 +672,15 @@ class Session:
         """Whether the session is over for good: closed, or failed with ``Fatal``."""
         return self._ended
 
-    async def _end(self, state: SessionState, event: SessionClosed | SessionFailed) -> None:
-        self.state = state
+    async def _end(self, happening: Happening, event: SessionClosed | SessionFailed) -> None:
+        self._happen(happening)
         with trio.CancelScope(shield=True):
             await self._publish(event)
 
     async def _failed(self, failure: Exception) -> None:
         cause = self._restart_cause = failure_cause(failure)
         self._tally.failed(cause)
-        await self._end(SessionState.FAILED, SessionFailed(reason=str(failure), cause=cause))
+        await self._end(Happening.FAIL, SessionFailed(reason=str(failure), cause=cause))
         if isinstance(failure, Fatal):
             # Not restarted: senders waiting on the queue learn now, not never.
             self._queue.fail(failure)
@@ -697,7 +692,7 @@ class Session:
         self._bus.forget(self.id)
 
     def _closed_reason(self) -> str:
-        return "closed by rtbus" if self._stopping else "closed by the server"
+        return "closed by rtbus" if self._closing else "closed by the server"
 
     async def _stop_when_asked(self, ctx: ActorContext) -> None:
         """A stop request: take no more events, let the running response finish, close 1000.
@@ -705,8 +700,7 @@ class Session:
         The supervisor cancels the actor if this outlasts the child's shutdown grace.
         """
         await ctx.wait_stop_requested()
-        self._stopping = True
-        self.state = SessionState.CLOSING
+        self._happen(Happening.STOP)
         await self._queue.aclose()
         await self._until_idle()
         if self._current is None:
@@ -734,6 +728,14 @@ class Session:
             await self._bus.publish(self.id, type_, event, received_at=at, raw=raw)
         self._published += 1
         self._tally.published(type_)
+
+    def _happen(self, happening: Happening) -> None:
+        self.state = next_state(self.state, happening)
+
+    @property
+    def _closing(self) -> bool:
+        """Asked to stop: no reconnect, no recycle, no restart of the wait."""
+        return self.state is SessionState.CLOSING
 
     def _notify(self) -> None:
         self._changed.set()

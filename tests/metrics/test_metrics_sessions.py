@@ -27,6 +27,7 @@ async def test_a_session_that_talks_is_counted_by_state_type_and_bytes(
         stats = session.statistics()
     assert scrape.by("rtbus_sessions", "state") == {
         "connecting": 0,
+        "resuming": 0,
         "ready": 1,
         "reconnecting": 0,
         "closing": 0,
