@@ -37,15 +37,15 @@ from pathlib import Path
 import openai
 import pydantic
 from openai.types.realtime import (
-    ConversationItemAdded as ConversationItemAddedEvent,
-)
-from openai.types.realtime import (
     ConversationItem,
     RealtimeClientEvent,
     RealtimeResponse,
     RealtimeResponseCreateParams,
     RealtimeServerEvent,
     SessionUpdateEvent,
+)
+from openai.types.realtime import (
+    ConversationItemAdded as ConversationItemAddedEvent,
 )
 from openai.types.realtime.response_item_reference import ResponseItemReference
 
@@ -130,7 +130,7 @@ RENAMES: dict[str, str] = {
 # ``input``, and the server takes them; the pydantic model has no ``WithReferences`` twin.
 WIDENED: dict[tuple[str, str], typing.Any] = {
     ("realtime.realtime_response_create_params.RealtimeResponseCreateParams", "input"): (
-        typing.Optional[typing.List[typing.Union[ConversationItem, ResponseItemReference]]]  # noqa: UP006, UP007
+        list[ConversationItem | ResponseItemReference] | None
     ),
 }
 

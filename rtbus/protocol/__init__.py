@@ -9,10 +9,10 @@ Decoding is strict about shape and lenient about growth: a missing field or a wr
 ``ProtocolError`` naming the event type and field path; an unknown event type decodes to
 ``UnknownEvent``. A server event's unknown field is kept and re-encoded; a client event is
 checked as strictly as the server checks it (an unknown field at any depth, a value out of
-range, audio that is not base64 are errors whose ``Violation`` carries the server's code). JSON ``null`` and an absent
-optional field both decode to ``None``, which ``encode`` omits; the fields where ``null`` means
-something (``turn_detection: null`` switches server VAD off) take ``NULL``, which encodes as
-``null``.
+range, audio that is not base64 are errors whose ``Violation`` carries the server's code).
+JSON ``null`` and an absent optional field both decode to ``None``, which ``encode`` omits;
+the fields where ``null`` means something (``turn_detection: null`` switches server VAD off)
+take ``NULL``, which encodes as ``null``.
 """
 
 from . import _models

@@ -481,11 +481,7 @@ def _tag_dispatch(key: str, table: Mapping[object, Fn], missing: Fn | None) -> F
             return missing(v)
         structure = table.get(tag) if tag.__class__ is str else None
         if structure is None:
-            raise (
-                _not_allowed(allowed, tag, key)
-                if tag is not None
-                else _missing(key)
-            )
+            raise (_not_allowed(allowed, tag, key) if tag is not None else _missing(key))
         return structure(v)
 
     return dispatch
