@@ -5,7 +5,8 @@ audio to base64, a voice to the voices it has, and a few optional-typed fields t
 present. These rules are written once here and applied by the codec's strict structure
 functions (``decode_client_event``, ``client_event_from_dict``), so a client event rtbus
 accepts is one the server accepts. Sources: the field descriptions in the ``openai`` package
-(3.54.0) and the server's answers to the events in ``tests/protocol/test_strict.py``.
+(3.54.0) and the checks rtbus's simulator made in the server's words before it used these
+models (``tests/protocol/test_strict.py`` holds one refused event per rule kind).
 
 Each check takes the structured value and raises ``Mismatch`` (the codec adds the path). A
 message never repeats a value a client sent, except one outside an enum (cut short).
@@ -90,10 +91,15 @@ def base64_audio(value: Any) -> None:
         raise Mismatch(f"expected {expected}", expected=expected) from None
 
 
-def voice(value: Any) -> None:
-    """A built-in voice's name; the schema types it ``str`` so a ``VoiceID`` passes as is."""
-    if isinstance(value, str) and value not in VOICES:
-        raise not_allowed(VOICES, value)
+def one_of(*values: str) -> Check:
+    """One of ``values`` when a string: the schema leaves the enum open (``str | Literal``),
+    the server does not. Any other kind (a ``VoiceID`` object) passes as the schema says."""
+
+    def check(value: Any) -> None:
+        if isinstance(value, str) and value not in values:
+            raise not_allowed(values, value)
+
+    return check
 
 
 def when_int(check: Check) -> Check:
@@ -105,6 +111,7 @@ _UNIT: Final = number_in(0, 1, kind="decimal")
 _NOT_NEGATIVE: Final = number_in(0)
 _OUTPUT_TOKENS: Final = when_int(number_in(1, 4096))
 _ONE_MODALITY: Final = at_most_items(1)
+_VOICE: Final = one_of(*VOICES)
 
 
 def _vad_checks(cls: type) -> dict[tuple[type, str], Check]:
@@ -126,8 +133,9 @@ _CHECKS: Final[Mapping[tuple[type, str], Check]] = {
     **_vad_checks(TranscriptionServerVad),
     (NoiseReduction, "strength"): _UNIT,
     (AudioOutputConfig, "speed"): number_in(0.25, 1.5, kind="decimal"),
-    (AudioOutputConfig, "voice"): voice,
-    (ResponseCreateAudioOutput, "voice"): voice,
+    (AudioOutputConfig, "voice"): _VOICE,
+    (ResponseCreateAudioOutput, "voice"): _VOICE,
+    (ResponseCreateParams, "conversation"): one_of("auto", "none"),
     (SessionConfig, "max_output_tokens"): _OUTPUT_TOKENS,
     (ResponseCreateParams, "max_output_tokens"): _OUTPUT_TOKENS,
     (SessionConfig, "output_modalities"): _ONE_MODALITY,

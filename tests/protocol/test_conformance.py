@@ -135,6 +135,7 @@ _SERVER_VALID: dict[str, Any] = {
     "strength": 0.5,
     "threshold": 0.5,
     "idle_timeout_ms": 5_000,
+    "conversation": "auto",
 }
 
 
