@@ -113,7 +113,7 @@ class ProtocolError(RtbusError, ValueError):
     ``event_type`` is the payload's ``type`` when it had one, ``path`` the dotted path of
     the offending field (``"response.output[0].content"``) when one field is to blame, and
     ``violation`` what is wrong with it (``None`` for a frame that is not JSON or has no
-    ``type``); ``code`` is the violation's code.
+    ``type``); ``code`` is the violation's code. ``reason`` is the message without the where.
     """
 
     def __init__(
@@ -131,6 +131,7 @@ class ProtocolError(RtbusError, ValueError):
             ]
         )
         super().__init__(f"{message}{where}", event_type, path, violation)
+        self.reason = message
         self.event_type = event_type
         self.path = path
         self.violation = violation
