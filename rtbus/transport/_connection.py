@@ -100,8 +100,8 @@ _ABORTED: Final = CloseStatus(1006, "aborted: the close was cancelled")
 def client_frame(event: ClientEvent | Mapping[str, Any]) -> str:
     """The TEXT frame for one client event; ``ProtocolError`` if it is not a valid one.
 
-    A dict is validated, then sent as its own JSON, so fields rtbus does not model pass through;
-    so does an event ``type`` rtbus does not model (the server judges it).
+    A dict is validated as strictly as the upstream checks it, then sent as its own JSON; an
+    event ``type`` rtbus does not model passes unchecked (the server judges it).
     """
     if not isinstance(event, Mapping):
         if type(event) not in _CLIENT_CLASSES:
