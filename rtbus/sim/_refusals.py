@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Final
 
 import attrs
+import orjson
 
 from rtbus.protocol import (
     CLIENT_EVENT_CLASSES,
@@ -28,9 +29,10 @@ from rtbus.protocol import (
     UnknownEvent,
     Violation,
     client_event_from_dict,
+    encode,
 )
 
-__all__ = ["Refusal", "refusal_of"]
+__all__ = ["Refusal", "admitted"]
 
 
 @attrs.frozen
@@ -42,8 +44,12 @@ class Refusal:
     message: str
 
 
-def refusal_of(payload: dict[str, object]) -> Refusal | None:
-    """Why the server would refuse ``payload`` (a JSON object), or ``None`` to handle it."""
+def admitted(payload: dict[str, object]) -> dict[str, object] | Refusal:
+    """``payload`` (a JSON object) as the server reads it, or why the server refuses it.
+
+    Read as the server reads it: through the protocol's models, so an absent optional tag is
+    filled in (``{"format": {}}`` is PCM) and ``null`` where it means "absent" is dropped.
+    """
     if "type" not in payload:
         return _worded(Violation("missing_required_parameter", ("type",)), payload)
     try:
@@ -52,7 +58,11 @@ def refusal_of(payload: dict[str, object]) -> Refusal | None:
         return _worded(exc.violation or _type_violation(), payload)
     if isinstance(event, UnknownEvent):
         return _worded(_type_violation(), payload)
-    return next(_sim_limits(event), None)
+    refusal = next(_sim_limits(event), None)
+    if refusal is not None:
+        return refusal
+    read: dict[str, object] = orjson.loads(encode(event))
+    return read
 
 
 def _type_violation() -> Violation:

@@ -34,7 +34,7 @@ from ._conversation import Conversation, Item, ItemNotFound, public
 from ._defaults import default_session
 from ._ids import IdSource
 from ._merge import merge_session
-from ._refusals import Refusal, refusal_of
+from ._refusals import Refusal, admitted
 from ._response import ResponsePlan, ResponseRun, Step
 from ._tools import choose_function_call, count_input_tokens
 
@@ -160,10 +160,10 @@ class SimSession:
     def _dispatch(self, payload: JSONObject) -> list[Event]:
         raw_id = payload.get("event_id")
         event_id = raw_id if isinstance(raw_id, str) else None
-        refusal = refusal_of(payload)
-        if refusal is not None:
-            return [self._refused(refusal, event_id)]
-        events = self._handlers[str(payload["type"])](payload)
+        event = admitted(payload)
+        if isinstance(event, Refusal):
+            return [self._refused(event, event_id)]
+        events = self._handlers[str(event["type"])](event)
         return [_with_event_id(e, event_id) for e in events]
 
     def _refused(self, refusal: Refusal, event_id: str | None) -> Event:

@@ -214,6 +214,21 @@ def test_range_and_type_messages_are_the_servers() -> None:
     )
 
 
+def test_an_absent_optional_tag_is_read_as_the_protocol_reads_it() -> None:
+    # The session works on the event as the models read it, so the tag the schema lets a
+    # client leave out is there: a format with no type is PCM, a tool with no type a function.
+    update = {
+        "type": "realtime",
+        "audio": {"input": {"format": {}}},
+        "tools": [{"name": "lookup"}],
+    }
+    [updated] = Script().send({"type": "session.update", "session": update})
+    session = updated["session"]
+    assert isinstance(session, dict)
+    assert session["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24000}
+    assert session["tools"] == [{"type": "function", "name": "lookup"}]
+
+
 def test_response_create_takes_item_references_as_input() -> None:
     script = Script()
     [*_, done] = script.send(user_text("hi"))
