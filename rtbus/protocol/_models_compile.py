@@ -33,6 +33,7 @@ __all__ = [
     "Mismatch",
     "Strict",
     "describe_kind",
+    "not_allowed",
     "structure_function",
     "union_unstructure_function",
     "unstructure_function",
@@ -103,9 +104,6 @@ def not_allowed(values: tuple[object, ...], value: object, *segments: str | int)
     shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
     allowed = ", ".join(repr(v) for v in values)
     return Mismatch(f"{shown} is not one of {allowed}", *segments, allowed=values)
-
-
-_not_allowed = not_allowed
 
 
 def _missing(key: str) -> Mismatch:
@@ -187,7 +185,7 @@ def structure_function(cls: type, hook_for: HookFor, strict: Strict | None = Non
         "_new": object.__new__,
         "_Mismatch": Mismatch,
         "_wrong": _wrong,
-        "_not_allowed": _not_allowed,
+        "_not_allowed": not_allowed,
         "_missing": _missing,
         "_unknown": _unknown,
         "_extras": _extras,
@@ -362,7 +360,7 @@ def _arm_function(arms: tuple[Any, ...], hook_for: HookFor) -> Fn:
 
 
 def _scalar_function(arm: Any) -> Fn:
-    names: dict[str, object] = {"_wrong": _wrong, "_not_allowed": _not_allowed}
+    names: dict[str, object] = {"_wrong": _wrong, "_not_allowed": not_allowed}
     if _is_literal(arm):
         check = _literal_lines("value", arm, names)
     else:
@@ -481,7 +479,7 @@ def _tag_dispatch(key: str, table: Mapping[object, Fn], missing: Fn | None) -> F
             return missing(v)
         structure = table.get(tag) if tag.__class__ is str else None
         if structure is None:
-            raise (_not_allowed(allowed, tag, key) if tag is not None else _missing(key))
+            raise (not_allowed(allowed, tag, key) if tag is not None else _missing(key))
         return structure(v)
 
     return dispatch
