@@ -307,6 +307,45 @@ UPSTREAM = Row(
     ),
 )
 
+CONVERSATIONS = Row(
+    "Conversations",
+    (
+        Panel(
+            "Resumes by reason",
+            "Conversations restored into a new upstream session per second, by why the last "
+            "one ended; every reconnect and actor restart resumes.",
+            (Query(rate("rtbus_session_resumes_total", "reason"), "{{reason}}"),),
+            unit="ops",
+            stack=True,
+        ),
+        Panel(
+            "Resume wait",
+            "How long callers waited from a lost connection to their conversation restored.",
+            percentiles("rtbus_session_resume_wait_seconds"),
+            unit="s",
+        ),
+        Panel(
+            "Items restored and dropped",
+            "Conversation items given back to new upstream sessions, and items the record's "
+            "bound let go (summarised when a hook is set), per second.",
+            (
+                Query(rate("rtbus_session_items_restored_total"), "restored"),
+                Query(rate("rtbus_session_items_dropped_total"), "dropped"),
+            ),
+            unit="ops",
+        ),
+        Panel(
+            "Recycles and their pause",
+            "Upstream sessions replaced before their limit (make-before-break) per second, "
+            "and the p99 pause at the switch.",
+            (
+                Query(rate("rtbus_session_recycles_total"), "recycles/s"),
+                Query(quantile(0.99, "rtbus_session_recycle_pause_seconds"), "pause p99 (s)"),
+            ),
+        ),
+    ),
+)
+
 REDIS = Row(
     "Redis",
     (
@@ -434,7 +473,7 @@ GATEWAY = Row(
     ),
 )
 
-ROWS = (OVERVIEW, LATENCY, BUS, UPSTREAM, REDIS, GATEWAY)
+ROWS = (OVERVIEW, LATENCY, BUS, UPSTREAM, CONVERSATIONS, REDIS, GATEWAY)
 
 
 def _targets(queries: Sequence[Query]) -> list[dict[str, Any]]:

@@ -196,6 +196,31 @@ _FAMILIES: Final[tuple[Callable[[Scrape], Metric], ...]] = (
         _REASON,
         _keyed(s.counts.failures),
     ),
+    # The conversation outliving the connection.
+    lambda s: _C(
+        "rtbus_session_resumes_total",
+        "Conversations restored into a new upstream session, by cause.",
+        _REASON,
+        _keyed(s.counts.resumes),
+    ),
+    lambda s: _C(
+        "rtbus_session_recycles_total",
+        "Upstream sessions replaced before their limit, make-before-break.",
+        (),
+        s.counts.recycles,
+    ),
+    lambda s: _C(
+        "rtbus_session_items_restored_total",
+        "Conversation items given back to new upstream sessions.",
+        (),
+        s.counts.items_restored,
+    ),
+    lambda s: _C(
+        "rtbus_session_items_dropped_total",
+        "Conversation items the record's bound let go (summarised if a hook is set).",
+        (),
+        s.counts.items_dropped,
+    ),
     lambda s: _C(
         "rtbus_upstream_close_codes_total",
         "Upstream connections ended, by WebSocket close code (none: no close frame).",

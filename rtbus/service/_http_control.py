@@ -39,7 +39,7 @@ from rtbus.protocol import (
     redact,
 )
 from rtbus.redis import RedisUnavailableError
-from rtbus.session import HandshakeTimeoutError, Session, SessionSpec
+from rtbus.session import EventOutcome, HandshakeTimeoutError, Session, SessionSpec
 from rtbus.transport import ConnectTimeoutError, KeepaliveTimeoutError
 from rtbus.transport._outbound import SendQueueClosed, SendQueueFull
 
@@ -69,6 +69,7 @@ class SessionsApi:
             Route("GET", "/v1/sessions/{id}", self.get, control=True),
             Route("DELETE", "/v1/sessions/{id}", self.close, control=True),
             Route("POST", "/v1/sessions/{id}/events", self.send, control=True, takes_body=True),
+            Route("GET", "/v1/sessions/{id}/conversation", self.conversation, control=True),
         )
 
     async def open(self, request: Request) -> Response:
@@ -105,11 +106,25 @@ class SessionsApi:
         return json_response(200, _summary(session))
 
     async def send(self, request: Request) -> Response:
+        """202 once sent; with ``Prefer: wait=N`` (RFC 7240), the outcome within N seconds:
+        200 ``accepted`` (no error about it came), or 422 ``refused_by_upstream`` with the
+        server's error. Either way the sender is the control API, so the error is handled."""
         session = self._session(request.params["id"])
         event = _client_event(request.body)
+        wait = _preferred_wait(request.headers.get("prefer", ""))
+        if wait is None:
+            with _translated():
+                await session.send(event, sender=_SENDER)
+            return json_response(202, {"session": session.id, "type": event.type, "status": "sent"})
         with _translated():
-            await session.send(event)
-        return json_response(202, {"session": session.id, "type": event.type, "status": "sent"})
+            outcome = await session.submit(event, sender=_SENDER, within=wait)
+        return _outcome_response(session, event.type, outcome, wait)
+
+    async def conversation(self, request: Request) -> Response:
+        """What the session's conversation record holds: what a new upstream session would
+        be given back after a reconnect."""
+        snapshot = self._session(request.params["id"]).conversation()
+        return json_response(200, _jsonable(snapshot))
 
     def _sessions(self) -> Mapping[str, Session]:
         try:
@@ -239,6 +254,43 @@ def _shown(value: str) -> str:
 
 
 # -- answers ---------------------------------------------------------------------------------
+
+_SENDER = "control-api"
+# The longest an HTTP client may wait for an event's outcome.
+_MAX_WAIT = 30.0
+
+
+def _preferred_wait(prefer: str) -> float | None:
+    """The seconds of a ``Prefer: wait=N`` header (RFC 7240), capped; None without one."""
+    for preference in prefer.split(","):
+        name, _, value = preference.strip().partition("=")
+        if name.strip().lower() != "wait":
+            continue
+        try:
+            seconds = float(value.strip().strip('"'))
+        except ValueError:
+            raise HttpError(
+                400, "bad_prefer", f"Prefer: wait needs seconds, got {_shown(value)}"
+            ) from None
+        if not 0 <= seconds <= _MAX_WAIT:
+            raise HttpError(400, "bad_prefer", f"Prefer: wait must be 0 to {_MAX_WAIT:g} seconds")
+        return seconds
+    return None
+
+
+def _outcome_response(session: Session, type: str, outcome: EventOutcome, wait: float) -> Response:
+    applied = {"preference-applied": f"wait={wait:g}"}
+    body: dict[str, Any] = {"session": session.id, "type": type, "event_id": outcome.event_id}
+    if outcome.error is None:
+        return json_response(200, {**body, "status": "accepted"}, headers=applied)
+    error = outcome.error
+    refused = {
+        "code": "refused_by_upstream",
+        "message": error.message,
+        "upstream_code": error.code,
+        "param": error.param,
+    }
+    return json_response(422, {**body, "status": "refused", "error": refused}, headers=applied)
 
 
 def _summary(session: Session) -> dict[str, Any]:

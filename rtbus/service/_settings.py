@@ -27,7 +27,7 @@ from rtbus._backoff import Backoff
 from rtbus.actors import RestartIntensity
 from rtbus.protocol import AzureConfig, ConfigError, OpenAIConfig, RealtimeConfig
 from rtbus.redis import RedisConfig
-from rtbus.session import SessionSpec
+from rtbus.session import RecordBound, SessionSpec
 from rtbus.sim import SimOptions
 
 from ._http import HttpConfig
@@ -152,8 +152,14 @@ class SessionDefaults:
     recycle_grace: float = attrs.field(default=_spec_default("recycle_grace"), validator=_positive)
     sequence_responses: bool = _spec_default("sequence_responses")
     send_queue_size: int = attrs.field(default=_spec_default("send_queue_size"))
+    resume: bool = _spec_default("resume")
+    record_max_items: int = attrs.field(default=RecordBound().max_items)
+    record_max_bytes: int = attrs.field(default=RecordBound().max_bytes)
 
     def __attrs_post_init__(self) -> None:
+        for key in ("record_max_items", "record_max_bytes"):
+            if getattr(self, key) < 1:
+                raise ConfigError(key, f"must be at least 1, got {getattr(self, key)}")
         if self.send_queue_size < 1:
             raise ConfigError("send_queue_size", f"must be at least 1, got {self.send_queue_size}")
         _checked_session(self.session)
@@ -168,6 +174,8 @@ class SessionDefaults:
             recycle_grace=self.recycle_grace,
             sequence_responses=self.sequence_responses,
             send_queue_size=self.send_queue_size,
+            resume=self.resume,
+            record=RecordBound(max_items=self.record_max_items, max_bytes=self.record_max_bytes),
         )
 
 

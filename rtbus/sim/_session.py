@@ -417,7 +417,7 @@ class SimSession:
             modality=str(modalities[0]) if modalities else "audio",
             voice=output.get("voice", session_output["voice"]),
             output_format=output_format,
-            text=settings.response_text,
+            text=_reply(settings.response_text, self._conversation),
             audio_seconds=settings.response_audio_seconds,
             chunk_seconds=settings.audio_chunk_seconds,
             max_output_tokens=params.get("max_output_tokens", self._session["max_output_tokens"]),
@@ -467,3 +467,25 @@ def _audio_part(item: Item, index: int) -> JSONObject | None:
         return None
     part = content[index] if index < len(content) else None
     return part if isinstance(part, dict) and part.get("type") == "output_audio" else None
+
+
+def _reply(template: str, conversation: Conversation) -> str:
+    """What a response says: ``template`` with ``{items}`` (the items the conversation holds)
+    and ``{last_user_text}`` (the newest user message's text or transcript) filled in, so a
+    client can tell through the protocol alone what the conversation holds."""
+    return template.replace("{items}", str(len(conversation))).replace(
+        "{last_user_text}", _last_user_text(conversation)
+    )
+
+
+def _last_user_text(conversation: Conversation) -> str:
+    for item in reversed(conversation.items()):
+        if item.get("role") != "user" or not isinstance(item.get("content"), list):
+            continue
+        parts = item["content"]
+        assert isinstance(parts, list)
+        texts = [
+            str(p.get("text") or p.get("transcript") or "") for p in parts if isinstance(p, dict)
+        ]
+        return " ".join(text for text in texts if text)
+    return ""

@@ -348,3 +348,22 @@ def test_a_secret_is_never_in_an_error(write: Write) -> None:
     assert found == {"upstream.api_key": "expected a string", "http.token": "expected a string"}
     env = {"OPENAI_API_KEY": KEY, "RTBUS_UPSTREAM_KIND": "openai", "OPENAI_BASE_URL": KEY}
     assert KEY not in str(problems(None, env))
+
+
+def test_the_conversation_record_is_configured_per_session_defaults(write: Write) -> None:
+    path = write(
+        """
+        [session_defaults]
+        resume = false
+        record_max_items = 50
+        record_max_bytes = 4096
+        """
+    )
+    spec = load_settings(path, environ={}).session_defaults.spec()
+    assert (spec.resume, spec.record.max_items, spec.record.max_bytes) == (False, 50, 4096)
+    assert load_settings(None, environ={}).session_defaults.spec().resume is True
+
+
+def test_a_record_bound_below_one_is_refused(write: Write) -> None:
+    found = problems(write("[session_defaults]\nrecord_max_items = 0\n"))
+    assert "session_defaults.record_max_items" in found

@@ -63,6 +63,13 @@ CATALOGUE = frozenset(
         "rtbus_time_to_first_audio_seconds",
         "rtbus_rate_limit_remaining",
         "rtbus_rate_limit_limit",
+        # the conversation outliving the connection
+        "rtbus_session_resumes_total",
+        "rtbus_session_recycles_total",
+        "rtbus_session_items_restored_total",
+        "rtbus_session_items_dropped_total",
+        "rtbus_session_resume_wait_seconds",
+        "rtbus_session_recycle_pause_seconds",
         # bus and actors
         "rtbus_bus_published_total",
         "rtbus_bus_delivered_total",

@@ -128,7 +128,7 @@ async def test_unhandled_recoverable_error_is_a_failure_that_restarts(
         "rtbus.session.failed",
         "rtbus.session.reconnected",
     ]
-    assert "bind" in envelopes[1].event.reason, "the seed's hint says how to take errors"  # type: ignore[attr-defined]
+    assert "handled by nobody" in envelopes[1].event.reason, "it says how to take errors"  # type: ignore[attr-defined]
 
 
 async def test_recoverable_error_with_a_subscriber_keeps_the_session(
