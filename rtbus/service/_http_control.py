@@ -6,8 +6,10 @@
     DELETE /v1/sessions/{id}         graceful close                 200, its final state
     POST   /v1/sessions/{id}/events  a client event                 202, once it went out
 
-A request is checked in full (shape, then the event against ``rtbus.protocol``) before the
-service is asked for anything, so a bad one changes nothing. What the service raises becomes
+A request is checked in full (shape, then the event or the session config against
+``rtbus.protocol``, as strictly as the upstream checks them) before the service is asked for
+anything, so a bad one changes nothing: no upstream contact, no failure counted, nothing
+published. What the service raises becomes
 an HTTP error in one place, ``_SERVICE_ERRORS``, the way the transport maps trio-websocket's
 exceptions where they enter. A session that cannot start is the upstream's fault: 502, or
 504 when it did not become ready in time (a session retries a reachable-but-failing
@@ -37,7 +39,7 @@ from rtbus.protocol import (
     redact,
 )
 from rtbus.redis import RedisUnavailableError
-from rtbus.session import EventOutcome, HandshakeTimeoutError, Session
+from rtbus.session import EventOutcome, HandshakeTimeoutError, Session, SessionSpec
 from rtbus.transport import ConnectTimeoutError, KeepaliveTimeoutError
 from rtbus.transport._outbound import SendQueueClosed, SendQueueFull
 
@@ -221,7 +223,18 @@ def _session_options(body: Mapping[str, Any]) -> dict[str, Any]:
         check, expected = _OPTIONS[name]
         if not check(value):
             raise HttpError(400, "invalid_field", f"{name} must be {expected}")
+    if "session" in body:
+        _check_session_config(body["session"])
     return dict(body)
+
+
+def _check_session_config(session: Mapping[str, Any]) -> None:
+    """400 naming the key (``session.audio.output.voice``) of a session config the upstream
+    would refuse; checked here so a placed session is refused before it travels too."""
+    try:
+        SessionSpec(session=session)
+    except ConfigError as exc:
+        raise HttpError(400, "invalid_field", f"session config: {exc}") from None
 
 
 def _client_event(body: Mapping[str, Any]) -> ClientEvent:

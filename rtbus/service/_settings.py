@@ -25,7 +25,7 @@ import attrs
 
 from rtbus._backoff import Backoff
 from rtbus.actors import RestartIntensity
-from rtbus.protocol import AzureConfig, ConfigError, OpenAIConfig, ProtocolError, RealtimeConfig
+from rtbus.protocol import AzureConfig, ConfigError, OpenAIConfig, RealtimeConfig
 from rtbus.redis import RedisConfig
 from rtbus.session import RecordBound, SessionSpec
 from rtbus.sim import SimOptions
@@ -79,13 +79,12 @@ def _spec_default(name: str) -> Any:
 
 
 def _checked_session(value: Mapping[str, Any] | None) -> None:
-    """Check a ``session`` table now, so a bad one fails the config check, not a connect."""
-    if value is None:
-        return
-    try:
+    """Check a ``session`` table now, so a bad one fails the config check, not a connect.
+
+    Raises ``ConfigError`` naming the key under ``session`` (``session.audio.output.voice``).
+    """
+    if value is not None:
         SessionSpec(session=value)
-    except ProtocolError as exc:
-        raise ConfigError("session", str(exc)) from None
 
 
 @attrs.frozen(kw_only=True)

@@ -8,7 +8,13 @@ from typing import Any
 
 import attrs
 
-from rtbus.protocol import ConfigError, RealtimeConfig, client_event_from_dict, is_azure
+from rtbus.protocol import (
+    ConfigError,
+    ProtocolError,
+    RealtimeConfig,
+    client_event_from_dict,
+    is_azure,
+)
 from rtbus.transport import ConnectOptions, ReconnectPolicy
 
 from ._record import RecordBound, Summarize
@@ -25,10 +31,18 @@ def _seconds(_: object, attribute: attrs.Attribute[Any], value: float | None) ->
 
 
 def _session_config(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    """Check the session config now, so a bad one fails ``open_session``, not a reconnect."""
+    """Check the session config now, so a bad one fails ``open_session``, not a reconnect.
+
+    Raises ``ConfigError`` naming the key (``session.audio.output.voice``): the protocol checks
+    it as strictly as the upstream would, so a typo never costs a connection.
+    """
     if not isinstance(value, Mapping):
         raise ConfigError("session", f"must be a mapping (the session.update body), got {value!r}")
-    client_event_from_dict({"type": "session.update", "session": _with_type(value)})
+    try:
+        client_event_from_dict({"type": "session.update", "session": _with_type(value)})
+    except ProtocolError as exc:
+        # The event's path is the key's: both start at ``session``.
+        raise ConfigError(exc.path or "session", exc.reason) from None
 
 
 def _with_type(session: Mapping[str, Any]) -> Mapping[str, Any]:
