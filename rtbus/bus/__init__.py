@@ -19,6 +19,8 @@ from ._bus import BusStatistics as BusStatistics
 from ._envelope import Envelope as Envelope
 from ._errors import BusArgumentError as BusArgumentError
 from ._errors import SubscriberOverflowError as SubscriberOverflowError
+from ._errors import SubscriberTooSlowError as SubscriberTooSlowError
+from ._lifecycle import SubscriberDisconnected as SubscriberDisconnected
 from ._overflow import OverflowPolicy as OverflowPolicy
 from ._remote import RemoteBus as RemoteBus
 from ._remote import RemoteSession as RemoteSession
@@ -45,7 +47,9 @@ __all__ = [
     "RemoteBus",
     "RemoteSession",
     "RemoteSubscription",
+    "SubscriberDisconnected",
     "SubscriberOverflowError",
+    "SubscriberTooSlowError",
     "Subscription",
     "SubscriptionStatistics",
     "Worker",
