@@ -15,6 +15,7 @@ token=...)``, which also opens, closes and sends to the service's sessions.
 """
 
 from ._bus import Bus as Bus
+from ._bus import BusLimits as BusLimits
 from ._bus import BusStatistics as BusStatistics
 from ._envelope import Envelope as Envelope
 from ._errors import BusArgumentError as BusArgumentError
@@ -37,6 +38,7 @@ from ._worker import Worker as Worker
 __all__ = [
     "Bus",
     "BusArgumentError",
+    "BusLimits",
     "BusStatistics",
     "Envelope",
     "GatewayConnectionError",

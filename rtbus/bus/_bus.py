@@ -42,21 +42,43 @@ from ._overflow import OverflowPolicy, parse_policy
 from ._routing import RoutingIndex
 from ._subscription import Subscription, SubscriptionStatistics
 
-__all__ = ["DEFAULT_BLOCKED_WARN_SECONDS", "DEFAULT_REMOTE_BLOCK_TIMEOUT", "Bus", "BusStatistics"]
+__all__ = ["Bus", "BusLimits", "BusStatistics"]
 
 _log = logging.getLogger("rtbus.bus")
 
-DEFAULT_REMOTE_BLOCK_TIMEOUT: Final = 5.0
-"""How long a subscriber outside the service's control (a gateway client, the Redis bridge)
-may keep a publisher waiting. Long enough for a healthy consumer to ride out a GC pause, a
-network hiccup or a burst (a session publishes tens of events a second, so a few seconds is
-hundreds of envelopes of slack on top of its buffer); short enough that a stuck one costs
-every session a few seconds of latency once, not for as long as it stays connected."""
-
-DEFAULT_BLOCKED_WARN_SECONDS: Final = 1.0
-"""A publisher blocked longer than this shows in ``readiness_problem`` (``/readyz``)."""
-
 _NO_DISCONNECTIONS: Final = MappingProxyType(dict.fromkeys(OverflowPolicy, 0))
+
+
+def _checked_timeout(argument: str, seconds: float) -> float:
+    # bool is an int, but block_timeout=True is a mistake, not one second.
+    number = isinstance(seconds, int | float) and not isinstance(seconds, bool)
+    if number and seconds > 0 and math.isfinite(seconds):
+        return seconds
+    raise BusArgumentError(argument, f"must be a positive number of seconds, got {seconds!r}")
+
+
+def _timeout(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    _checked_timeout(attribute.name, value)
+
+
+@attrs.frozen(kw_only=True)
+class BusLimits:
+    """How long slow subscribers may hold the publishers up.
+
+    * ``remote_block_timeout`` -- the ``block_timeout`` of subscriptions made for subscribers
+      the service does not control: the gateway's default (and the most a client may ask
+      for) and the Redis bridge's. 5 s: long enough for a healthy consumer to ride out a GC
+      pause, a network hiccup or a burst (a session publishes tens of events a second, so it
+      is hundreds of envelopes of slack on top of the buffer); short enough that a stuck one
+      costs every session a few seconds once, not for as long as it stays connected.
+    * ``blocked_warn_seconds`` -- a publisher blocked this long shows in
+      ``Bus.readiness_problem`` (``/readyz``): long past a burst, well before a cut.
+
+    Subscriptions made in process with ``Bus.subscribe`` wait for ever unless told.
+    """
+
+    remote_block_timeout: float = attrs.field(default=5.0, validator=_timeout)
+    blocked_warn_seconds: float = attrs.field(default=1.0, validator=_timeout)
 
 
 @attrs.frozen
@@ -90,20 +112,11 @@ class Bus(trio.abc.AsyncResource):
     Close it with ``aclose`` (or use it as an async context manager): subscriptions then take
     nothing more, hand out what they hold, and their iterators stop.
 
-    ``remote_block_timeout`` is the ``block_timeout`` for subscriptions made on behalf of
-    subscribers the service does not control (the gateway's default and bound, the Redis
-    bridge's); ``subscribe`` itself waits for ever unless told. ``blocked_warn_seconds`` is
-    how long a publisher may wait before ``readiness_problem`` says so.
+    ``limits`` bound how long slow subscribers may hold publishers up (``BusLimits``).
     """
 
-    def __init__(
-        self,
-        *,
-        remote_block_timeout: float = DEFAULT_REMOTE_BLOCK_TIMEOUT,
-        blocked_warn_seconds: float = DEFAULT_BLOCKED_WARN_SECONDS,
-    ) -> None:
-        self.remote_block_timeout = _checked_timeout("remote_block_timeout", remote_block_timeout)
-        self.blocked_warn_seconds = _checked_timeout("blocked_warn_seconds", blocked_warn_seconds)
+    def __init__(self, limits: BusLimits | None = None) -> None:
+        self.limits = BusLimits() if limits is None else limits
         self._seqs: dict[str, int] = {}
         # Sessions with a publish waiting under ``block``: later publishes queue on the lock.
         self._turns: dict[str, trio.Lock] = {}
@@ -246,7 +259,7 @@ class Bus(trio.abc.AsyncResource):
             waited = subscription.blocked_seconds()
             if waited > seconds:
                 worst, seconds = subscription, waited
-        if worst is None or seconds < self.blocked_warn_seconds:
+        if worst is None or seconds < self.limits.blocked_warn_seconds:
             return None
         return f"a publisher blocked {seconds:.1f}s on {worst!r}"
 
@@ -351,14 +364,6 @@ class Bus(trio.abc.AsyncResource):
     def _raise_if_closed(self) -> None:
         if self._closed:
             raise trio.ClosedResourceError("the bus is closed")
-
-
-def _checked_timeout(argument: str, seconds: float) -> float:
-    # bool is an int, but block_timeout=True is a mistake, not one second.
-    number = isinstance(seconds, int | float) and not isinstance(seconds, bool)
-    if number and seconds > 0 and math.isfinite(seconds):
-        return seconds
-    raise BusArgumentError(argument, f"must be a positive number of seconds, got {seconds!r}")
 
 
 def _check_maxsize(maxsize: object) -> None:

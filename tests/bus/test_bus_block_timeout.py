@@ -13,6 +13,7 @@ import trio.testing
 from rtbus.bus import (
     Bus,
     BusArgumentError,
+    BusLimits,
     Envelope,
     OverflowPolicy,
     SubscriberDisconnected,
@@ -158,7 +159,7 @@ async def test_a_subscription_after_the_stalled_one_still_blocks_normally(
 async def test_readiness_names_a_publisher_blocked_past_the_warning(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    bus = Bus(blocked_warn_seconds=1.0)
+    bus = Bus(BusLimits(blocked_warn_seconds=1.0))
     bus.subscribe(types="test.*", maxsize=1, block_timeout=TIMEOUT)
     await publish(bus, "s1", 1)
     async with trio.open_nursery() as nursery:
@@ -194,7 +195,7 @@ async def test_block_timeout_must_be_a_positive_number() -> None:
         with pytest.raises(BusArgumentError, match="block_timeout"):
             bus.subscribe(block_timeout=bad)  # type: ignore[arg-type]
     with pytest.raises(BusArgumentError, match="remote_block_timeout"):
-        Bus(remote_block_timeout=0)
+        BusLimits(remote_block_timeout=0)
     assert bus.subscribe(block_timeout=2).block_timeout == 2
     assert bus.subscribe().block_timeout is None  # in process: for ever, as before
-    assert Bus().remote_block_timeout == 5.0
+    assert Bus().limits == BusLimits(remote_block_timeout=5.0, blocked_warn_seconds=1.0)

@@ -11,6 +11,7 @@ from rtbus.bus import Bus, OverflowPolicy, SubscriptionStatistics
 PUBLIC = {
     "Bus",
     "BusArgumentError",
+    "BusLimits",
     "BusStatistics",
     "Envelope",
     "GatewayConnectionError",

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from rtbus import AzureConfig, ConfigError, OpenAIConfig
+from rtbus.bus import BusLimits
 from rtbus.service import Settings, SettingsError, SimUpstream, StartupSession, load_settings
 
 KEY = "sk-test-0123456789abcdef"
@@ -348,3 +349,14 @@ def test_a_secret_is_never_in_an_error(write: Write) -> None:
     assert found == {"upstream.api_key": "expected a string", "http.token": "expected a string"}
     env = {"OPENAI_API_KEY": KEY, "RTBUS_UPSTREAM_KIND": "openai", "OPENAI_BASE_URL": KEY}
     assert KEY not in str(problems(None, env))
+
+
+def test_bus_limits_come_from_the_file_and_the_environment(write: Write) -> None:
+    path = write("[bus]\nblock_timeout_seconds = 2.5\npublisher_blocked_warn_seconds = 0.5\n")
+    settings = load_settings(path, environ={"RTBUS_BUS_BLOCK_TIMEOUT_SECONDS": "7"})
+    limits = settings.service_config(OpenAIConfig(api_key=KEY)).bus_limits
+    assert (limits.remote_block_timeout, limits.blocked_warn_seconds) == (7.0, 0.5)
+    assert Settings().bus.limits() == BusLimits()  # the bus owns the defaults
+    assert problems(write("[bus]\nblock_timeout_seconds = 0\n")) == {
+        "bus.block_timeout_seconds": "must be a positive number, got 0.0"
+    }

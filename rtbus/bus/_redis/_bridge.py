@@ -99,7 +99,10 @@ class RedisBridge(trio.abc.AsyncResource):
         self._node = node.encode()
         self._layout = StreamLayout(config)
         self._subscription = bus.subscribe(
-            types=self._layout.types, maxsize=config.buffer_size, overflow=config.overflow
+            types=self._layout.types,
+            maxsize=config.buffer_size,
+            overflow=config.overflow,
+            block_timeout=bus.limits.remote_block_timeout,
         )
         self._pending: list[Entry] = []
         self._published: Counter[str] = Counter()
