@@ -127,6 +127,7 @@ class Subscription(trio.abc.AsyncResource):
         self._publishers: dict[trio.lowlevel.Task, tuple[Envelope, float]] = {}
         self._delivered = self._dropped = self._redelivered = 0
         self._given_up = 0  # publishers past block_timeout, aborted, not yet counted
+        self._stopped: trio.Event | None = None  # made for wait_stopped only
         self._lag = self._dropped_since_read = 0
 
     def __repr__(self) -> str:
@@ -455,6 +456,18 @@ class Subscription(trio.abc.AsyncResource):
         if self._state is not _State.CLOSED:
             self._stop(_State.CLOSED)
 
+    async def wait_stopped(self) -> None:
+        """Return once reading would raise rather than wait: the subscription was closed,
+        overflowed under ``disconnect`` or cut loose for being too slow (not when the bus
+        closed: that drains). For a forwarder that stops reading while its own consumer
+        has no room and must still learn at once that it was cut."""
+        if self._state in _STOPPED:
+            await trio.lowlevel.checkpoint()
+            return
+        if self._stopped is None:
+            self._stopped = trio.Event()
+        await self._stopped.wait()
+
     async def aclose(self) -> None:
         """Close the subscription (see ``close``); a checkpoint, as ``aclose`` always is."""
         self.close()
@@ -473,6 +486,8 @@ class Subscription(trio.abc.AsyncResource):
         self._held = None
         self._release_publishers()
         self._wake_reader()
+        if self._stopped is not None:
+            self._stopped.set()
         self._detach()
 
     def _detach(self) -> None:
@@ -482,6 +497,7 @@ class Subscription(trio.abc.AsyncResource):
 
 
 _DISCONNECTED = frozenset({_State.OVERFLOWED, _State.TOO_SLOW})
+_STOPPED = frozenset({_State.CLOSED, *_DISCONNECTED})
 
 _ON_FULL: dict[OverflowPolicy, Callable[[Subscription, Envelope], bool]] = {
     OverflowPolicy.BLOCK: Subscription._block,
