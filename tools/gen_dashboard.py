@@ -245,6 +245,20 @@ BUS = Row(
             (Query("sum(rtbus_bus_publishers_waiting)", "waiting"),),
         ),
         Panel(
+            "Longest blocked publisher",
+            "How long the longest-waiting publisher has been held by a full `block` "
+            "subscription (scrape time); past `[bus] block_timeout_seconds` a remote one is cut.",
+            (Query("max(rtbus_bus_publisher_blocked_seconds_max)", "blocked"),),
+            unit="s",
+        ),
+        Panel(
+            "Subscribers disconnected",
+            "Subscriptions closed by their policy per second: `too_slow` (a `block` one past its "
+            "block_timeout), `overflow` (`disconnect`).",
+            (Query(rate("rtbus_bus_subscribers_disconnected_total", "reason"), "{{reason}}"),),
+            unit="ops",
+        ),
+        Panel(
             "Subscriptions",
             "Open subscriptions by overflow policy.",
             (Query("sum by (policy) (rtbus_bus_subscriptions)", "{{policy}}"),),

@@ -78,7 +78,9 @@ class ResultFrame:
 @attrs.frozen(kw_only=True)
 class ErrorFrame:
     """A request failed (``req``), a subscription ended (``sub``), or a message could not be
-    read (neither). ``dropped`` is set when a ``disconnect`` subscription overflowed."""
+    read (neither). ``dropped`` is set when a subscription was cut: a ``disconnect`` one
+    overflowed (``subscriber_overflow``), a ``block`` one was too slow
+    (``subscriber_too_slow``)."""
 
     code: str
     message: str

@@ -77,6 +77,7 @@ class ErrorCode(enum.StrEnum):
     DUPLICATE_SUBSCRIPTION = "duplicate_subscription"
     UNKNOWN_SUBSCRIPTION = "unknown_subscription"
     SUBSCRIBER_OVERFLOW = "subscriber_overflow"
+    SUBSCRIBER_TOO_SLOW = "subscriber_too_slow"
     # Requests that wait (send, open_session, close_session).
     TOO_MANY_REQUESTS = "too_many_requests"
     # What the service says (the same codes as the HTTP control API).
@@ -130,6 +131,10 @@ class Limits:
     * ``max_in_flight`` -- requests that wait (``send``, ``open_session``, ``close_session``)
       unanswered at once on one connection.
     * ``max_patterns`` -- entries in one ``types`` or ``sessions`` list.
+    * ``max_block_timeout`` -- the longest ``block_timeout`` a subscription may ask for,
+      and the one it gets if it asks for none: the service's ``[bus]
+      block_timeout_seconds``, so no client holds the sessions up longer than the operator
+      allows.
     """
 
     max_frame_bytes: int = _MIB
@@ -137,8 +142,9 @@ class Limits:
     max_maxsize: int = 65_536
     max_in_flight: int = 256
     max_patterns: int = 256
+    max_block_timeout: float = 5.0
 
-    def as_json(self) -> dict[str, int]:
+    def as_json(self) -> dict[str, float]:
         return attrs.asdict(self)
 
 
@@ -159,8 +165,11 @@ class Hello:
 class Subscribe:
     """Open subscription ``sub`` on the service's bus: the same filters, ``maxsize`` and
     ``overflow`` as ``Bus.subscribe``. ``credit`` is how many events the server may send
-    before the client grants more (``Credit``). There is no ``raw``: every event frame
-    carries the upstream frame as it came, and the client decodes it or not."""
+    before the client grants more (``Credit``). ``block_timeout`` (seconds, at most
+    ``Limits.max_block_timeout``, which is also the default) bounds how long a publisher
+    waits on it under ``block`` before it is cut loose with ``subscriber_too_slow``. There
+    is no ``raw``: every event frame carries the upstream frame as it came, and the client
+    decodes it or not."""
 
     req: ReqId
     sub: str
@@ -169,6 +178,7 @@ class Subscribe:
     maxsize: int = 256
     overflow: OverflowPolicy = OverflowPolicy.BLOCK
     credit: int = 64
+    block_timeout: float | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -283,6 +293,13 @@ def _count(low: int, high: Callable[[Limits], int]) -> _Check:
     return check
 
 
+def _seconds(value: object, limits: Limits) -> float:
+    top = limits.max_block_timeout
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= top:
+        return float(value)
+    raise _Invalid(f"a number of seconds above 0, at most {top:g}")
+
+
 def _filter(parse: Callable[[Iterable[str]], object]) -> _Check:
     def check(value: object, limits: Limits) -> Filter:
         # Not any iterable: a JSON object would pass as the list of its keys.
@@ -336,6 +353,7 @@ _OPS: Final[Mapping[str, _Op]] = {
             "maxsize": (_count(1, lambda limits: limits.max_maxsize), False),
             "overflow": (_policy, False),
             "credit": (_count(0, lambda limits: limits.max_maxsize), False),
+            "block_timeout": (_seconds, False),
         },
     ),
     "unsubscribe": _Op(Unsubscribe, {**_REQ, "sub": (_name, True)}),

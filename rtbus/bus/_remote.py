@@ -47,7 +47,7 @@ from rtbus._backoff import Backoff, BackoffState
 from rtbus.protocol import ClientEvent, encode
 from rtbus.transport import ConnectOptions, ConnectTarget
 
-from ._bus import _check_maxsize
+from ._bus import _check_maxsize, _checked_timeout
 from ._filters import parse_sessions, parse_types
 from ._gateway_frames import (
     ErrorFrame,
@@ -204,22 +204,37 @@ class RemoteBus(trio.abc.AsyncResource):
         maxsize: int = 256,
         overflow: OverflowPolicy | str = OverflowPolicy.BLOCK,
         raw: bool = False,
+        block_timeout: float | None = None,
     ) -> RemoteSubscription:
         """A new subscription, as ``Bus.subscribe``; ``raw=True`` hands each event over as the
         upstream frame's bytes. Registered in the background: ``async with`` it (or
         ``await sub.wait_registered()``) to know it is. Raises ``BusArgumentError`` for a bad
-        argument, here, as the in-process bus does."""
+        argument, here, as the in-process bus does.
+
+        Under ``block`` a subscription through the gateway always has a finite
+        ``block_timeout``: ``None`` takes the service's (its ``[bus] block_timeout_seconds``),
+        and a longer one than that is refused. A subscriber that keeps the service's
+        publishers waiting past it is cut loose: its reads raise ``SubscriberTooSlowError``.
+        """
         self._raise_if_closed()
         types, sessions = _materialized(types), _materialized(sessions)
         parse_types(types)
         parse_sessions(sessions)
         policy = parse_policy(overflow)
         _check_maxsize(maxsize)
+        if block_timeout is not None:
+            _checked_timeout("block_timeout", block_timeout)
         id = f"s{next(self._ids)}"
         subscription = RemoteSubscription(
             id,
             lambda req: Subscribe(
-                req=req, sub=id, types=types, sessions=sessions, overflow=policy, maxsize=maxsize
+                req=req,
+                sub=id,
+                types=types,
+                sessions=sessions,
+                overflow=policy,
+                maxsize=maxsize,
+                block_timeout=block_timeout,
             ),
             maxsize=maxsize,
             policy=policy,
@@ -483,8 +498,8 @@ class RemoteBus(trio.abc.AsyncResource):
         if subscription is None:
             # One this client closed, about credit or an overflow that crossed the unsubscribe.
             logger.debug("error for closed subscription %s: %s", frame.sub, frame.code)
-        elif frame.code == ErrorCode.SUBSCRIBER_OVERFLOW:
-            subscription.overflowed(frame.dropped or 0)
+        elif frame.code in _CUT:
+            _CUT[frame.code](subscription, frame.dropped or 0)
         else:
             subscription.fail(GatewayError(frame.code, frame.message))
 
@@ -521,7 +536,7 @@ class RemoteBus(trio.abc.AsyncResource):
 
         def answered(frame: ResultFrame | ErrorFrame) -> None:
             if isinstance(frame, ResultFrame):
-                subscription.registered(reconnected=reconnected)
+                subscription.registered(reconnected=reconnected, result=frame.result)
             else:
                 subscription.fail(GatewayError(frame.code, frame.message))
 
@@ -540,6 +555,12 @@ class RemoteBus(trio.abc.AsyncResource):
             self._unsubscribing.append(subscription.id)
             self._work.set()
 
+
+# Error codes that end a subscription the service cut, and what the client's half does.
+_CUT: Final[Mapping[str, Callable[[RemoteSubscription, int], None]]] = {
+    ErrorCode.SUBSCRIBER_OVERFLOW: RemoteSubscription.overflowed,
+    ErrorCode.SUBSCRIBER_TOO_SLOW: RemoteSubscription.too_slow,
+}
 
 _ON_FRAME: Final[Mapping[type[Any], Callable[[RemoteBus, Any], None]]] = {
     EventFrame: RemoteBus._on_event,

@@ -12,6 +12,11 @@ Invariants:
   ``maxsize`` and ``overflow``, so the semantics are the in-process ones: ``block``
   back-pressures the publishers, ``drop_*`` count lag (sent with the next event), and
   ``disconnect`` ends the subscription with a ``subscriber_overflow`` error frame.
+* Under ``block`` every subscription has a finite ``block_timeout``: the client's, at most
+  the bus's ``remote_block_timeout`` (announced as ``limits.max_block_timeout``), which is
+  also the default. A client that stops reading holds the sessions up that long once; then
+  its subscription is cut loose and ends with a ``subscriber_too_slow`` error frame, at once,
+  even while the forwarder waits for credit.
 * Flow control is per subscription: the server sends an event only against credit the
   client granted, so a slow consumer fills its own server-side buffer, where its policy
   applies, and never stalls the connection's other subscriptions.
@@ -33,12 +38,14 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, Final
 
+import attrs
 import orjson
 import trio
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, WebsocketScope
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from rtbus.bus import SubscriberOverflowError, Subscription
+from rtbus._unwrapping import unwrap_lone_exception
+from rtbus.bus import SubscriberOverflowError, SubscriberTooSlowError, Subscription
 from rtbus.bus._gateway_frames import (
     encode_batch,
     encode_error,
@@ -74,6 +81,7 @@ __all__ = ["GatewayCounts", "gateway_counts", "gateway_endpoint"]
 logger = logging.getLogger("rtbus.gateway")
 
 LIMITS: Final = Limits()
+"""The limits of every connection but ``max_block_timeout``, which is the service bus's."""
 _BATCH: Final = 64
 _POLICY_VIOLATION: Final = 1008
 _PROTOCOL_ERROR: Final = 1002
@@ -179,6 +187,7 @@ class _Forwarder:
         self.scope = trio.CancelScope()
         self._credit = credit
         self._more = trio.Event()
+        self._stopped = False
 
     def grant(self, n: int) -> None:
         self._credit += n
@@ -187,22 +196,34 @@ class _Forwarder:
     async def run(self, connection: _Connection) -> None:
         with self.scope:
             try:
-                while True:
-                    await self._forward(connection)
-            except SubscriberOverflowError as exc:
+                # The nursery would wrap what ends the loop in a group: take it out.
+                with unwrap_lone_exception():
+                    async with trio.open_nursery() as watch:
+                        watch.start_soon(self._watch)
+                        while True:
+                            await self._forward(connection)
+            except SubscriberOverflowError as exc:  # a SubscriberTooSlowError too
                 connection.forget(self, cancel=False)  # not the scope this runs in
-                error = WireError(ErrorCode.SUBSCRIBER_OVERFLOW, str(exc), sub=self.id)
+                error = WireError(_CUT_CODES[type(exc)], str(exc), sub=self.id)
                 await connection.error(error, dropped=exc.dropped)
             except trio.EndOfChannel:
                 await connection.going_away("the service is shutting down")
             except trio.ClosedResourceError:
                 return  # unsubscribed while it waited for envelopes
 
+    async def _watch(self) -> None:
+        # A client that stopped reading leaves the forwarder waiting for credit, not on the
+        # subscription: wake it when the subscription is cut, so the error goes out at once.
+        await self.subscription.wait_stopped()
+        self._stopped = True
+        self._more.set()
+
     async def _forward(self, connection: _Connection) -> None:
-        while self._credit <= 0:
+        while self._credit <= 0 and not self._stopped:
             self._more = trio.Event()
             await self._more.wait()
-        batch = await self.subscription.receive_batch(min(self._credit, _BATCH))
+        # Stopped without credit: a read of one raises why (closed, overflowed, too slow).
+        batch = await self.subscription.receive_batch(max(1, min(self._credit, _BATCH)))
         lag = self.subscription.statistics().lag  # dropped before the batch's first
         self._credit -= len(batch)
         now = trio.current_time()
@@ -213,6 +234,12 @@ class _Forwarder:
             lag = 0
         await connection.write(encode_batch(frames), frames=len(frames))
 
+
+# The error code a cut subscription's end goes out with.
+_CUT_CODES: Final[Mapping[type[SubscriberOverflowError], ErrorCode]] = {
+    SubscriberOverflowError: ErrorCode.SUBSCRIBER_OVERFLOW,
+    SubscriberTooSlowError: ErrorCode.SUBSCRIBER_TOO_SLOW,
+}
 
 _Waiting = Callable[[SessionsApi, Any], Awaitable[Response]]
 
@@ -231,6 +258,9 @@ class _Connection:
         self._send = send
         self._counts = counts
         self._api = SessionsApi(service, start_timeout=start_timeout)
+        self._limits = attrs.evolve(
+            LIMITS, max_block_timeout=service.bus.limits.remote_block_timeout
+        )
         self._write_lock = trio.StrictFIFOLock()
         self._subscriptions: dict[str, _Forwarder] = {}
         self._lanes: dict[str, deque[tuple[Request, _Waiting]]] = {}
@@ -259,7 +289,7 @@ class _Connection:
 
     async def _handle(self, data: bytes | str) -> None:
         try:
-            request = parse_request(data, LIMITS)
+            request = parse_request(data, self._limits)
             await _HANDLERS[type(request)](self, request)
         except WireError as exc:
             await self.error(exc)
@@ -300,17 +330,19 @@ class _Connection:
         if PROTOCOL_VERSION not in request.versions:
             message = f"this server speaks version {PROTOCOL_VERSION} ({SUBPROTOCOL})"
             raise WireError(ErrorCode.UNSUPPORTED_VERSION, message, req=request.req)
-        result = {"version": PROTOCOL_VERSION, "limits": LIMITS.as_json()}
+        result = {"version": PROTOCOL_VERSION, "limits": self._limits.as_json()}
         await self._result(request.req, result)
 
     async def _subscribe(self, request: Subscribe) -> None:
         self._check_room(request)
+        block_timeout = request.block_timeout or self._limits.max_block_timeout
         try:
             subscription = self._service.bus.subscribe(
                 types=request.types,
                 sessions=request.sessions,
                 maxsize=request.maxsize,
                 overflow=request.overflow,
+                block_timeout=block_timeout,
             )
         except trio.ClosedResourceError:
             message = "the service's bus is closed"
@@ -318,7 +350,7 @@ class _Connection:
         forwarder = self._subscriptions[request.sub] = _Forwarder(
             request.sub, subscription, request.credit
         )
-        await self._result(request.req, {"sub": request.sub})
+        await self._result(request.req, {"sub": request.sub, "block_timeout": block_timeout})
         assert self._nursery is not None
         self._nursery.start_soon(forwarder.run, self)
 

@@ -42,7 +42,7 @@ from rtbus.actors import (
     UnknownChild,
     serve_supervisor,
 )
-from rtbus.bus import Bus, OverflowPolicy, Worker
+from rtbus.bus import Bus, BusLimits, OverflowPolicy, Worker
 from rtbus.bus._worker import WorkerHandler
 from rtbus.metrics import ServiceMetrics
 from rtbus.protocol import AzureConfig, OpenAIConfig, RealtimeConfig
@@ -68,7 +68,8 @@ class ServiceConfig:
     """What the service connects to and how it supervises.
 
     ``session_defaults`` is the spec ``open_session`` starts from; ``session_shutdown`` the
-    grace a session gets to drain when the service stops.
+    grace a session gets to drain when the service stops; ``bus_limits`` how long slow
+    subscribers may hold the sessions' publishing up.
     """
 
     upstream: RealtimeConfig
@@ -79,6 +80,7 @@ class ServiceConfig:
     worker_backoff: Backoff = attrs.field(factory=Backoff)
     session_shutdown: float = 10.0
     worker_shutdown: float = 10.0
+    bus_limits: BusLimits = attrs.field(factory=BusLimits)
 
 
 class Service:
@@ -106,6 +108,7 @@ class Service:
             overflow=OverflowPolicy.DROP_OLDEST,
         )
         self._readiness = ReadinessChecks()
+        self._readiness.add("bus", bus.readiness_problem)  # a publisher blocked too long
         self._draining = False
         # Set while ``open_placement`` runs: sessions may then open on other nodes.
         self.placement: Placement | None = None
@@ -342,7 +345,7 @@ async def open_service(config: ServiceConfig | RealtimeConfig) -> AsyncIterator[
     """Run a service for the body of the ``async with``; leaving it drains and stops it."""
     if isinstance(config, OpenAIConfig | AzureConfig):
         config = ServiceConfig(upstream=config)
-    service = Service(config, Bus())
+    service = Service(config, Bus(config.bus_limits))
     async with trio.open_nursery() as nursery:
         nursery.start_soon(service._publish_lifecycle)
         service._root = await nursery.start(serve_supervisor, service._tree())

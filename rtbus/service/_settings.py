@@ -25,6 +25,7 @@ import attrs
 
 from rtbus._backoff import Backoff
 from rtbus.actors import RestartIntensity
+from rtbus.bus import BusLimits
 from rtbus.protocol import AzureConfig, ConfigError, OpenAIConfig, RealtimeConfig
 from rtbus.redis import RedisConfig
 from rtbus.session import RecordBound, SessionSpec
@@ -71,6 +72,10 @@ def _optional_not_negative(_: object, attribute: attrs.Attribute[Any], value: in
 def _text(_: object, attribute: attrs.Attribute[Any], value: str | None) -> None:
     if value is not None and not value.strip():
         raise ConfigError(attribute.name, "must not be empty")
+
+
+def _limits_default(name: str) -> Any:
+    return getattr(attrs.fields(BusLimits), name).default
 
 
 def _spec_default(name: str) -> Any:
@@ -211,13 +216,30 @@ class DemoSettings:
 
 @attrs.frozen(kw_only=True)
 class BusSettings:
-    """Where the bus reaches past this process (``[bus]``).
+    """Where the bus reaches past this process, and how long slow subscribers may hold it up
+    (``[bus]``).
 
     With ``[bus.redis]`` every session's events are also published to Redis Streams, for
     consumer groups on other machines (``rtbus.redis``; docs/redis.md).
+    ``block_timeout_seconds`` bounds how long a gateway client's or the Redis bridge's
+    ``block`` subscription may keep a publisher waiting before it is cut loose;
+    ``publisher_blocked_warn_seconds`` is how long a publisher may wait before ``/readyz``
+    says so (``BusLimits``, which owns the defaults).
     """
 
     redis: RedisConfig | None = None
+    block_timeout_seconds: float = attrs.field(
+        default=_limits_default("remote_block_timeout"), validator=_positive
+    )
+    publisher_blocked_warn_seconds: float = attrs.field(
+        default=_limits_default("blocked_warn_seconds"), validator=_positive
+    )
+
+    def limits(self) -> BusLimits:
+        return BusLimits(
+            remote_block_timeout=self.block_timeout_seconds,
+            blocked_warn_seconds=self.publisher_blocked_warn_seconds,
+        )
 
 
 @attrs.frozen(kw_only=True)
@@ -290,6 +312,7 @@ class Settings:
             worker_backoff=service.worker_backoff,
             session_shutdown=service.drain_seconds,
             worker_shutdown=service.worker_shutdown,
+            bus_limits=self.bus.limits(),
         )
 
     def secrets(self) -> tuple[str, ...]:

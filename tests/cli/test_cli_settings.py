@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from rtbus import AzureConfig, ConfigError, OpenAIConfig
+from rtbus.bus import BusLimits
 from rtbus.service import Settings, SettingsError, SimUpstream, StartupSession, load_settings
 
 KEY = "sk-test-0123456789abcdef"
@@ -367,3 +368,14 @@ def test_the_conversation_record_is_configured_per_session_defaults(write: Write
 def test_a_record_bound_below_one_is_refused(write: Write) -> None:
     found = problems(write("[session_defaults]\nrecord_max_items = 0\n"))
     assert "session_defaults.record_max_items" in found
+
+
+def test_bus_limits_come_from_the_file_and_the_environment(write: Write) -> None:
+    path = write("[bus]\nblock_timeout_seconds = 2.5\npublisher_blocked_warn_seconds = 0.5\n")
+    settings = load_settings(path, environ={"RTBUS_BUS_BLOCK_TIMEOUT_SECONDS": "7"})
+    limits = settings.service_config(OpenAIConfig(api_key=KEY)).bus_limits
+    assert (limits.remote_block_timeout, limits.blocked_warn_seconds) == (7.0, 0.5)
+    assert Settings().bus.limits() == BusLimits()  # the bus owns the defaults
+    assert problems(write("[bus]\nblock_timeout_seconds = 0\n")) == {
+        "bus.block_timeout_seconds": "must be a positive number, got 0.0"
+    }

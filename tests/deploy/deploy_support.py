@@ -78,6 +78,8 @@ CATALOGUE = frozenset(
         "rtbus_bus_queue_depth",
         "rtbus_bus_queue_fill_ratio_max",
         "rtbus_bus_publishers_waiting",
+        "rtbus_bus_publisher_blocked_seconds_max",
+        "rtbus_bus_subscribers_disconnected_total",
         "rtbus_actor_restarts_total",
         "rtbus_actor_failures_total",
         "rtbus_supervisor_remaining_intensity",
