@@ -21,6 +21,7 @@ from ._envelope import Envelope as Envelope
 from ._errors import BusArgumentError as BusArgumentError
 from ._errors import SubscriberOverflowError as SubscriberOverflowError
 from ._errors import SubscriberTooSlowError as SubscriberTooSlowError
+from ._gateway_wire import ErrorCode as ErrorCode
 from ._lifecycle import SubscriberDisconnected as SubscriberDisconnected
 from ._overflow import OverflowPolicy as OverflowPolicy
 from ._remote import RemoteBus as RemoteBus
@@ -41,6 +42,7 @@ __all__ = [
     "BusLimits",
     "BusStatistics",
     "Envelope",
+    "ErrorCode",
     "GatewayConnectionError",
     "GatewayError",
     "GatewayGap",

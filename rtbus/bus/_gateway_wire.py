@@ -41,6 +41,7 @@ __all__ = [
     "ErrorCode",
     "Hello",
     "Limits",
+    "MAX_WAIT",
     "ListSessions",
     "OpenSession",
     "Request",
@@ -80,7 +81,8 @@ class ErrorCode(enum.StrEnum):
     SUBSCRIBER_TOO_SLOW = "subscriber_too_slow"
     # Requests that wait (send, open_session, close_session).
     TOO_MANY_REQUESTS = "too_many_requests"
-    # What the service says (the same codes as the HTTP control API).
+    # What the service's control surface says (rtbus.service's ``STATUS`` gives each its
+    # HTTP status: the HTTP control API uses the same codes).
     INVALID_EVENT = "invalid_event"
     UNKNOWN_SESSION = "unknown_session"
     DUPLICATE_ID = "duplicate_id"
@@ -88,8 +90,11 @@ class ErrorCode(enum.StrEnum):
     SESSION_CLOSED = "session_closed"
     UPSTREAM_FAILED = "upstream_failed"
     UPSTREAM_TIMEOUT = "upstream_timeout"
+    REFUSED_BY_UPSTREAM = "refused_by_upstream"
     DRAINING = "draining"
     NOT_RUNNING = "not_running"
+    PLACEMENT_TIMEOUT = "placement_timeout"
+    REDIS_UNAVAILABLE = "redis_unavailable"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -208,6 +213,9 @@ class Send:
     req: ReqId
     session: str
     event: Mapping[str, Any] | bytes
+    #: Seconds to wait for the event's outcome (``accepted`` or ``refused``); ``None``:
+    #: answer once it went out, and push a ``refused`` frame if the upstream refuses it.
+    wait: float | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -293,6 +301,16 @@ def _count(low: int, high: Callable[[Limits], int]) -> _Check:
     return check
 
 
+#: The longest a client may wait for an event's outcome.
+MAX_WAIT: Final = 30.0
+
+
+def _wait(value: object, limits: Limits) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= MAX_WAIT:
+        return float(value)
+    raise _Invalid(f"a number of seconds 0..{MAX_WAIT:g}")
+
+
 def _seconds(value: object, limits: Limits) -> float:
     top = limits.max_block_timeout
     if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= top:
@@ -358,7 +376,10 @@ _OPS: Final[Mapping[str, _Op]] = {
     ),
     "unsubscribe": _Op(Unsubscribe, {**_REQ, "sub": (_name, True)}),
     "credit": _Op(Credit, {"sub": (_name, True), "n": (_count(1, lambda _: 2**31), True)}),
-    "send": _Op(Send, {**_REQ, "session": (_name, True), "event": (_object, True)}),
+    "send": _Op(
+        Send,
+        {**_REQ, "session": (_name, True), "event": (_object, True), "wait": (_wait, False)},
+    ),
     "open_session": _Op(
         OpenSession,
         {**_REQ, "model": (_text, False), "session": (_object, False), "id": (_name, False)},

@@ -49,6 +49,7 @@ from ._models import *  # noqa: F403  (the generated models; their list is _mode
 from ._models_base import JsonValue as JsonValue
 from ._null import NULL as NULL
 from ._null import Null as Null
+from ._outcome import EventOutcome as EventOutcome
 from ._redact import redact as redact
 from ._server_rules import VOICES as VOICES
 
@@ -64,6 +65,7 @@ __all__ = [
     "ConfigError",
     "ConnectionClosedError",
     "Disposition",
+    "EventOutcome",
     "JsonValue",
     "Null",
     "OpenAIConfig",

@@ -24,14 +24,18 @@ Invariants:
 * Requests that can wait (``send``, ``open_session``, ``close_session``) run off the reading
   task, in lanes: one per session, so one session's events go out in the order sent and a
   reconnecting session holds up no one else. At most ``Limits.max_in_flight`` wait at once.
-* Session operations go through the control API's handlers (``SessionsApi``): the same
-  checks, the same answers and the same error codes as ``/v1/sessions``.
+* Session operations are the control surface's (``_control``): the same checks, answers and
+  error codes as ``/v1/sessions``. The connection is the named sender of what it sends
+  (``gateway:<n>``): an event the upstream refuses comes back to it as a ``refused`` frame
+  (or as the answer, when the request waited for the outcome) and never fails the session.
 * Frames leave through one FIFO lock, so a subscription's result precedes its events.
 * The token is compared in constant time and never logged or echoed.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import logging
 import weakref
 from collections import Counter, deque
@@ -39,7 +43,6 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, Final
 
 import attrs
-import orjson
 import trio
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, WebsocketScope
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -50,6 +53,7 @@ from rtbus.bus._gateway_frames import (
     encode_batch,
     encode_error,
     encode_event,
+    encode_refused,
     encode_result,
 )
 from rtbus.bus._gateway_wire import (
@@ -70,10 +74,10 @@ from rtbus.bus._gateway_wire import (
     WireError,
     parse_request,
 )
+from rtbus.protocol import ErrorEvent
 
-from ._http_control import SessionsApi
-from ._http_wire import HttpError, Response, check_bearer, header_map
-from ._http_wire import Request as HttpRequest
+from ._control import Control, ControlError, upstream_error
+from ._http_wire import HttpError, check_bearer, header_map
 from ._service import Service
 
 __all__ = ["GatewayCounts", "gateway_counts", "gateway_endpoint"]
@@ -241,7 +245,8 @@ _CUT_CODES: Final[Mapping[type[SubscriberOverflowError], ErrorCode]] = {
     SubscriberTooSlowError: ErrorCode.SUBSCRIBER_TOO_SLOW,
 }
 
-_Waiting = Callable[[SessionsApi, Any], Awaitable[Response]]
+_Waiting = Callable[["_Connection", Any], Awaitable[object]]
+_connection_ids = itertools.count(1)
 
 
 class _Connection:
@@ -257,7 +262,8 @@ class _Connection:
         self._service = service
         self._send = send
         self._counts = counts
-        self._api = SessionsApi(service, start_timeout=start_timeout)
+        self.control = Control(service, start_timeout=start_timeout)
+        self.sender = f"gateway:{next(_connection_ids)}"
         self._limits = attrs.evolve(
             LIMITS, max_block_timeout=service.bus.limits.remote_block_timeout
         )
@@ -430,46 +436,53 @@ class _Connection:
             del self._lanes[key]
 
     async def _answer(self, request: Any, run: _Waiting) -> None:
-        """Run a session operation; its JSON answer goes out as the result, unparsed."""
+        """Run a session operation; its answer goes out as the result."""
         try:
-            response = await run(self._api, request)
-        except HttpError as exc:
-            await self.error(WireError(_code(exc.code), exc.message, req=request.req))
+            result = await run(self, request)
+        except ControlError as exc:
+            await self.error(WireError(exc.code, exc.message, req=request.req))
         except Exception:
             logger.exception("gateway request %s failed", type(request).__name__)
             message = "the request failed inside rtbus"
             await self.error(WireError(ErrorCode.INTERNAL_ERROR, message, req=request.req))
         else:
-            await self._result(request.req, orjson.Fragment(response.body))
+            await self._result(request.req, result)
+
+    def refused(self, request: Send, event: ErrorEvent) -> None:
+        """The upstream refused an event this connection sent: tell the client. Called by
+        the session's task, so the frame is written from this connection's own."""
+        frame = encode_refused(
+            request.req, request.session, event.error.event_id or "", upstream_error(event.error)
+        )
+        if self._nursery is not None and not self._closing:
+            self._nursery.start_soon(self.write, frame)
 
 
-def _code(http_code: str) -> ErrorCode:
-    try:
-        return ErrorCode(http_code)
-    except ValueError:
-        return ErrorCode.INTERNAL_ERROR  # bounded: the code is a metric label
-
-
-def _http(body: Mapping[str, Any] | None = None, **params: str) -> HttpRequest:
-    return HttpRequest("POST", "/v1/bus", {}, params, body or {})
-
-
-async def _send(api: SessionsApi, request: Send) -> Response:
+async def _send(connection: _Connection, request: Send) -> object:
     assert not isinstance(request.event, bytes)  # the server parsed it into a mapping
-    return await api.send(_http(request.event, id=request.session))
+    on_refused = functools.partial(connection.refused, request)
+    result = await connection.control.send(
+        request.session,
+        request.event,
+        sender=connection.sender,
+        wait=request.wait,
+        on_refused=None if request.wait is not None else on_refused,
+    )
+    return result.as_json()
 
 
-async def _open(api: SessionsApi, request: OpenSession) -> Response:
+async def _open(connection: _Connection, request: OpenSession) -> object:
     fields = {"model": request.model, "session": request.session, "id": request.id}
-    return await api.open(_http({k: v for k, v in fields.items() if v is not None}))
+    given = {name: value for name, value in fields.items() if value is not None}
+    return (await connection.control.open_session(given)).as_json()
 
 
-async def _close(api: SessionsApi, request: CloseSession) -> Response:
-    return await api.close(_http(id=request.id))
+async def _close(connection: _Connection, request: CloseSession) -> object:
+    return (await connection.control.close_session(request.id)).as_json()
 
 
-async def _list(api: SessionsApi, request: ListSessions) -> Response:
-    return await api.list(_http())
+async def _list(connection: _Connection, request: ListSessions) -> object:
+    return {"sessions": [view.as_json() for view in connection.control.sessions()]}
 
 
 _Handler = Callable[[_Connection, Any], Awaitable[None]]

@@ -16,18 +16,18 @@ from ._record import ConversationRecord as ConversationRecord
 from ._record import ConversationSnapshot as ConversationSnapshot
 from ._record import RecordBound as RecordBound
 from ._record import RecordedItem as RecordedItem
-from ._session import EventOutcome as EventOutcome
+from ._session import RefusalHandler as RefusalHandler
 from ._session import Session as Session
 from ._session import SessionStatistics as SessionStatistics
 from ._spec import SessionSpec as SessionSpec
 from ._state import SessionState as SessionState
 
 __all__ = [
-    "EventOutcome",
     "ConversationRecord",
     "ConversationSnapshot",
     "RecordBound",
     "RecordedItem",
+    "RefusalHandler",
     "SessionEventRefused",
     "SessionRecycled",
     "SessionResumed",

@@ -50,8 +50,8 @@ from rtbus.bus import Bus
 from rtbus.protocol import (
     ClientEvent,
     Disposition,
-    ErrorDetails,
     ErrorEvent,
+    EventOutcome,
     RealtimeConfig,
     RealtimeError,
     ResponseCreatedEvent,
@@ -89,7 +89,7 @@ from ._sequencer import ResponseSequencer
 from ._spec import SessionSpec
 from ._state import Happening, SessionState, next_state
 
-__all__ = ["EventOutcome", "Session", "SessionState", "SessionStatistics"]
+__all__ = ["RefusalHandler", "Session", "SessionStatistics"]
 
 ClientEventLike = ClientEvent | Mapping[str, Any]
 AnyServerEvent = ServerEvent | UnknownEvent
@@ -122,19 +122,6 @@ class _Why:
 
     reason: str = ""
     cause: str = OTHER
-
-
-@attrs.frozen
-class EventOutcome:
-    """What became of a submitted client event: ``error`` is the server's refusal, or
-    ``None`` when no error named it within the wait (``accepted``)."""
-
-    event_id: str
-    error: ErrorDetails | None
-
-    @property
-    def status(self) -> str:
-        return "accepted" if self.error is None else "refused"
 
 
 @attrs.frozen

@@ -14,6 +14,7 @@ PUBLIC = {
     "BusLimits",
     "BusStatistics",
     "Envelope",
+    "ErrorCode",
     "GatewayConnectionError",
     "GatewayError",
     "GatewayGap",

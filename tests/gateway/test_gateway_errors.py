@@ -103,7 +103,12 @@ async def test_a_bad_event_is_refused_and_the_session_goes_on(
     assert answer == {
         "frame": "result",
         "req": 3,
-        "result": {"session": "s1", "type": "input_audio_buffer.clear", "status": "sent"},
+        "result": {
+            "session": "s1",
+            "type": "input_audio_buffer.clear",
+            "event_id": "s1:2",
+            "status": "sent",
+        },
     }
     assert service.sessions["s1"].statistics().state.value == "ready"
 

@@ -40,7 +40,12 @@ async def test_a_session_opened_used_inspected_and_closed_over_http(
     async with service.bus.subscribe(sessions="s1") as sub:
         sent = await api.post("/v1/sessions/s1/events", {"type": "response.create"})
         assert sent.status == 202, sent
-        assert sent.json() == {"session": "s1", "type": "response.create", "status": "sent"}
+        assert sent.json() == {
+            "session": "s1",
+            "type": "response.create",
+            "event_id": "s1:2",
+            "status": "sent",
+        }
         assert (await take_until(sub, "response.done"))[0].type == "response.created"
 
     one = await api.get("/v1/sessions/s1")

@@ -48,7 +48,8 @@ async def test_an_event_the_upstream_refuses_is_422_with_its_error_and_costs_not
         body = refused.json()
         assert body["status"] == "refused"
         assert body["error"]["code"] == "refused_by_upstream"
-        assert body["error"]["upstream_code"] == "item_not_found"
+        assert body["error"]["upstream"]["code"] == "item_not_found"
+        assert body["error"]["upstream"]["event_id"] == body["event_id"]
         assert body["event_id"].startswith("s1:")
         (event,) = await take_until(lifecycle, "rtbus.session.event_refused")
         assert (event.event.event_id, event.event.sender) == (body["event_id"], "control-api")  # type: ignore[attr-defined]
@@ -90,7 +91,7 @@ async def test_a_bad_wait_is_400_and_nothing_is_sent(
     sent_before = service.sessions["s1"].statistics().send_queue.sent
     bad = await api.post("/v1/sessions/s1/events", SAY, headers=[BEARER, ("prefer", prefer)])
     assert bad.status == 400, bad
-    assert bad.json()["error"]["code"] == "bad_prefer"
+    assert bad.json()["error"]["code"] == "invalid_field"
     assert service.sessions["s1"].statistics().send_queue.sent == sent_before
 
 
