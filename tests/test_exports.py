@@ -4,6 +4,8 @@ and nothing public by accident."""
 from __future__ import annotations
 
 import importlib
+import subprocess
+import sys
 import types
 
 import pytest
@@ -52,6 +54,8 @@ CONTRACT = {  # DESIGN.md "Public API": tests outside the project rely on these 
 @pytest.mark.parametrize("name", PACKAGES)
 def test_all_is_exactly_the_public_names(name: str) -> None:
     module = importlib.import_module(name)
+    for attr in module.__all__:
+        getattr(module, attr)  # the root loads its names lazily
     public = {
         attr
         for attr, value in vars(module).items()
@@ -81,3 +85,22 @@ def _is_subpackage_of(value: object, name: str) -> bool:
 def test_contract_names_resolve() -> None:
     assert rtbus.protocol.decode_server_event is not None
     assert rtbus.sim.serve_sim is not None
+
+
+def test_the_sans_io_protocol_loads_no_io_library() -> None:
+    # A fresh interpreter: this one has loaded everything already.
+    code = (
+        "import sys, rtbus.protocol; "
+        "print(sorted(m for m in ('trio', 'hypercorn', 'coredis', 'prometheus_client') "
+        "if m in sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert loaded.stdout.strip() == "[]"
+
+
+def test_an_unknown_root_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        _ = rtbus.nothing
+    assert set(dir(rtbus)) >= set(rtbus.__all__)
