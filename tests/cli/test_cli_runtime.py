@@ -15,6 +15,7 @@ from cli_support import restored_logging
 from support.http_client import request
 
 from rtbus import AzureConfig, OpenAIConfig
+from rtbus.actors import Backoff
 from rtbus.bus import Envelope
 from rtbus.cli._logging import configure_logging
 from rtbus.service import (
@@ -148,3 +149,27 @@ async def test_a_session_that_cannot_start_stops_the_service(nursery: trio.Nurse
     assert "401" in log
     assert "sk-the-wrong-key-999" not in log
     assert '"msg":"drained"' in log
+
+
+async def test_a_configured_session_that_is_gone_is_opened_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="rtbus")
+    base = settings(sessions=(StartupSession(id="front"),))
+    quick = Backoff(base=0.05, jitter=0.0)
+    config = attrs.evolve(base, service=attrs.evolve(base.service, reconcile_backoff=quick))
+    with trio.fail_after(SAFETY_NET):
+        async with trio.open_nursery() as nursery:
+            running: RunningService = await nursery.start(run_service, config)
+            service = running.service
+            first = service.sessions["front"]
+            async with service.bus.subscribe(sessions="front", types="rtbus.session.ready") as sub:
+                await service.close_session("front")
+                assert service.readiness().checks["session front"].startswith("failed, retrying")
+                await sub.receive()
+            assert service.sessions["front"] is not first
+            response = await request(running.http.url, "GET", "/readyz")
+            assert response.status == 200
+            nursery.cancel_scope.cancel()  # the drain stops the reconciler first
+    assert fields(caplog, "session reopened") == [{"session": "front"}]
+    assert "drained" in messages(caplog)
