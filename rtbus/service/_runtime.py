@@ -56,6 +56,7 @@ _LEVELS: Mapping[str, int] = {
     "rtbus.actor.failed": logging.WARNING,
     "rtbus.actor.restarted": logging.WARNING,
     "rtbus.actor.gave_up": logging.ERROR,
+    "rtbus.actor.supervisor_gave_up": logging.ERROR,
 }
 _LIFECYCLE_TYPES = ("rtbus.session.*", "rtbus.actor.*")
 
