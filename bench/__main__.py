@@ -18,6 +18,7 @@ MODULES = (
     "bench.bench_gateway",
     "bench.bench_service",
     "bench.bench_redis",
+    "bench.bench_resume",
 )
 
 

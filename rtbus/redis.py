@@ -19,13 +19,13 @@ from rtbus.bus._redis._config import DEFAULT_STREAMS as DEFAULT_STREAMS
 from rtbus.bus._redis._config import RedisConfig as RedisConfig
 from rtbus.bus._redis._config import TrimStrategy as TrimStrategy
 from rtbus.bus._redis._consumer import ConsumerStatistics as ConsumerStatistics
-from rtbus.bus._redis._consumer import LostEntries as LostEntries
 from rtbus.bus._redis._consumer import RedisSubscription as RedisSubscription
 from rtbus.bus._redis._errors import RedisCommandError as RedisCommandError
 from rtbus.bus._redis._errors import RedisError as RedisError
 from rtbus.bus._redis._errors import RedisUnavailableError as RedisUnavailableError
 from rtbus.bus._redis._errors import RedisVersionError as RedisVersionError
 from rtbus.bus._redis._layout import RedisEnvelope as RedisEnvelope
+from rtbus.bus._redis._losses import LostEntries as LostEntries
 from rtbus.bus._redis._metrics import RedisMetrics as RedisMetrics
 from rtbus.bus._redis._monitor import GroupSnapshot as GroupSnapshot
 from rtbus.bus._redis._monitor import MonitorSnapshot as MonitorSnapshot

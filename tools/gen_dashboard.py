@@ -258,6 +258,20 @@ BUS = Row(
             (Query("sum(rtbus_bus_publishers_waiting)", "waiting"),),
         ),
         Panel(
+            "Longest blocked publisher",
+            "How long the longest-waiting publisher has been held by a full `block` "
+            "subscription (scrape time); past `[bus] block_timeout_seconds` a remote one is cut.",
+            (Query("max(rtbus_bus_publisher_blocked_seconds_max)", "blocked"),),
+            unit="s",
+        ),
+        Panel(
+            "Subscribers disconnected",
+            "Subscriptions closed by their policy per second: `too_slow` (a `block` one past its "
+            "block_timeout), `overflow` (`disconnect`).",
+            (Query(rate("rtbus_bus_subscribers_disconnected_total", "reason"), "{{reason}}"),),
+            unit="ops",
+        ),
+        Panel(
             "Subscriptions",
             "Open subscriptions by overflow policy.",
             (Query("sum by (policy) (rtbus_bus_subscriptions)", "{{policy}}"),),
@@ -316,6 +330,45 @@ UPSTREAM = Row(
                 Query(rate("rtbus_websocket_sent_bytes_total"), "sent"),
             ),
             unit="Bps",
+        ),
+    ),
+)
+
+CONVERSATIONS = Row(
+    "Conversations",
+    (
+        Panel(
+            "Resumes by reason",
+            "Conversations restored into a new upstream session per second, by why the last "
+            "one ended; every reconnect and actor restart resumes.",
+            (Query(rate("rtbus_session_resumes_total", "reason"), "{{reason}}"),),
+            unit="ops",
+            stack=True,
+        ),
+        Panel(
+            "Resume wait",
+            "How long callers waited from a lost connection to their conversation restored.",
+            percentiles("rtbus_session_resume_wait_seconds"),
+            unit="s",
+        ),
+        Panel(
+            "Items restored and dropped",
+            "Conversation items given back to new upstream sessions, and items the record's "
+            "bound let go (summarised when a hook is set), per second.",
+            (
+                Query(rate("rtbus_session_items_restored_total"), "restored"),
+                Query(rate("rtbus_session_items_dropped_total"), "dropped"),
+            ),
+            unit="ops",
+        ),
+        Panel(
+            "Recycles and their pause",
+            "Upstream sessions replaced before their limit (make-before-break) per second, "
+            "and the p99 pause at the switch.",
+            (
+                Query(rate("rtbus_session_recycles_total"), "recycles/s"),
+                Query(quantile(0.99, "rtbus_session_recycle_pause_seconds"), "pause p99 (s)"),
+            ),
         ),
     ),
 )
@@ -391,6 +444,24 @@ REDIS = Row(
             unit="ops",
         ),
         Panel(
+            "Lost by Redis",
+            "Entries Redis acknowledged and later lost (a restart without persistence, a "
+            "failover, a flush), by stream and reason; events a consumer group never got "
+            "(gaps in a session's seq); groups found gone and made again, per second.",
+            (
+                Query(rate("rtbus_redis_lost_total", "stream, reason"), "{{stream}} {{reason}}"),
+                Query(
+                    rate("rtbus_redis_consumer_lost_total", "group, reason"),
+                    "{{group}} {{reason}}",
+                ),
+                Query(
+                    rate("rtbus_redis_groups_recreated_total", "stream, group"),
+                    "{{stream}} {{group}} recreated",
+                ),
+            ),
+            unit="ops",
+        ),
+        Panel(
             "Published and dropped",
             "Envelopes written to each stream, and dropped because the publish buffer was "
             "full, per second.",
@@ -447,7 +518,7 @@ GATEWAY = Row(
     ),
 )
 
-ROWS = (OVERVIEW, LATENCY, BUS, UPSTREAM, REDIS, GATEWAY)
+ROWS = (OVERVIEW, LATENCY, BUS, UPSTREAM, CONVERSATIONS, REDIS, GATEWAY)
 
 
 def _targets(queries: Sequence[Query]) -> list[dict[str, Any]]:

@@ -37,15 +37,17 @@ from pathlib import Path
 import openai
 import pydantic
 from openai.types.realtime import (
-    ConversationItemAdded as ConversationItemAddedEvent,
-)
-from openai.types.realtime import (
+    ConversationItem,
     RealtimeClientEvent,
     RealtimeResponse,
     RealtimeResponseCreateParams,
     RealtimeServerEvent,
     SessionUpdateEvent,
 )
+from openai.types.realtime import (
+    ConversationItemAdded as ConversationItemAddedEvent,
+)
+from openai.types.realtime.response_item_reference import ResponseItemReference
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "rtbus" / "protocol"
@@ -121,6 +123,15 @@ RENAMES: dict[str, str] = {
     "responses.response_input_text.ResponseInputText": "PromptInputText",
     "responses.response_input_image.ResponseInputImage": "PromptInputImage",
     "responses.response_input_file.ResponseInputFile": "PromptInputFile",
+}
+
+# Fields whose pydantic type is narrower than what a client may send: openai's
+# ``*_with_references_param`` TypedDicts accept item references in ``response.create``'s
+# ``input``, and the server takes them; the pydantic model has no ``WithReferences`` twin.
+WIDENED: dict[tuple[str, str], typing.Any] = {
+    ("realtime.realtime_response_create_params.RealtimeResponseCreateParams", "input"): (
+        list[ConversationItem | ResponseItemReference] | None
+    ),
 }
 
 # Generated modules, in import order: each may import only from the ones before it.
@@ -203,7 +214,8 @@ class Generator:
     ) -> FieldSpec:
         doc = _field_docs(model).get(name, "")
         nullable = _is_nullable(model, name, doc)
-        annotation = self.render(info.annotation, uses)
+        widened = WIDENED.get((_qualified(model), name), info.annotation)
+        annotation = self.render(widened, uses)
         tag = _tag_value(info.annotation) if name in ("type", "role") else None
         if nullable:
             annotation = annotation.replace(" | None", "") + " | Null | None"

@@ -15,10 +15,14 @@ token=...)``, which also opens, closes and sends to the service's sessions.
 """
 
 from ._bus import Bus as Bus
+from ._bus import BusLimits as BusLimits
 from ._bus import BusStatistics as BusStatistics
 from ._envelope import Envelope as Envelope
 from ._errors import BusArgumentError as BusArgumentError
 from ._errors import SubscriberOverflowError as SubscriberOverflowError
+from ._errors import SubscriberTooSlowError as SubscriberTooSlowError
+from ._gateway_wire import ErrorCode as ErrorCode
+from ._lifecycle import SubscriberDisconnected as SubscriberDisconnected
 from ._overflow import OverflowPolicy as OverflowPolicy
 from ._remote import RemoteBus as RemoteBus
 from ._remote import RemoteSession as RemoteSession
@@ -35,8 +39,10 @@ from ._worker import Worker as Worker
 __all__ = [
     "Bus",
     "BusArgumentError",
+    "BusLimits",
     "BusStatistics",
     "Envelope",
+    "ErrorCode",
     "GatewayConnectionError",
     "GatewayError",
     "GatewayGap",
@@ -45,7 +51,9 @@ __all__ = [
     "RemoteBus",
     "RemoteSession",
     "RemoteSubscription",
+    "SubscriberDisconnected",
     "SubscriberOverflowError",
+    "SubscriberTooSlowError",
     "Subscription",
     "SubscriptionStatistics",
     "Worker",

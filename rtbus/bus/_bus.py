@@ -9,6 +9,15 @@ Invariants:
 * At most one publish per session waits under ``block`` at a time; the others queue on the
   session's turn (a FIFO lock made only while one waits). Without it, two publishers released
   by one subscription could reach the next one in either order.
+* A publish waits at most ``block_timeout`` on a subscription that has one. The first
+  publisher past it cuts that subscription loose: every publisher waiting on it is released
+  at once and goes on, still holding its session's turn, to the subscriptions after it in
+  the same order, so per-session order and "one waiting publish per session" hold. The
+  timer is armed only once a publisher has to wait; a publish that finds room pays nothing.
+* A cut is logged and announced as ``rtbus.bus.subscriber_disconnected`` under
+  ``BUS_SESSION``, by the publisher that cut it, once its own envelope has been delivered
+  and its turn released (the announcement is an ordinary publish: it never holds a turn it
+  has not taken in order).
 * Statistics are counted where they happen (in each subscription) and summed when asked for;
   a subscription's counts are folded into the bus's totals when it detaches, so the totals
   never go down. Nothing is counted per publish but ``published``.
@@ -16,8 +25,11 @@ Invariants:
 
 from __future__ import annotations
 
+import logging
+import math
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
+from typing import Final
 
 import attrs
 import trio
@@ -25,11 +37,48 @@ import trio
 from ._envelope import Envelope
 from ._errors import BusArgumentError
 from ._filters import parse_sessions, parse_types
+from ._lifecycle import BUS_SESSION, SubscriberDisconnected
 from ._overflow import OverflowPolicy, parse_policy
 from ._routing import RoutingIndex
 from ._subscription import Subscription, SubscriptionStatistics
 
-__all__ = ["Bus", "BusStatistics"]
+__all__ = ["Bus", "BusLimits", "BusStatistics"]
+
+_log = logging.getLogger("rtbus.bus")
+
+_NO_DISCONNECTIONS: Final = MappingProxyType(dict.fromkeys(OverflowPolicy, 0))
+
+
+def _checked_timeout(argument: str, seconds: float) -> float:
+    # bool is an int, but block_timeout=True is a mistake, not one second.
+    number = isinstance(seconds, int | float) and not isinstance(seconds, bool)
+    if number and seconds > 0 and math.isfinite(seconds):
+        return seconds
+    raise BusArgumentError(argument, f"must be a positive number of seconds, got {seconds!r}")
+
+
+def _timeout(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    _checked_timeout(attribute.name, value)
+
+
+@attrs.frozen(kw_only=True)
+class BusLimits:
+    """How long slow subscribers may hold the publishers up.
+
+    * ``remote_block_timeout`` -- the ``block_timeout`` of subscriptions made for subscribers
+      the service does not control: the gateway's default (and the most a client may ask
+      for) and the Redis bridge's. 5 s: long enough for a healthy consumer to ride out a GC
+      pause, a network hiccup or a burst (a session publishes tens of events a second, so it
+      is hundreds of envelopes of slack on top of the buffer); short enough that a stuck one
+      costs every session a few seconds once, not for as long as it stays connected.
+    * ``blocked_warn_seconds`` -- a publisher blocked this long shows in
+      ``Bus.readiness_problem`` (``/readyz``): long past a burst, well before a cut.
+
+    Subscriptions made in process with ``Bus.subscribe`` wait for ever unless told.
+    """
+
+    remote_block_timeout: float = attrs.field(default=5.0, validator=_timeout)
+    blocked_warn_seconds: float = attrs.field(default=1.0, validator=_timeout)
 
 
 @attrs.frozen
@@ -39,9 +88,13 @@ class BusStatistics:
     * ``published`` -- envelopes published since the bus was made.
     * ``delivered`` -- envelopes subscribers have taken, over all subscriptions ever.
     * ``dropped`` -- envelopes discarded, by the overflow policy that discarded them
-      (every policy is a key; ``block`` never drops).
+      (every policy is a key; ``block`` drops only when it cuts a subscription loose past
+      its ``block_timeout``).
     * ``subscriptions`` -- subscriptions open now.
     * ``sessions`` -- sessions with a sequence counter (published and not yet forgotten).
+    * ``disconnected`` -- subscriptions closed by their policy, by policy: ``disconnect``
+      overflowed, ``block`` kept a publisher waiting past ``block_timeout``.
+    * ``blocked_seconds_max`` -- how long the longest-waiting publisher now has waited.
     """
 
     published: int
@@ -49,6 +102,8 @@ class BusStatistics:
     dropped: Mapping[OverflowPolicy, int]
     subscriptions: int
     sessions: int
+    disconnected: Mapping[OverflowPolicy, int] = _NO_DISCONNECTIONS
+    blocked_seconds_max: float = 0.0
 
 
 class Bus(trio.abc.AsyncResource):
@@ -56,9 +111,12 @@ class Bus(trio.abc.AsyncResource):
 
     Close it with ``aclose`` (or use it as an async context manager): subscriptions then take
     nothing more, hand out what they hold, and their iterators stop.
+
+    ``limits`` bound how long slow subscribers may hold publishers up (``BusLimits``).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, limits: BusLimits | None = None) -> None:
+        self.limits = BusLimits() if limits is None else limits
         self._seqs: dict[str, int] = {}
         # Sessions with a publish waiting under ``block``: later publishes queue on the lock.
         self._turns: dict[str, trio.Lock] = {}
@@ -67,6 +125,7 @@ class Bus(trio.abc.AsyncResource):
         self._published = 0
         self._retired_delivered = 0
         self._retired_dropped = dict.fromkeys(OverflowPolicy, 0)
+        self._disconnected = dict.fromkeys(OverflowPolicy, 0)
         self._closed = False
 
     def subscribe(
@@ -76,18 +135,23 @@ class Bus(trio.abc.AsyncResource):
         types: str | Iterable[str] = "*",
         maxsize: int = 256,
         overflow: OverflowPolicy | str = OverflowPolicy.BLOCK,
+        block_timeout: float | None = None,
     ) -> Subscription:
         """A new subscription to the envelopes matching ``sessions`` and ``types``.
 
         ``sessions`` is ``"*"``, one session id, or an iterable of ids; ``types`` is ``"*"``,
         one type or glob (``"response.*"``), or an iterable of them. ``maxsize`` bounds the
         subscription's buffer and ``overflow`` (an ``OverflowPolicy`` or its value) says what
-        happens when it is full. It is registered at once: envelopes published from now on
-        reach it. Raises ``BusArgumentError`` for a bad argument and
-        ``trio.ClosedResourceError`` once the bus is closed.
+        happens when it is full. Under ``block``, ``block_timeout`` (seconds) bounds how long
+        one publish waits for room: past it the subscription is cut loose and its reader gets
+        ``SubscriberTooSlowError``; ``None`` waits for ever. It is registered at once:
+        envelopes published from now on reach it. Raises ``BusArgumentError`` for a bad
+        argument and ``trio.ClosedResourceError`` once the bus is closed.
         """
         self._raise_if_closed()
         _check_maxsize(maxsize)
+        if block_timeout is not None:
+            _checked_timeout("block_timeout", block_timeout)
         type_filter, session_filter = parse_types(types), parse_sessions(sessions)
         subscription = Subscription(
             types=type_filter,
@@ -95,6 +159,7 @@ class Bus(trio.abc.AsyncResource):
             maxsize=maxsize,
             policy=parse_policy(overflow),
             on_detach=self._detach,
+            block_timeout=block_timeout,
         )
         self._routes.add(subscription, type_filter, session_filter)
         self._live[subscription] = None
@@ -113,9 +178,11 @@ class Bus(trio.abc.AsyncResource):
 
         Under ``block`` this waits while a matching subscription is full, and later publishes
         for the same session wait their turn behind it, so order holds even with several
-        publishers. If cancelled while waiting, the envelope has reached the subscriptions
-        before the full one and not the rest; its ``seq`` is spent, so those subscribers see
-        the gap. Lifecycle events (``rtbus.session.reconnected``, ...) go through here too,
+        publishers. A subscription with a ``block_timeout`` is waited on at most that long,
+        then cut loose, and this publish goes on to the rest (and then announces the cut). If
+        cancelled while waiting, the envelope has reached the subscriptions before the full
+        one and not the rest; its ``seq`` is spent, so those subscribers see the gap.
+        Lifecycle events (``rtbus.session.reconnected``, ...) go through here too,
         under their own types.
         """
         await trio.lowlevel.checkpoint_if_cancelled()
@@ -168,17 +235,33 @@ class Bus(trio.abc.AsyncResource):
         """A frozen snapshot of the bus's counters."""
         dropped = dict(self._retired_dropped)
         delivered = self._retired_delivered
+        blocked = 0.0
         for subscription in self._live:
             stats = subscription.statistics()
             delivered += stats.delivered
             dropped[stats.policy] += stats.dropped
+            blocked = max(blocked, stats.blocked_seconds)
         return BusStatistics(
             published=self._published,
             delivered=delivered,
             dropped=MappingProxyType(dropped),
             subscriptions=len(self._live),
             sessions=len(self._seqs),
+            disconnected=MappingProxyType(dict(self._disconnected)),
+            blocked_seconds_max=blocked,
         )
+
+    def readiness_problem(self) -> str | None:
+        """``None`` unless a publisher has waited ``blocked_warn_seconds`` or more on one
+        subscription; then which, and for how long (a ``/readyz`` check)."""
+        worst, seconds = None, 0.0
+        for subscription in self._live:
+            waited = subscription.blocked_seconds()
+            if waited > seconds:
+                worst, seconds = subscription, waited
+        if worst is None or seconds < self.limits.blocked_warn_seconds:
+            return None
+        return f"a publisher blocked {seconds:.1f}s on {worst!r}"
 
     def subscription_statistics(self) -> tuple[SubscriptionStatistics, ...]:
         """A snapshot of every open subscription, in the order they were made."""
@@ -213,9 +296,10 @@ class Bus(trio.abc.AsyncResource):
             # Routes and the bus itself may have changed while this publish waited its turn.
             targets = self._targets(session_id, type)
             envelope = self._stamp(session_id, type, event, received_at, raw)
-            await self._deliver(envelope, targets)
+            cuts = await self._deliver(envelope, targets)
         finally:
             self._release_turn(session_id, turn)
+        await self._announce(cuts)
         return envelope
 
     async def _finish_in_turn(self, envelope: Envelope, targets: tuple[Subscription, ...]) -> None:
@@ -224,16 +308,37 @@ class Bus(trio.abc.AsyncResource):
         turn = self._turns[envelope.session_id] = trio.Lock()
         turn.acquire_nowait()
         try:
-            await targets[0]._wait_for_room(envelope)
-            await self._deliver(envelope, targets[1:])
+            cut = await targets[0]._wait_for_room(envelope)
+            cuts = await self._deliver(envelope, targets[1:])
         finally:
             self._release_turn(envelope.session_id, turn)
+        await self._announce(cuts if cut is None else [cut, *cuts])
 
     @staticmethod
-    async def _deliver(envelope: Envelope, targets: tuple[Subscription, ...]) -> None:
+    async def _deliver(
+        envelope: Envelope, targets: tuple[Subscription, ...]
+    ) -> list[SubscriberDisconnected]:
+        cuts = []
         for subscription in targets:
             if not subscription._offer(envelope):
-                await subscription._wait_for_room(envelope)
+                cut = await subscription._wait_for_room(envelope)
+                if cut is not None:
+                    cuts.append(cut)
+        return cuts
+
+    async def _announce(self, cuts: list[SubscriberDisconnected]) -> None:
+        for cut in cuts:
+            _log.warning(
+                "subscriber too slow, disconnected: a publisher waited %.1fs on %s; "
+                "%d envelopes it will never see",
+                cut.blocked,
+                cut.subscription,
+                cut.dropped,
+            )
+            try:
+                await self.publish(BUS_SESSION, cut.type, cut, received_at=cut.at)
+            except trio.ClosedResourceError:
+                return  # the bus closed meanwhile: nobody is left to tell
 
     def _release_turn(self, session_id: str, turn: trio.Lock) -> None:
         turn.release()  # hands the lock to the next publish of the session, if any (FIFO)
@@ -253,6 +358,8 @@ class Bus(trio.abc.AsyncResource):
         stats = subscription.statistics()
         self._retired_delivered += stats.delivered
         self._retired_dropped[stats.policy] += stats.dropped
+        if subscription._disconnected:
+            self._disconnected[stats.policy] += 1
 
     def _raise_if_closed(self) -> None:
         if self._closed:

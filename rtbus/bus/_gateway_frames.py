@@ -32,11 +32,13 @@ from ._gateway_wire import ErrorCode, ReqId, WireError
 __all__ = [
     "ErrorFrame",
     "EventFrame",
+    "RefusedFrame",
     "ResultFrame",
     "ServerFrame",
     "encode_batch",
     "encode_error",
     "encode_event",
+    "encode_refused",
     "encode_result",
     "parse_server_frame",
     "parse_server_frames",
@@ -78,7 +80,9 @@ class ResultFrame:
 @attrs.frozen(kw_only=True)
 class ErrorFrame:
     """A request failed (``req``), a subscription ended (``sub``), or a message could not be
-    read (neither). ``dropped`` is set when a ``disconnect`` subscription overflowed."""
+    read (neither). ``dropped`` is set when a subscription was cut: a ``disconnect`` one
+    overflowed (``subscriber_overflow``), a ``block`` one was too slow
+    (``subscriber_too_slow``)."""
 
     code: str
     message: str
@@ -87,7 +91,19 @@ class ErrorFrame:
     dropped: int | None = None
 
 
-ServerFrame: TypeAlias = EventFrame | ResultFrame | ErrorFrame
+@attrs.frozen(kw_only=True)
+class RefusedFrame:
+    """The upstream refused a client event this connection sent (request ``req``, answered
+    already): ``event_id`` names it, ``error`` is the server's error object (``type``,
+    ``code``, ``message``, ``param``, ``event_id``)."""
+
+    req: ReqId
+    session: str
+    event_id: str
+    error: Mapping[str, Any]
+
+
+ServerFrame: TypeAlias = EventFrame | ResultFrame | ErrorFrame | RefusedFrame
 
 
 def _event_json(envelope: Envelope) -> bytes:
@@ -135,6 +151,12 @@ def encode_error(
     return orjson.dumps(frame)
 
 
+def encode_refused(req: ReqId, session: str, event_id: str, error: Mapping[str, Any]) -> bytes:
+    """A refused frame: the upstream's error about an event a request sent."""
+    frame = {"frame": "refused", "req": req, "session": session, "event_id": event_id}
+    return orjson.dumps({**frame, "error": dict(error)})
+
+
 def parse_server_frame(data: bytes | str) -> ServerFrame:
     """The frame in one server message (the client's side); raises ``WireError``."""
     if isinstance(data, str):
@@ -147,7 +169,7 @@ def parse_server_frame(data: bytes | str) -> ServerFrame:
         raise WireError(ErrorCode.NOT_JSON, f"the frame is not valid JSON ({exc.msg})") from None
     parse = _FRAMES.get(obj.get("frame")) if isinstance(obj, dict) else None
     if parse is None:
-        raise WireError(ErrorCode.MALFORMED_FRAME, "not a result, error or event frame")
+        raise WireError(ErrorCode.MALFORMED_FRAME, "not a result, error, refused or event frame")
     return parse(obj)
 
 
@@ -206,6 +228,17 @@ def _result_frame(obj: dict[str, Any]) -> ResultFrame:
         raise WireError(ErrorCode.MALFORMED_FRAME, "a result frame without 'req'") from None
 
 
+def _refused_frame(obj: dict[str, Any]) -> RefusedFrame:
+    obj.pop("frame")
+    try:
+        frame = RefusedFrame(**obj)
+    except TypeError as exc:
+        raise WireError(ErrorCode.MALFORMED_FRAME, f"a malformed refused frame ({exc})") from None
+    if not isinstance(frame.error, Mapping):
+        raise WireError(ErrorCode.MALFORMED_FRAME, "a refused frame whose error is no object")
+    return frame
+
+
 def _error_frame(obj: dict[str, Any]) -> ErrorFrame:
     obj.pop("frame")
     try:
@@ -216,5 +249,6 @@ def _error_frame(obj: dict[str, Any]) -> ErrorFrame:
 
 _FRAMES: Final[Mapping[object, Callable[[dict[str, Any]], ServerFrame]]] = {
     "result": _result_frame,
+    "refused": _refused_frame,
     "error": _error_frame,
 }

@@ -41,6 +41,7 @@ __all__ = [
     "ErrorCode",
     "Hello",
     "Limits",
+    "MAX_WAIT",
     "ListSessions",
     "OpenSession",
     "Request",
@@ -77,9 +78,11 @@ class ErrorCode(enum.StrEnum):
     DUPLICATE_SUBSCRIPTION = "duplicate_subscription"
     UNKNOWN_SUBSCRIPTION = "unknown_subscription"
     SUBSCRIBER_OVERFLOW = "subscriber_overflow"
+    SUBSCRIBER_TOO_SLOW = "subscriber_too_slow"
     # Requests that wait (send, open_session, close_session).
     TOO_MANY_REQUESTS = "too_many_requests"
-    # What the service says (the same codes as the HTTP control API).
+    # What the service's control surface says (rtbus.service's ``STATUS`` gives each its
+    # HTTP status: the HTTP control API uses the same codes).
     INVALID_EVENT = "invalid_event"
     UNKNOWN_SESSION = "unknown_session"
     DUPLICATE_ID = "duplicate_id"
@@ -87,8 +90,11 @@ class ErrorCode(enum.StrEnum):
     SESSION_CLOSED = "session_closed"
     UPSTREAM_FAILED = "upstream_failed"
     UPSTREAM_TIMEOUT = "upstream_timeout"
+    REFUSED_BY_UPSTREAM = "refused_by_upstream"
     DRAINING = "draining"
     NOT_RUNNING = "not_running"
+    PLACEMENT_TIMEOUT = "placement_timeout"
+    REDIS_UNAVAILABLE = "redis_unavailable"
     INTERNAL_ERROR = "internal_error"
 
 
@@ -130,6 +136,10 @@ class Limits:
     * ``max_in_flight`` -- requests that wait (``send``, ``open_session``, ``close_session``)
       unanswered at once on one connection.
     * ``max_patterns`` -- entries in one ``types`` or ``sessions`` list.
+    * ``max_block_timeout`` -- the longest ``block_timeout`` a subscription may ask for,
+      and the one it gets if it asks for none: the service's ``[bus]
+      block_timeout_seconds``, so no client holds the sessions up longer than the operator
+      allows.
     """
 
     max_frame_bytes: int = _MIB
@@ -137,8 +147,9 @@ class Limits:
     max_maxsize: int = 65_536
     max_in_flight: int = 256
     max_patterns: int = 256
+    max_block_timeout: float = 5.0
 
-    def as_json(self) -> dict[str, int]:
+    def as_json(self) -> dict[str, float]:
         return attrs.asdict(self)
 
 
@@ -159,8 +170,11 @@ class Hello:
 class Subscribe:
     """Open subscription ``sub`` on the service's bus: the same filters, ``maxsize`` and
     ``overflow`` as ``Bus.subscribe``. ``credit`` is how many events the server may send
-    before the client grants more (``Credit``). There is no ``raw``: every event frame
-    carries the upstream frame as it came, and the client decodes it or not."""
+    before the client grants more (``Credit``). ``block_timeout`` (seconds, at most
+    ``Limits.max_block_timeout``, which is also the default) bounds how long a publisher
+    waits on it under ``block`` before it is cut loose with ``subscriber_too_slow``. There
+    is no ``raw``: every event frame carries the upstream frame as it came, and the client
+    decodes it or not."""
 
     req: ReqId
     sub: str
@@ -169,6 +183,7 @@ class Subscribe:
     maxsize: int = 256
     overflow: OverflowPolicy = OverflowPolicy.BLOCK
     credit: int = 64
+    block_timeout: float | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -198,6 +213,9 @@ class Send:
     req: ReqId
     session: str
     event: Mapping[str, Any] | bytes
+    #: Seconds to wait for the event's outcome (``accepted`` or ``refused``); ``None``:
+    #: answer once it went out, and push a ``refused`` frame if the upstream refuses it.
+    wait: float | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -283,6 +301,23 @@ def _count(low: int, high: Callable[[Limits], int]) -> _Check:
     return check
 
 
+#: The longest a client may wait for an event's outcome.
+MAX_WAIT: Final = 30.0
+
+
+def _wait(value: object, limits: Limits) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= MAX_WAIT:
+        return float(value)
+    raise _Invalid(f"a number of seconds 0..{MAX_WAIT:g}")
+
+
+def _seconds(value: object, limits: Limits) -> float:
+    top = limits.max_block_timeout
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= top:
+        return float(value)
+    raise _Invalid(f"a number of seconds above 0, at most {top:g}")
+
+
 def _filter(parse: Callable[[Iterable[str]], object]) -> _Check:
     def check(value: object, limits: Limits) -> Filter:
         # Not any iterable: a JSON object would pass as the list of its keys.
@@ -336,11 +371,15 @@ _OPS: Final[Mapping[str, _Op]] = {
             "maxsize": (_count(1, lambda limits: limits.max_maxsize), False),
             "overflow": (_policy, False),
             "credit": (_count(0, lambda limits: limits.max_maxsize), False),
+            "block_timeout": (_seconds, False),
         },
     ),
     "unsubscribe": _Op(Unsubscribe, {**_REQ, "sub": (_name, True)}),
     "credit": _Op(Credit, {"sub": (_name, True), "n": (_count(1, lambda _: 2**31), True)}),
-    "send": _Op(Send, {**_REQ, "session": (_name, True), "event": (_object, True)}),
+    "send": _Op(
+        Send,
+        {**_REQ, "session": (_name, True), "event": (_object, True), "wait": (_wait, False)},
+    ),
     "open_session": _Op(
         OpenSession,
         {**_REQ, "model": (_text, False), "session": (_object, False), "id": (_name, False)},

@@ -33,7 +33,7 @@ from __future__ import annotations
 import itertools
 import logging
 import random
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Final
@@ -44,14 +44,15 @@ import trio
 import trio_websocket
 
 from rtbus._backoff import Backoff, BackoffState
-from rtbus.protocol import ClientEvent, encode
+from rtbus.protocol import ClientEvent, ErrorDetails, EventOutcome, decode_server_event, encode
 from rtbus.transport import ConnectOptions, ConnectTarget
 
-from ._bus import _check_maxsize
+from ._bus import _check_maxsize, _checked_timeout
 from ._filters import parse_sessions, parse_types
 from ._gateway_frames import (
     ErrorFrame,
     EventFrame,
+    RefusedFrame,
     ResultFrame,
     parse_server_frames,
 )
@@ -86,12 +87,18 @@ from ._remote_link import (
 from ._remote_subscription import GatewayReconnected, RemoteSubscription
 
 __all__ = [
+    "RefusalHandler",
     "RemoteBus",
     "RemoteSession",
     "connect",
 ]
 
 logger = logging.getLogger("rtbus.bus.remote")
+
+RefusalHandler = Callable[[ErrorDetails], object]
+"""Takes the upstream's error about an event this client sent (``RemoteBus.send``)."""
+# Sends whose refusal handler is kept, newest first out last.
+_REFUSALS_KEPT: Final = 1024
 
 _MIB: Final = 1024 * 1024
 
@@ -105,9 +112,17 @@ class RemoteSession:
     state: str
     _bus: RemoteBus = attrs.field(repr=False, eq=False, alias="bus")
 
-    async def send(self, event: ClientEvent | Mapping[str, Any]) -> None:
+    async def send(
+        self, event: ClientEvent | Mapping[str, Any], *, on_refused: RefusalHandler | None = None
+    ) -> str:
         """Send a client event to this session (see ``RemoteBus.send``)."""
-        await self._bus.send(self.id, event)
+        return await self._bus.send(self.id, event, on_refused=on_refused)
+
+    async def submit(
+        self, event: ClientEvent | Mapping[str, Any], *, within: float
+    ) -> EventOutcome:
+        """Send a client event and wait for its outcome (see ``RemoteBus.submit``)."""
+        return await self._bus.submit(self.id, event, within=within)
 
     async def close(self) -> None:
         """Close this session gracefully (see ``RemoteBus.close_session``)."""
@@ -171,6 +186,7 @@ class RemoteBus(trio.abc.AsyncResource):
         self._ids = itertools.count(1)
         self._subscriptions: dict[str, RemoteSubscription] = {}
         self._pending: dict[int, _Pending] = {}
+        self._refusals: OrderedDict[int, RefusalHandler] = OrderedDict()
         self._link: trio_websocket.WebSocketConnection | None = None
         self._link_changed = trio.Event()
         self._links = self._attempts = 0
@@ -204,22 +220,37 @@ class RemoteBus(trio.abc.AsyncResource):
         maxsize: int = 256,
         overflow: OverflowPolicy | str = OverflowPolicy.BLOCK,
         raw: bool = False,
+        block_timeout: float | None = None,
     ) -> RemoteSubscription:
         """A new subscription, as ``Bus.subscribe``; ``raw=True`` hands each event over as the
         upstream frame's bytes. Registered in the background: ``async with`` it (or
         ``await sub.wait_registered()``) to know it is. Raises ``BusArgumentError`` for a bad
-        argument, here, as the in-process bus does."""
+        argument, here, as the in-process bus does.
+
+        Under ``block`` a subscription through the gateway always has a finite
+        ``block_timeout``: ``None`` takes the service's (its ``[bus] block_timeout_seconds``),
+        and a longer one than that is refused. A subscriber that keeps the service's
+        publishers waiting past it is cut loose: its reads raise ``SubscriberTooSlowError``.
+        """
         self._raise_if_closed()
         types, sessions = _materialized(types), _materialized(sessions)
         parse_types(types)
         parse_sessions(sessions)
         policy = parse_policy(overflow)
         _check_maxsize(maxsize)
+        if block_timeout is not None:
+            _checked_timeout("block_timeout", block_timeout)
         id = f"s{next(self._ids)}"
         subscription = RemoteSubscription(
             id,
             lambda req: Subscribe(
-                req=req, sub=id, types=types, sessions=sessions, overflow=policy, maxsize=maxsize
+                req=req,
+                sub=id,
+                types=types,
+                sessions=sessions,
+                overflow=policy,
+                maxsize=maxsize,
+                block_timeout=block_timeout,
             ),
             maxsize=maxsize,
             policy=policy,
@@ -258,12 +289,48 @@ class RemoteBus(trio.abc.AsyncResource):
         result = await self._call(lambda req: ListSessions(req=req))
         return tuple(self._session(summary) for summary in result["sessions"])
 
-    async def send(self, session_id: str, event: ClientEvent | Mapping[str, Any]) -> None:
+    async def send(
+        self,
+        session_id: str,
+        event: ClientEvent | Mapping[str, Any],
+        *,
+        on_refused: RefusalHandler | None = None,
+    ) -> str:
         """Send a client event (an rtbus client event or its JSON shape as a mapping) to a
-        session; returns once it went out upstream. Raises ``GatewayError`` (code
-        ``invalid_event``, ``unknown_session``, ...) when the service refused it."""
-        data = orjson.dumps(dict(event)) if isinstance(event, Mapping) else encode(event)
-        await self._call(lambda req: Send(req=req, session=session_id, event=data))
+        session; returns its ``event_id`` once it went out upstream. If the upstream refuses
+        it later, ``on_refused`` gets the upstream's error (without one, it is logged); the
+        service counts this client as the event's sender, so the refusal never fails the
+        session. Raises ``GatewayError`` (code ``invalid_event``, ``unknown_session``, ...)
+        when the service refused it."""
+        data = _event_bytes(event)
+
+        def request(req: int) -> Send:
+            if on_refused is not None:
+                self._keep_refusal_handler(req, on_refused)
+            return Send(req=req, session=session_id, event=data)
+
+        result = await self._call(request)
+        return str(result["event_id"])
+
+    async def submit(
+        self, session_id: str, event: ClientEvent | Mapping[str, Any], *, within: float
+    ) -> EventOutcome:
+        """Send a client event and wait up to ``within`` seconds (0 to 30) for the upstream
+        to refuse it: the outcome is ``accepted`` or ``refused`` with the upstream's error,
+        as ``Session.submit`` in process."""
+        data = _event_bytes(event)
+        result = await self._call(
+            lambda req: Send(req=req, session=session_id, event=data, wait=within)
+        )
+        error = result.get("error")
+        return EventOutcome(
+            str(result["event_id"]), None if error is None else _details(error["upstream"])
+        )
+
+    def _keep_refusal_handler(self, req: int, handler: RefusalHandler) -> None:
+        self._refusals[req] = handler
+        while len(self._refusals) > _REFUSALS_KEPT:
+            self._refusals.popitem(last=False)
 
     def _session(self, summary: Mapping[str, Any]) -> RemoteSession:
         return RemoteSession(summary["id"], summary.get("model"), summary["state"], bus=self)
@@ -472,6 +539,18 @@ class RemoteBus(trio.abc.AsyncResource):
         if pending is not None:
             pending.settle(frame)
 
+    def _on_refused(self, frame: RefusedFrame) -> None:
+        handler = self._refusals.pop(frame.req, None) if isinstance(frame.req, int) else None
+        if handler is None:
+            logger.warning(
+                "the upstream refused event %s sent to session %s: %s",
+                frame.event_id,
+                frame.session,
+                frame.error.get("message"),
+            )
+            return
+        handler(_details(frame.error))
+
     def _on_error(self, frame: ErrorFrame) -> None:
         if frame.req is not None:
             self._on_answer(frame)
@@ -483,8 +562,8 @@ class RemoteBus(trio.abc.AsyncResource):
         if subscription is None:
             # One this client closed, about credit or an overflow that crossed the unsubscribe.
             logger.debug("error for closed subscription %s: %s", frame.sub, frame.code)
-        elif frame.code == ErrorCode.SUBSCRIBER_OVERFLOW:
-            subscription.overflowed(frame.dropped or 0)
+        elif frame.code in _CUT:
+            _CUT[frame.code](subscription, frame.dropped or 0)
         else:
             subscription.fail(GatewayError(frame.code, frame.message))
 
@@ -521,7 +600,7 @@ class RemoteBus(trio.abc.AsyncResource):
 
         def answered(frame: ResultFrame | ErrorFrame) -> None:
             if isinstance(frame, ResultFrame):
-                subscription.registered(reconnected=reconnected)
+                subscription.registered(reconnected=reconnected, result=frame.result)
             else:
                 subscription.fail(GatewayError(frame.code, frame.message))
 
@@ -541,11 +620,34 @@ class RemoteBus(trio.abc.AsyncResource):
             self._work.set()
 
 
+# Error codes that end a subscription the service cut, and what the client's half does.
+_CUT: Final[Mapping[str, Callable[[RemoteSubscription, int], None]]] = {
+    ErrorCode.SUBSCRIBER_OVERFLOW: RemoteSubscription.overflowed,
+    ErrorCode.SUBSCRIBER_TOO_SLOW: RemoteSubscription.too_slow,
+}
+
 _ON_FRAME: Final[Mapping[type[Any], Callable[[RemoteBus, Any], None]]] = {
     EventFrame: RemoteBus._on_event,
     ResultFrame: RemoteBus._on_answer,
     ErrorFrame: RemoteBus._on_error,
+    RefusedFrame: RemoteBus._on_refused,
 }
+
+
+def _event_bytes(event: ClientEvent | Mapping[str, Any]) -> bytes:
+    return orjson.dumps(dict(event)) if isinstance(event, Mapping) else encode(event)
+
+
+def _details(error: Mapping[str, Any]) -> ErrorDetails:
+    """The upstream's error object as the protocol's ``ErrorDetails`` (as in process)."""
+    event = decode_server_event(
+        orjson.dumps({"type": "error", "event_id": "", "error": dict(error)})
+    )
+    details = getattr(event, "error", None)
+    if not isinstance(details, ErrorDetails):
+        message = str(error.get("message") or "refused")
+        return ErrorDetails(type="invalid_request_error", message=message)
+    return details
 
 
 def _materialized(value: str | Iterable[str]) -> str | tuple[str, ...]:

@@ -18,8 +18,9 @@ Invariants:
   ``rtbus.gateway.gap`` envelope saying which were not delivered. (For a subscription that
   filters by type, a jump may include envelopes it would not have taken anyway.)
 * States as in process: ``ended`` (the remote bus closed) drains then ends reads;
-  ``closed``, ``overflowed`` (``disconnect``) and ``failed`` (refused, or the connection
-  gave up) discard the buffer and raise.
+  ``closed``, ``overflowed`` (``disconnect``), ``too_slow`` (``block`` past its
+  ``block_timeout``) and ``failed`` (refused, or the connection gave up) discard the buffer
+  and raise.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import trio
 from rtbus.protocol import decode_server_event
 
 from ._envelope import Envelope
-from ._errors import SubscriberOverflowError
+from ._errors import SubscriberOverflowError, SubscriberTooSlowError
 from ._gateway_frames import EventFrame
 from ._gateway_wire import Subscribe
 from ._overflow import OverflowPolicy
@@ -91,6 +92,7 @@ class _State(enum.Enum):
     ENDED = "ended"
     CLOSED = "closed"
     OVERFLOWED = "overflowed"
+    TOO_SLOW = "too_slow"
     FAILED = "failed"
 
 
@@ -139,6 +141,7 @@ class RemoteSubscription(trio.abc.AsyncResource):
         self._last_seq: dict[str, int] = {}
         self._unsure: set[str] = set()
         self._reconnects = 0
+        self._block_timeout: float | None = None  # the service's answer says
 
     def __repr__(self) -> str:
         return (
@@ -281,6 +284,8 @@ class RemoteSubscription(trio.abc.AsyncResource):
             raise trio.ClosedResourceError("this subscription was closed")
         if self._state is _State.OVERFLOWED:
             raise SubscriberOverflowError(self._maxsize, self._dropped)
+        if self._state is _State.TOO_SLOW:
+            raise SubscriberTooSlowError(self._maxsize, self._dropped, self._block_timeout)
         if self._failure is not None:
             raise self._failure
 
@@ -293,8 +298,11 @@ class RemoteSubscription(trio.abc.AsyncResource):
         credit = max(0, self.window - self._frames)
         return attrs.evolve(self._request(req), maxsize=self.server_maxsize, credit=credit)
 
-    def registered(self, *, reconnected: GatewayReconnected | None) -> None:
-        """The service registered it; ``reconnected`` when on a new connection."""
+    def registered(self, *, reconnected: GatewayReconnected | None, result: object = None) -> None:
+        """The service registered it (``result`` is its answer); ``reconnected`` when on a
+        new connection."""
+        if isinstance(result, dict):
+            self._block_timeout = result.get("block_timeout")
         if reconnected is not None and self._registered.is_set():
             self._reconnects += 1
             self._unsure = set(self._last_seq)
@@ -311,6 +319,13 @@ class RemoteSubscription(trio.abc.AsyncResource):
         if self._state is _State.OPEN:
             self._dropped += dropped + self._frames
             self._stop(_State.OVERFLOWED)
+
+    def too_slow(self, dropped: int) -> None:
+        """The service's half kept a publisher waiting past its ``block_timeout`` and was
+        cut loose."""
+        if self._state is _State.OPEN:
+            self._dropped += dropped + self._frames
+            self._stop(_State.TOO_SLOW)
 
     def fail(self, failure: BaseException) -> None:
         """It cannot go on: the service refused it or the connection gave up."""

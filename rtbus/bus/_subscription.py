@@ -13,10 +13,15 @@ Invariants:
 * Reading is one task at a time, and a delivery counts as a read until it settles; a second
   reader gets ``trio.BusyResourceError``.
 * A blocked publisher is never left behind: closing the subscription, ending it (the bus
-  closed) and disconnecting it all reschedule every waiting publisher.
+  closed), disconnecting it and cutting it loose all reschedule every waiting publisher.
+* With a ``block_timeout`` a publisher waits at most that long here. The first one to run
+  out of time cuts the subscription loose (TOO_SLOW): everything not delivered for good is
+  counted as dropped (the buffer and the waiting publishers' envelopes), every publisher is
+  released, and ``_wait_for_room`` returns the ``SubscriberDisconnected`` for the bus to
+  announce. The timer exists only while a publisher waits: the path with room has none.
 * States: OPEN takes envelopes; ENDED (the bus closed) takes no more but drains what it
-  holds, then reads end; CLOSED (the subscriber closed it) and OVERFLOWED (``disconnect``)
-  discard the buffer and reads raise.
+  holds, then reads end; CLOSED (the subscriber closed it), OVERFLOWED (``disconnect``) and
+  TOO_SLOW (``block`` past ``block_timeout``) discard the buffer and reads raise.
 """
 
 from __future__ import annotations
@@ -30,8 +35,9 @@ import attrs
 import trio
 
 from ._envelope import Envelope
-from ._errors import SubscriberOverflowError
+from ._errors import SubscriberOverflowError, SubscriberTooSlowError
 from ._filters import SessionFilter, TypeFilter
+from ._lifecycle import SubscriberDisconnected
 from ._overflow import OverflowPolicy
 
 __all__ = ["Subscription", "SubscriptionStatistics"]
@@ -42,6 +48,7 @@ class _State(enum.Enum):
     ENDED = "ended"
     CLOSED = "closed"
     OVERFLOWED = "overflowed"
+    TOO_SLOW = "too_slow"
 
 
 @attrs.frozen
@@ -56,6 +63,9 @@ class SubscriptionStatistics:
     * ``queued`` -- envelopes in the buffer, counting one being handled by a delivery.
     * ``redelivered`` -- deliveries whose handler raised, so the envelope went back.
     * ``publishers_waiting`` -- publishers blocked on this subscription (``block`` only).
+    * ``blocked_seconds`` -- how long the longest-waiting of them has waited (0.0 if none).
+    * ``block_timeout`` -- how long a publisher may wait before the subscription is cut
+      loose (``None``: for ever).
     """
 
     delivered: int
@@ -66,6 +76,8 @@ class SubscriptionStatistics:
     policy: OverflowPolicy
     redelivered: int
     publishers_waiting: int
+    blocked_seconds: float = 0.0
+    block_timeout: float | None = None
 
 
 class Subscription(trio.abc.AsyncResource):
@@ -97,11 +109,13 @@ class Subscription(trio.abc.AsyncResource):
         maxsize: int,
         policy: OverflowPolicy,
         on_detach: Callable[[Subscription], None],
+        block_timeout: float | None = None,
     ) -> None:
         self._types = types
         self._sessions = sessions
         self._maxsize = maxsize
         self._policy = policy
+        self._block_timeout = block_timeout
         self._on_full = _ON_FULL[policy]
         self._on_detach: Callable[[Subscription], None] | None = on_detach
         self._state = _State.OPEN
@@ -109,8 +123,11 @@ class Subscription(trio.abc.AsyncResource):
         self._held: Envelope | None = None
         self._reading = False
         self._reader: trio.lowlevel.Task | None = None
-        self._publishers: dict[trio.lowlevel.Task, Envelope] = {}
+        # Each waiting publisher's envelope and when it began to wait (oldest first).
+        self._publishers: dict[trio.lowlevel.Task, tuple[Envelope, float]] = {}
         self._delivered = self._dropped = self._redelivered = 0
+        self._given_up = 0  # publishers past block_timeout, aborted, not yet counted
+        self._stopped: trio.Event | None = None  # made for wait_stopped only
         self._lag = self._dropped_since_read = 0
 
     def __repr__(self) -> str:
@@ -118,8 +135,11 @@ class Subscription(trio.abc.AsyncResource):
         types = "*" if self._types.everything else [*sorted(self._types.exact), *self._types.globs]
         return (
             f"<Subscription types={types} sessions={sessions} policy={self._policy.value} "
-            f"maxsize={self._maxsize} state={self._state.value}>"
+            f"maxsize={self._maxsize}{self._timeout_shown()} state={self._state.value}>"
         )
+
+    def _timeout_shown(self) -> str:
+        return "" if self._block_timeout is None else f" block_timeout={self._block_timeout:g}s"
 
     @property
     def policy(self) -> OverflowPolicy:
@@ -132,10 +152,20 @@ class Subscription(trio.abc.AsyncResource):
         return self._maxsize
 
     @property
+    def block_timeout(self) -> float | None:
+        """How long a publisher may wait for room before the subscription is cut loose."""
+        return self._block_timeout
+
+    @property
     def closed(self) -> bool:
-        """Whether it takes no more envelopes (closed, overflowed under ``disconnect``, or the
-        bus closed)."""
+        """Whether it takes no more envelopes (closed, overflowed under ``disconnect``, cut
+        loose for being too slow, or the bus closed)."""
         return self._state is not _State.OPEN
+
+    @property
+    def _disconnected(self) -> bool:
+        """Whether its policy closed it (``disconnect`` or a ``block_timeout``)."""
+        return self._state in _DISCONNECTED
 
     def statistics(self) -> SubscriptionStatistics:
         """A frozen snapshot of this subscription's counters."""
@@ -148,7 +178,15 @@ class Subscription(trio.abc.AsyncResource):
             policy=self._policy,
             redelivered=self._redelivered,
             publishers_waiting=len(self._publishers),
+            blocked_seconds=self.blocked_seconds(),
+            block_timeout=self._block_timeout,
         )
+
+    def blocked_seconds(self) -> float:
+        """How long the longest-waiting publisher has waited for room here (0.0 if none)."""
+        for _, since in self._publishers.values():
+            return trio.current_time() - since  # the first is the oldest
+        return 0.0
 
     # -- reading -------------------------------------------------------------------------
 
@@ -269,6 +307,8 @@ class Subscription(trio.abc.AsyncResource):
             raise trio.ClosedResourceError("this subscription was closed")
         if self._state is _State.OVERFLOWED:
             raise SubscriberOverflowError(self._maxsize, self._dropped)
+        if self._state is _State.TOO_SLOW:
+            raise SubscriberTooSlowError(self._maxsize, self._dropped, self._block_timeout)
 
     def _take(self) -> Envelope:
         envelope = self._buffer.popleft()
@@ -309,21 +349,61 @@ class Subscription(trio.abc.AsyncResource):
             and self._occupancy() >= self._maxsize
         )
 
-    async def _wait_for_room(self, envelope: Envelope) -> None:
-        """Park the publisher until its envelope is admitted or the subscription stops."""
+    async def _wait_for_room(self, envelope: Envelope) -> SubscriberDisconnected | None:
+        """Park the publisher until its envelope is admitted or the subscription stops.
+
+        With a ``block_timeout``, a publisher still parked when it runs out cuts the
+        subscription loose and returns what happened, for the bus to announce.
+        """
         task = trio.lowlevel.current_task()
-        self._publishers[task] = envelope
+        since = trio.current_time()
+        self._publishers[task] = (envelope, since)
+        timeout = self._block_timeout
 
         def abort(raise_cancel: trio.lowlevel.RaiseCancelT) -> trio.lowlevel.Abort:
             del self._publishers[task]
+            # Publishers whose deadlines pass together are all aborted before the first of
+            # them runs: the one that cuts counts the others' envelopes as lost too.
+            if timeout is not None and trio.current_time() >= since + timeout:
+                self._given_up += 1
             return trio.lowlevel.Abort.SUCCEEDED
 
-        await trio.lowlevel.wait_task_rescheduled(abort)
+        if timeout is None:
+            await trio.lowlevel.wait_task_rescheduled(abort)
+            return None
+        with trio.move_on_at(since + timeout) as waiting:
+            await trio.lowlevel.wait_task_rescheduled(abort)
+        # Rescheduled (admitted or released) means no Cancelled was raised in the scope, even
+        # if the deadline passed meanwhile: only a publisher still parked gives up, and only
+        # the first of those cuts.
+        if waiting.cancelled_caught and self._state is _State.OPEN:
+            return self._cut_loose(since)
+        return None
+
+    def _cut_loose(self, since: float) -> SubscriberDisconnected:
+        """A publisher waited ``block_timeout``: close the subscription so the fleet moves
+        on. Lost: what is buffered and every waiting or given-up publisher's envelope."""
+        assert self._block_timeout is not None
+        now = trio.current_time()
+        lost = self._occupancy() + len(self._publishers) + self._given_up
+        self._given_up = 0
+        self._count_dropped(lost)
+        self._stop(_State.TOO_SLOW)
+        return SubscriberDisconnected(
+            subscription=repr(self),
+            policy=self._policy,
+            reason="too_slow",
+            maxsize=self._maxsize,
+            block_timeout=self._block_timeout,
+            blocked=now - since,
+            dropped=lost,
+            at=now,
+        )
 
     def _admit_publishers(self) -> None:
         while self._publishers and self._occupancy() < self._maxsize:
             task = next(iter(self._publishers))
-            self._buffer.append(self._publishers.pop(task))
+            self._buffer.append(self._publishers.pop(task)[0])
             trio.lowlevel.reschedule(task)
         if self._buffer:
             self._wake_reader()
@@ -376,6 +456,18 @@ class Subscription(trio.abc.AsyncResource):
         if self._state is not _State.CLOSED:
             self._stop(_State.CLOSED)
 
+    async def wait_stopped(self) -> None:
+        """Return once reading would raise rather than wait: the subscription was closed,
+        overflowed under ``disconnect`` or cut loose for being too slow (not when the bus
+        closed: that drains). For a forwarder that stops reading while its own consumer
+        has no room and must still learn at once that it was cut."""
+        if self._state in _STOPPED:
+            await trio.lowlevel.checkpoint()
+            return
+        if self._stopped is None:
+            self._stopped = trio.Event()
+        await self._stopped.wait()
+
     async def aclose(self) -> None:
         """Close the subscription (see ``close``); a checkpoint, as ``aclose`` always is."""
         self.close()
@@ -394,6 +486,8 @@ class Subscription(trio.abc.AsyncResource):
         self._held = None
         self._release_publishers()
         self._wake_reader()
+        if self._stopped is not None:
+            self._stopped.set()
         self._detach()
 
     def _detach(self) -> None:
@@ -401,6 +495,9 @@ class Subscription(trio.abc.AsyncResource):
         if on_detach is not None:
             on_detach(self)
 
+
+_DISCONNECTED = frozenset({_State.OVERFLOWED, _State.TOO_SLOW})
+_STOPPED = frozenset({_State.CLOSED, *_DISCONNECTED})
 
 _ON_FULL: dict[OverflowPolicy, Callable[[Subscription, Envelope], bool]] = {
     OverflowPolicy.BLOCK: Subscription._block,

@@ -157,6 +157,20 @@ def _dropped(scrape: Scrape) -> Samples:
     return {(policy.value,): count for policy, count in scrape.bus.dropped.items()}
 
 
+# The policies that close a subscription, and why they do (the reason label).
+_DISCONNECT_REASONS: Final = {
+    OverflowPolicy.BLOCK: "too_slow",
+    OverflowPolicy.DISCONNECT: "overflow",
+}
+
+
+def _disconnected(scrape: Scrape) -> Samples:
+    return {
+        (policy.value, reason): scrape.bus.disconnected.get(policy, 0)
+        for policy, reason in _DISCONNECT_REASONS.items()
+    }
+
+
 def _restarts(scrape: Scrape) -> Samples:
     return {
         (supervisor, _RESTART_OUTCOMES[type]): count
@@ -204,6 +218,31 @@ _FAMILIES: Final[tuple[Callable[[Scrape], Metric], ...]] = (
         _REASON,
         _keyed(s.counts.failures),
     ),
+    # The conversation outliving the connection.
+    lambda s: _C(
+        "rtbus_session_resumes_total",
+        "Conversations restored into a new upstream session, by cause.",
+        _REASON,
+        _keyed(s.counts.resumes),
+    ),
+    lambda s: _C(
+        "rtbus_session_recycles_total",
+        "Upstream sessions replaced before their limit, make-before-break.",
+        (),
+        s.counts.recycles,
+    ),
+    lambda s: _C(
+        "rtbus_session_items_restored_total",
+        "Conversation items given back to new upstream sessions.",
+        (),
+        s.counts.items_restored,
+    ),
+    lambda s: _C(
+        "rtbus_session_items_dropped_total",
+        "Conversation items the record's bound let go (summarised if a hook is set).",
+        (),
+        s.counts.items_dropped,
+    ),
     lambda s: _C(
         "rtbus_upstream_close_codes_total",
         "Upstream connections ended, by WebSocket close code (none: no close frame).",
@@ -249,9 +288,21 @@ _FAMILIES: Final[tuple[Callable[[Scrape], Metric], ...]] = (
     lambda s: _C("rtbus_bus_delivered_total", "Envelopes subscribers took.", (), s.bus.delivered),
     lambda s: _C(
         "rtbus_bus_dropped_total",
-        "Envelopes discarded by an overflow policy.",
+        "Envelopes discarded by an overflow policy (block: a subscription cut loose).",
         _POLICY,
         _dropped(s),
+    ),
+    lambda s: _C(
+        "rtbus_bus_subscribers_disconnected_total",
+        "Subscriptions closed by their policy: too_slow past block_timeout, overflow.",
+        ("policy", "reason"),
+        _disconnected(s),
+    ),
+    lambda s: _G(
+        "rtbus_bus_publisher_blocked_seconds_max",
+        "How long the longest-waiting publisher blocked on a full subscription has waited.",
+        (),
+        s.bus.blocked_seconds_max,
     ),
     lambda s: _G(
         "rtbus_bus_subscriptions",

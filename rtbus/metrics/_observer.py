@@ -15,6 +15,10 @@ against the worker's clock, because that lag is what it measures.
 * ``rtbus_time_to_first_audio_seconds``: the end of the user's turn
   (``input_audio_buffer.speech_stopped``, else ``committed``, else ``response.created``) ->
   the next ``response.output_audio.delta``.
+* ``rtbus_session_resume_wait_seconds``: from a connection being lost to the conversation
+  restored into the next one (``rtbus.session.resumed``): how long the caller waited.
+* ``rtbus_session_recycle_pause_seconds``: the pause at a recycle's switch
+  (``rtbus.session.recycled``), from the old connection's close to the new one taking events.
 * ``rtbus_rate_limit_remaining{name}``, ``rtbus_rate_limit_limit{name}``: the last
   ``rate_limits.updated`` of any session.
 
@@ -31,14 +35,21 @@ from prometheus_client import CollectorRegistry, Gauge, Histogram
 
 from rtbus.bus import Envelope
 from rtbus.protocol import SERVER_EVENT_TYPES
-from rtbus.session import SessionClosed, SessionFailed, SessionReconnected
+from rtbus.session import (
+    SessionClosed,
+    SessionFailed,
+    SessionReconnected,
+    SessionRecycled,
+    SessionResumed,
+)
 
 __all__ = ["OBSERVED_TYPES", "Observer"]
 
 _ENDS: Final = frozenset({SessionReconnected.type, SessionFailed.type, SessionClosed.type})
-OBSERVED_TYPES: Final = tuple(sorted((SERVER_EVENT_TYPES - {"error"}) | _ENDS))
-"""What the metrics worker subscribes to: every server event but ``error``, and the
-lifecycle events after which a session's pending measurements are void."""
+_RESUMES: Final = frozenset({SessionResumed.type, SessionRecycled.type})
+OBSERVED_TYPES: Final = tuple(sorted((SERVER_EVENT_TYPES - {"error"}) | _ENDS | _RESUMES))
+"""What the metrics worker subscribes to: every server event but ``error``, the lifecycle
+events after which a session's pending measurements are void, and the resumes it times."""
 
 K = TypeVar("K")
 _STATUSES: Final = frozenset({"completed", "cancelled", "failed", "incomplete"})
@@ -49,6 +60,7 @@ _PENDING_LIMIT: Final = 10_000
 _FRAME_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 _RESPONSE_BUCKETS: Final = (0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
 _AUDIO_BUCKETS: Final = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+_RESUME_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
 class Observer:
@@ -72,6 +84,18 @@ class Observer:
             "rtbus_time_to_first_audio_seconds",
             "From the end of the user's turn to the first audio of the answer.",
             buckets=_AUDIO_BUCKETS,
+            registry=registry,
+        )
+        self.resume_wait = Histogram(
+            "rtbus_session_resume_wait_seconds",
+            "From a lost connection to the conversation restored into the next one.",
+            buckets=_RESUME_BUCKETS,
+            registry=registry,
+        )
+        self.recycle_pause = Histogram(
+            "rtbus_session_recycle_pause_seconds",
+            "The pause at a recycle's switch to the prepared upstream session.",
+            buckets=_FRAME_BUCKETS,
             registry=registry,
         )
         self.rate_limit_remaining = Gauge(
@@ -132,6 +156,16 @@ class Observer:
             _set(self.rate_limit_remaining, name, getattr(limit, "remaining", None))
             _set(self.rate_limit_limit, name, getattr(limit, "limit", None))
 
+    def _resumed(self, envelope: Envelope) -> None:
+        waited = getattr(envelope.event, "waited_seconds", None)
+        if isinstance(waited, float | int):
+            self.resume_wait.observe(max(0.0, waited))
+
+    def _recycled(self, envelope: Envelope) -> None:
+        paused = getattr(envelope.event, "switch_seconds", None)
+        if isinstance(paused, float | int):
+            self.recycle_pause.observe(max(0.0, paused))
+
     def _session_ended(self, envelope: Envelope) -> None:
         session = envelope.session_id
         self._turns.pop(session, None)
@@ -165,4 +199,6 @@ _REACTIONS: Final[Mapping[str, _Reaction]] = {
     "response.done": Observer._response_done,
     "rate_limits.updated": Observer._rate_limits,
     **dict.fromkeys(_ENDS, Observer._session_ended),
+    SessionResumed.type: Observer._resumed,
+    SessionRecycled.type: Observer._recycled,
 }

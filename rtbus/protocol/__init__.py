@@ -7,10 +7,12 @@ class named for its ``type`` (``response.output_audio.delta`` is
 
 Decoding is strict about shape and lenient about growth: a missing field or a wrong type is a
 ``ProtocolError`` naming the event type and field path; an unknown event type decodes to
-``UnknownEvent`` and an unknown field is kept and re-encoded. JSON ``null`` and an absent
-optional field both decode to ``None``, which ``encode`` omits; the fields where ``null`` means
-something (``turn_detection: null`` switches server VAD off) take ``NULL``, which encodes as
-``null``.
+``UnknownEvent``. A server event's unknown field is kept and re-encoded; a client event is
+checked as strictly as the server checks it (an unknown field at any depth, a value out of
+range, audio that is not base64 are errors whose ``Violation`` carries the server's code).
+JSON ``null`` and an absent optional field both decode to ``None``, which ``encode`` omits;
+the fields where ``null`` means something (``turn_detection: null`` switches server VAD off)
+take ``NULL``, which encodes as ``null``.
 """
 
 from . import _models
@@ -42,11 +44,14 @@ from ._errors import ConnectionClosedError as ConnectionClosedError
 from ._errors import ProtocolError as ProtocolError
 from ._errors import RealtimeError as RealtimeError
 from ._errors import RtbusError as RtbusError
+from ._errors import Violation as Violation
 from ._models import *  # noqa: F403  (the generated models; their list is _models.__all__)
 from ._models_base import JsonValue as JsonValue
 from ._null import NULL as NULL
 from ._null import Null as Null
+from ._outcome import EventOutcome as EventOutcome
 from ._redact import redact as redact
+from ._server_rules import VOICES as VOICES
 
 __all__ = [
     "CLIENT_EVENT_CLASSES",
@@ -60,6 +65,7 @@ __all__ = [
     "ConfigError",
     "ConnectionClosedError",
     "Disposition",
+    "EventOutcome",
     "JsonValue",
     "Null",
     "OpenAIConfig",
@@ -69,6 +75,8 @@ __all__ = [
     "RtbusError",
     "ServerEvent",
     "UnknownEvent",
+    "VOICES",
+    "Violation",
     "auth_headers",
     "build_realtime_url",
     "classify_close",

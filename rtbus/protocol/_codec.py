@@ -10,9 +10,16 @@ Invariants:
   the field to blame (``response.output[0].content[1].type``).
 * Types are strict: a string where an int belongs is an error, never coerced. A ``float`` field
   takes a JSON integer as is (``1`` and ``1.0`` are one number in JSON).
-* Forward compatible: an unknown event ``type`` decodes to ``UnknownEvent``; an unknown field, on
-  an event or any nested object, is kept in that object's ``_extra`` and encoded again, in place.
-  An unknown ``type`` inside a nested union (a new item kind) is an error: it has no class.
+* Server events are read forward compatibly: an unknown event ``type`` decodes to
+  ``UnknownEvent``; an unknown field, on an event or any nested object, is kept in that
+  object's ``_extra`` and encoded again, in place. An unknown ``type`` inside a nested union
+  (a new item kind) is an error: it has no class.
+* Client events are checked as strictly as the server checks them, so a typo is refused here
+  and never costs a session upstream: an unknown field at any depth is an error, and so is a
+  value outside the server's rules (``_server_rules``: ranges, base64 audio, voices). An
+  unknown client event ``type`` still decodes to ``UnknownEvent`` (the caller decides).
+* Every ``ProtocolError`` for a field carries a ``Violation`` with the server's error code
+  (``unknown_parameter``, ``invalid_type``...), so a simulator words it as the server does.
 * ``None`` means absent: JSON ``null`` and a missing optional field both decode to ``None`` and
   ``encode`` leaves ``None`` fields out. Fields where ``null`` means something take ``NULL``
   instead (see ``_null``), which round-trips as ``null``.
@@ -43,7 +50,7 @@ import attrs
 import orjson
 from cattrs.preconf.orjson import make_converter
 
-from ._errors import ProtocolError
+from ._errors import ProtocolError, Violation
 from ._models import (
     CLIENT_EVENT_CLASSES_IN_ORDER,
     SERVER_EVENT_CLASSES_IN_ORDER,
@@ -58,6 +65,7 @@ from ._models_compile import (
     union_unstructure_function,
     unstructure_function,
 )
+from ._server_rules import SERVER_RULES
 
 __all__ = [
     "CLIENT_EVENT_CLASSES",
@@ -135,21 +143,30 @@ def _unstructure_unknown(event: UnknownEvent) -> Mapping[str, JsonValue]:
 
 _converter.register_unstructure_hook(UnknownEvent, _unstructure_unknown)
 
+# Client events structure through a second converter whose functions are strict; the two
+# share the model classes, so each class has a lenient and a strict structure function.
+_strict_converter = make_converter()
+_strict_converter.register_structure_hook_factory(
+    attrs.has,
+    lambda cls: structure_function(cls, _strict_converter.get_structure_hook, SERVER_RULES),
+)
+
 _E = TypeVar("_E")
 
 
 def _dispatch_table(
-    classes: Mapping[str, type[_E]], aliases: Mapping[str, str]
+    classes: Mapping[str, type[_E]], aliases: Mapping[str, str], *, strict: bool = False
 ) -> dict[str, Callable[[Any], _E]]:
     # The generated structure functions take the value alone (cattrs also passes the type).
-    table = {tag: _structure_hook(cls) for tag, cls in classes.items()}
+    converter = _strict_converter if strict else _converter
+    table = {tag: _structure_hook(converter, cls) for tag, cls in classes.items()}
     for preview, ga in aliases.items():
         table[preview] = _renamed(table[ga], ga)
     return table
 
 
-def _structure_hook(cls: type[_E]) -> Callable[[Any], _E]:
-    return cast(Callable[[Any], _E], _converter.get_structure_hook(cls))
+def _structure_hook(converter: Any, cls: type[_E]) -> Callable[[Any], _E]:
+    return cast(Callable[[Any], _E], converter.get_structure_hook(cls))
 
 
 def _renamed(structure: Callable[[Any], _E], ga: str) -> Callable[[Any], _E]:
@@ -157,7 +174,7 @@ def _renamed(structure: Callable[[Any], _E], ga: str) -> Callable[[Any], _E]:
 
 
 _SERVER_DISPATCH: Final = _dispatch_table(SERVER_EVENT_CLASSES, PREVIEW_EVENT_ALIASES)
-_CLIENT_DISPATCH: Final = _dispatch_table(CLIENT_EVENT_CLASSES, {})
+_CLIENT_DISPATCH: Final = _dispatch_table(CLIENT_EVENT_CLASSES, {}, strict=True)
 _ENCODERS: Final = union_unstructure_function(_converter.get_unstructure_hook)
 
 
@@ -184,7 +201,12 @@ def decode_server_event(data: bytes | str) -> ServerEvent | UnknownEvent:
 
 
 def decode_client_event(data: bytes | str) -> ClientEvent | UnknownEvent:
-    """Decode one frame a client sent (the simulator's side); otherwise as above."""
+    """Decode one frame a client sent, as strictly as the server checks it.
+
+    Raises ``ProtocolError`` (with a ``Violation``) when the frame is not a JSON object with a
+    string ``type``, a field is unknown, missing or of the wrong type, or a value breaks one of
+    the server's rules; an unmodeled ``type`` gives an ``UnknownEvent``.
+    """
     return _from_dict(_loads(data), _CLIENT_DISPATCH)
 
 
@@ -194,7 +216,10 @@ def server_event_from_dict(obj: object) -> ServerEvent | UnknownEvent:
 
 
 def client_event_from_dict(obj: object) -> ClientEvent | UnknownEvent:
-    """Structure a client event given as a plain ``dict`` (nested models may be instances)."""
+    """Structure a client event given as a plain ``dict`` (nested models may be instances).
+
+    Raises ``ProtocolError`` as ``decode_client_event`` does.
+    """
     return _from_dict(obj, _CLIENT_DISPATCH)
 
 
@@ -231,7 +256,16 @@ def _not_json(data: object, exc: Exception) -> ProtocolError:
 
 
 def _mismatch(exc: Mismatch, event_type: str) -> ProtocolError:
-    return ProtocolError(exc.message, event_type=event_type, path=exc.render_path())
+    violation = Violation(
+        exc.code,
+        tuple(reversed(exc.path)),
+        expected=exc.expected,
+        allowed=exc.allowed,
+        limit=exc.limit,
+    )
+    return ProtocolError(
+        exc.message, event_type=event_type, path=exc.render_path(), violation=violation
+    )
 
 
 def _from_dict(obj: object, dispatch: Mapping[str, Callable[[Any], _E]]) -> _E | UnknownEvent:

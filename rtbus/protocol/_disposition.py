@@ -5,8 +5,8 @@ Most Realtime errors leave the session open, so a failure is classified before a
 * ``RECOVERABLE`` -- the session stays open (say, one bad client event). The session actor
   publishes it on the bus as that session's ``error`` event.
 * ``RECONNECT`` -- the upstream session is gone or going (a lost connection, close codes
-  1001/1006/1011/1012/1013, ``session_expired``, a 5xx or 429 at the handshake): reconnect with
-  backoff and re-apply the session config; the conversation upstream is new.
+  1001/1005/1006/1011/1012/1013/1015, ``session_expired``, a 5xx or 429 at the handshake):
+  reconnect with backoff, re-apply the session config and restore the conversation.
 * ``FATAL`` -- retrying cannot help (a bad key, no quota, a deactivated account, an unknown
   model, a protocol violation): the session fails and is not retried.
 * ``ENDED`` -- the server closed the session normally (close code 1000).
@@ -67,10 +67,12 @@ ERROR_TYPES: Final[Mapping[str, Disposition]] = {
 CLOSE_CODES: Final[Mapping[int, Disposition]] = {
     1000: Disposition.ENDED,
     1001: _C,  # going away: the server restarts, or the session hit its time limit
+    1005: _C,  # a close frame with no code: retried, as the official SDKs do
     1006: _C,  # no close frame: the connection dropped
     1011: _C,  # internal error
     1012: _C,  # service restart
     1013: _C,  # try again later
+    1015: _C,  # the TLS handshake failed: retried, as the official SDKs do
     1008: _F,  # policy violation: the server refuses this client as it is
 }
 HTTP_STATUSES: Final[Mapping[int, Disposition]] = {

@@ -7,7 +7,9 @@
   server's error object and the error event's id, as the seed's ``OpenAIRealtimeError`` does.
 * ``ConnectionClosedError`` -- the WebSocket closed; keeps the close code and reason.
 * ``ProtocolError`` -- a payload does not fit the Realtime protocol (a missing field, a wrong
-  type, not JSON, no ``type``). Raised by the codec; names the event type and field path.
+  type, not JSON, no ``type``; for a client event also an unknown field or a value out of the
+  server's range). Raised by the codec; names the event type and field path, and carries a
+  ``Violation`` saying what kind of problem it is, in the server's own error codes.
 * ``ConfigError`` -- the configuration is wrong; names the key and the problem.
 
 No message built here ever contains a secret: the only inputs are server payloads and names.
@@ -16,6 +18,8 @@ No message built here ever contains a secret: the only inputs are server payload
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Self
+
+import attrs
 
 if TYPE_CHECKING:
     from ._models import ErrorDetails, ErrorEvent
@@ -26,6 +30,7 @@ __all__ = [
     "ProtocolError",
     "RealtimeError",
     "RtbusError",
+    "Violation",
 ]
 
 _UNHANDLED_HINT = (
@@ -83,23 +88,58 @@ class ConnectionClosedError(RealtimeError):
         self.reason = reason
 
 
+@attrs.frozen
+class Violation:
+    """What is wrong with one field, in the terms the Realtime server uses for it.
+
+    ``code`` is the server's error code for the problem: ``unknown_parameter``,
+    ``missing_required_parameter``, ``invalid_type``, ``invalid_value``,
+    ``integer_below_min_value`` / ``integer_above_max_value`` (and ``decimal_*``), or
+    ``array_above_max_length``. ``segments`` is the field's path, outermost first (``("session",
+    "tools", 0, "name")``). ``expected`` says in words what fits (``"a string"``), ``allowed``
+    lists the values an enum takes, ``limit`` is the bound a number or array broke.
+    """
+
+    code: str
+    segments: tuple[str | int, ...] = ()
+    expected: str | None = None
+    allowed: tuple[object, ...] = ()
+    limit: float | None = None
+
+
 class ProtocolError(RtbusError, ValueError):
     """Raised when a payload does not fit the Realtime protocol.
 
     ``event_type`` is the payload's ``type`` when it had one, ``path`` the dotted path of
-    the offending field (``"response.output[0].content"``) when one field is to blame.
+    the offending field (``"response.output[0].content"``) when one field is to blame, and
+    ``violation`` what is wrong with it (``None`` for a frame that is not JSON or has no
+    ``type``); ``code`` is the violation's code. ``reason`` is the message without the where.
     """
 
-    def __init__(self, message: str, *, event_type: str | None = None, path: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        event_type: str | None = None,
+        path: str | None = None,
+        violation: Violation | None = None,
+    ):
         where = "".join(
             [
                 f" in {event_type!r}" if event_type else "",
                 f" at {path!r}" if path else "",
             ]
         )
-        super().__init__(f"{message}{where}", event_type, path)
+        super().__init__(f"{message}{where}", event_type, path, violation)
+        self.reason = message
         self.event_type = event_type
         self.path = path
+        self.violation = violation
+
+    @property
+    def code(self) -> str | None:
+        """The server's error code for the problem (``unknown_parameter``...), if one field."""
+        return self.violation.code if self.violation is not None else None
 
     def __str__(self) -> str:
         return str(self.args[0])

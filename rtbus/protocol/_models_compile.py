@@ -9,6 +9,12 @@ A structure function takes the parsed JSON value and returns the model instance,
 ``Literal``, ``JsonValue`` (anything), a model class, ``tuple[T, ...]``, ``Mapping[str, T]`` or a
 union of those, optionally ``| None`` and ``| Null``. Primitives and literals are checked inline
 in the generated source; the rest call a function built here.
+
+A strict structure function (``strict`` given) is what a server applies to what clients send:
+an unknown field is an error, not kept in ``_extra``; each field may carry a further check
+(a range, base64, an enum the schema leaves open) and may be required although the schema
+makes it optional. Server events are structured leniently, so a server that grows never
+breaks a reader.
 """
 
 from __future__ import annotations
@@ -25,7 +31,9 @@ from ._null import NULL, Null
 
 __all__ = [
     "Mismatch",
+    "Strict",
     "describe_kind",
+    "not_allowed",
     "structure_function",
     "union_unstructure_function",
     "unstructure_function",
@@ -50,12 +58,28 @@ _ABSENT: Final = object()
 
 
 class Mismatch(Exception):
-    """A value does not fit its model; ``path`` grows innermost-first on the way out."""
+    """A value does not fit its model; ``path`` grows innermost-first on the way out.
 
-    def __init__(self, message: str, *segments: str | int) -> None:
+    ``code``, ``expected``, ``allowed`` and ``limit`` become the ``Violation`` the codec's
+    ``ProtocolError`` carries (see ``_errors``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *segments: str | int,
+        code: str = "invalid_value",
+        expected: str | None = None,
+        allowed: tuple[object, ...] = (),
+        limit: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.path: list[str | int] = list(segments)
+        self.code = code
+        self.expected = expected
+        self.allowed = allowed
+        self.limit = limit
 
     def render_path(self) -> str | None:
         """The dotted path, outermost first: ``response.output[0].content``."""
@@ -71,13 +95,36 @@ def describe_kind(value: object) -> str:
 
 
 def _wrong(expected: str, value: object, *segments: str | int) -> Mismatch:
-    return Mismatch(f"expected {expected}, got {describe_kind(value)}", *segments)
+    message = f"expected {expected}, got {describe_kind(value)}"
+    return Mismatch(message, *segments, code="invalid_type", expected=expected)
 
 
-def _not_allowed(values: tuple[object, ...], value: object, *segments: str | int) -> Mismatch:
+def not_allowed(values: tuple[object, ...], value: object, *segments: str | int) -> Mismatch:
+    """The error for a value outside an enum (the value shown, cut to 40 characters)."""
     shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
     allowed = ", ".join(repr(v) for v in values)
-    return Mismatch(f"{shown} is not one of {allowed}", *segments)
+    return Mismatch(f"{shown} is not one of {allowed}", *segments, allowed=values)
+
+
+def _missing(key: str) -> Mismatch:
+    return Mismatch("missing required field", key, code="missing_required_parameter")
+
+
+def _unknown(o: Mapping[str, object], known: frozenset[str]) -> Mismatch:
+    key = next(k for k in o if k not in known)
+    return Mismatch("unknown field", key, code="unknown_parameter")
+
+
+@attrs.frozen
+class Strict:
+    """What a strict structure function checks beyond the schema (see the module header).
+
+    ``checks[(cls, field)]`` takes the field's structured value and raises ``Mismatch``
+    (without a path); ``required[cls]`` names fields the server requires.
+    """
+
+    checks: Mapping[tuple[type, str], Callable[[Any], None]]
+    required: Mapping[type, frozenset[str]]
 
 
 # -- type analysis ----------------------------------------------------------------------------
@@ -127,23 +174,26 @@ def _single_literal(t: Any) -> object:
 # -- structuring ------------------------------------------------------------------------------
 
 
-def structure_function(cls: type, hook_for: HookFor) -> Fn:
-    """Compile the structure function of the attrs model ``cls``."""
+def structure_function(cls: type, hook_for: HookFor, strict: Strict | None = None) -> Fn:
+    """Compile the structure function of the attrs model ``cls`` (strict: see the header)."""
     hints = typing.get_type_hints(cls)
     fields = [f for f in attrs.fields(cls) if f.name != "_extra"]
+    server_required = strict.required.get(cls, frozenset()) if strict is not None else frozenset()
     names: dict[str, object] = {
         "_cls": cls,
         "_twin": _twin_of(cls),
         "_new": object.__new__,
         "_Mismatch": Mismatch,
         "_wrong": _wrong,
-        "_not_allowed": _not_allowed,
+        "_not_allowed": not_allowed,
+        "_missing": _missing,
+        "_unknown": _unknown,
         "_extras": _extras,
         "_EMPTY": EMPTY_EXTRA,
         "_NULL": NULL,
         "_known": frozenset(f.name for f in fields),
     }
-    required = [f for f in fields if f.default is attrs.NOTHING]
+    required = [f for f in fields if f.default is attrs.NOTHING or f.name in server_required]
     lines = [
         "def structure(o, _t=None):",
         "    if o.__class__ is not dict:",
@@ -155,10 +205,13 @@ def structure_function(cls: type, hook_for: HookFor) -> Fn:
     ]
     for f in fields:
         field_type = FieldType.of(hints[f.name])
-        lines += [f"        {line}" for line in _field_lines(f, field_type, names, hook_for)]
+        check = strict.checks.get((cls, f.name)) if strict is not None else None
+        field = _field_lines(f, field_type, names, hook_for, f.name in server_required, check)
+        lines += [f"        {line}" for line in field]
     lines += [
         "    except KeyError as exc:",
-        "        raise _Mismatch('missing required field', exc.args[0]) from None",
+        "        raise _missing(exc.args[0]) from None",
+        *(["    if len(o) != n: raise _unknown(o, _known)"] if strict is not None else []),
         "    inst._extra = _EMPTY if len(o) == n else _extras(o, _known)",
         "    inst.__class__ = _cls",
         "    return inst",
@@ -182,13 +235,26 @@ def _twin_of(cls: type) -> type:
 
 
 def _field_lines(
-    f: attrs.Attribute[Any], t: FieldType, names: dict[str, object], hook_for: HookFor
+    f: attrs.Attribute[Any],
+    t: FieldType,
+    names: dict[str, object],
+    hook_for: HookFor,
+    server_required: bool = False,
+    extra_check: Callable[[Any], None] | None = None,
 ) -> list[str]:
     key = f.name
     if f.default is not attrs.NOTHING and _single_literal(f.type) == f.default:
         return _tag_lines(f, t, names)
     check = _check_lines(key, t, names, hook_for)
-    if f.default is attrs.NOTHING:
+    if extra_check is not None:
+        names[f"_c_{key}"] = extra_check
+        check += [
+            "try:",
+            f"    _c_{key}(v)",
+            "except _Mismatch as exc:",
+            f"    exc.path.append({key!r}); raise",
+        ]
+    if f.default is attrs.NOTHING or server_required:
         return [f"v = o[{key!r}]", *check, f"inst.{key} = v"]
     if_null = "_NULL" if t.nullable else "None"
     return [
@@ -294,7 +360,7 @@ def _arm_function(arms: tuple[Any, ...], hook_for: HookFor) -> Fn:
 
 
 def _scalar_function(arm: Any) -> Fn:
-    names: dict[str, object] = {"_wrong": _wrong, "_not_allowed": _not_allowed}
+    names: dict[str, object] = {"_wrong": _wrong, "_not_allowed": not_allowed}
     if _is_literal(arm):
         check = _literal_lines("value", arm, names)
     else:
@@ -413,11 +479,7 @@ def _tag_dispatch(key: str, table: Mapping[object, Fn], missing: Fn | None) -> F
             return missing(v)
         structure = table.get(tag) if tag.__class__ is str else None
         if structure is None:
-            raise (
-                _not_allowed(allowed, tag, key)
-                if tag is not None
-                else Mismatch("missing required field", key)
-            )
+            raise (not_allowed(allowed, tag, key) if tag is not None else _missing(key))
         return structure(v)
 
     return dispatch

@@ -46,6 +46,7 @@ __all__ = [
     "Response",
     "ResponseCreateAudioOutput",
     "ResponseCreateAudio",
+    "ResponseItemReference",
     "ResponseCreateParams",
 ]
 
@@ -278,6 +279,18 @@ class ResponseCreateAudio:
 
 
 @attrs.frozen(kw_only=True, weakref_slot=False)
+class ResponseItemReference:
+    """Reference an existing item in this Realtime session as response.create input."""
+
+    type: Literal["item_reference"] = "item_reference"
+    #: The ID of an existing item in the same Realtime session.
+    id: str
+    _extra: Mapping[str, JsonValue] = attrs.field(
+        default=EMPTY_EXTRA, alias="_extra", repr=False, hash=False
+    )
+
+
+@attrs.frozen(kw_only=True, weakref_slot=False)
 class ResponseCreateParams:
     """Create a new Realtime response with these parameters"""
 
@@ -296,7 +309,8 @@ class ResponseCreateParams:
             | McpApprovalResponse
             | McpListTools
             | McpToolCall
-            | McpApprovalRequest,
+            | McpApprovalRequest
+            | ResponseItemReference,
             ...,
         ]
         | None

@@ -12,6 +12,11 @@ Invariants:
   ``maxsize`` and ``overflow``, so the semantics are the in-process ones: ``block``
   back-pressures the publishers, ``drop_*`` count lag (sent with the next event), and
   ``disconnect`` ends the subscription with a ``subscriber_overflow`` error frame.
+* Under ``block`` every subscription has a finite ``block_timeout``: the client's, at most
+  the bus's ``remote_block_timeout`` (announced as ``limits.max_block_timeout``), which is
+  also the default. A client that stops reading holds the sessions up that long once; then
+  its subscription is cut loose and ends with a ``subscriber_too_slow`` error frame, at once,
+  even while the forwarder waits for credit.
 * Flow control is per subscription: the server sends an event only against credit the
   client granted, so a slow consumer fills its own server-side buffer, where its policy
   applies, and never stalls the connection's other subscriptions.
@@ -19,30 +24,36 @@ Invariants:
 * Requests that can wait (``send``, ``open_session``, ``close_session``) run off the reading
   task, in lanes: one per session, so one session's events go out in the order sent and a
   reconnecting session holds up no one else. At most ``Limits.max_in_flight`` wait at once.
-* Session operations go through the control API's handlers (``SessionsApi``): the same
-  checks, the same answers and the same error codes as ``/v1/sessions``.
+* Session operations are the control surface's (``_control``): the same checks, answers and
+  error codes as ``/v1/sessions``. The connection is the named sender of what it sends
+  (``gateway:<n>``): an event the upstream refuses comes back to it as a ``refused`` frame
+  (or as the answer, when the request waited for the outcome) and never fails the session.
 * Frames leave through one FIFO lock, so a subscription's result precedes its events.
 * The token is compared in constant time and never logged or echoed.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import logging
 import weakref
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, Final
 
-import orjson
+import attrs
 import trio
 from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, WebsocketScope
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from rtbus.bus import SubscriberOverflowError, Subscription
+from rtbus._unwrapping import unwrap_lone_exception
+from rtbus.bus import SubscriberOverflowError, SubscriberTooSlowError, Subscription
 from rtbus.bus._gateway_frames import (
     encode_batch,
     encode_error,
     encode_event,
+    encode_refused,
     encode_result,
 )
 from rtbus.bus._gateway_wire import (
@@ -63,10 +74,10 @@ from rtbus.bus._gateway_wire import (
     WireError,
     parse_request,
 )
+from rtbus.protocol import ErrorEvent
 
-from ._http_control import SessionsApi
-from ._http_wire import HttpError, Response, check_bearer, header_map
-from ._http_wire import Request as HttpRequest
+from ._control import Control, ControlError, upstream_error
+from ._http_wire import HttpError, check_bearer, header_map
 from ._service import Service
 
 __all__ = ["GatewayCounts", "gateway_counts", "gateway_endpoint"]
@@ -74,6 +85,7 @@ __all__ = ["GatewayCounts", "gateway_counts", "gateway_endpoint"]
 logger = logging.getLogger("rtbus.gateway")
 
 LIMITS: Final = Limits()
+"""The limits of every connection but ``max_block_timeout``, which is the service bus's."""
 _BATCH: Final = 64
 _POLICY_VIOLATION: Final = 1008
 _PROTOCOL_ERROR: Final = 1002
@@ -179,6 +191,7 @@ class _Forwarder:
         self.scope = trio.CancelScope()
         self._credit = credit
         self._more = trio.Event()
+        self._stopped = False
 
     def grant(self, n: int) -> None:
         self._credit += n
@@ -187,22 +200,34 @@ class _Forwarder:
     async def run(self, connection: _Connection) -> None:
         with self.scope:
             try:
-                while True:
-                    await self._forward(connection)
-            except SubscriberOverflowError as exc:
+                # The nursery would wrap what ends the loop in a group: take it out.
+                with unwrap_lone_exception():
+                    async with trio.open_nursery() as watch:
+                        watch.start_soon(self._watch)
+                        while True:
+                            await self._forward(connection)
+            except SubscriberOverflowError as exc:  # a SubscriberTooSlowError too
                 connection.forget(self, cancel=False)  # not the scope this runs in
-                error = WireError(ErrorCode.SUBSCRIBER_OVERFLOW, str(exc), sub=self.id)
+                error = WireError(_CUT_CODES[type(exc)], str(exc), sub=self.id)
                 await connection.error(error, dropped=exc.dropped)
             except trio.EndOfChannel:
                 await connection.going_away("the service is shutting down")
             except trio.ClosedResourceError:
                 return  # unsubscribed while it waited for envelopes
 
+    async def _watch(self) -> None:
+        # A client that stopped reading leaves the forwarder waiting for credit, not on the
+        # subscription: wake it when the subscription is cut, so the error goes out at once.
+        await self.subscription.wait_stopped()
+        self._stopped = True
+        self._more.set()
+
     async def _forward(self, connection: _Connection) -> None:
-        while self._credit <= 0:
+        while self._credit <= 0 and not self._stopped:
             self._more = trio.Event()
             await self._more.wait()
-        batch = await self.subscription.receive_batch(min(self._credit, _BATCH))
+        # Stopped without credit: a read of one raises why (closed, overflowed, too slow).
+        batch = await self.subscription.receive_batch(max(1, min(self._credit, _BATCH)))
         lag = self.subscription.statistics().lag  # dropped before the batch's first
         self._credit -= len(batch)
         now = trio.current_time()
@@ -214,7 +239,14 @@ class _Forwarder:
         await connection.write(encode_batch(frames), frames=len(frames))
 
 
-_Waiting = Callable[[SessionsApi, Any], Awaitable[Response]]
+# The error code a cut subscription's end goes out with.
+_CUT_CODES: Final[Mapping[type[SubscriberOverflowError], ErrorCode]] = {
+    SubscriberOverflowError: ErrorCode.SUBSCRIBER_OVERFLOW,
+    SubscriberTooSlowError: ErrorCode.SUBSCRIBER_TOO_SLOW,
+}
+
+_Waiting = Callable[["_Connection", Any], Awaitable[object]]
+_connection_ids = itertools.count(1)
 
 
 class _Connection:
@@ -230,7 +262,11 @@ class _Connection:
         self._service = service
         self._send = send
         self._counts = counts
-        self._api = SessionsApi(service, start_timeout=start_timeout)
+        self.control = Control(service, start_timeout=start_timeout)
+        self.sender = f"gateway:{next(_connection_ids)}"
+        self._limits = attrs.evolve(
+            LIMITS, max_block_timeout=service.bus.limits.remote_block_timeout
+        )
         self._write_lock = trio.StrictFIFOLock()
         self._subscriptions: dict[str, _Forwarder] = {}
         self._lanes: dict[str, deque[tuple[Request, _Waiting]]] = {}
@@ -259,7 +295,7 @@ class _Connection:
 
     async def _handle(self, data: bytes | str) -> None:
         try:
-            request = parse_request(data, LIMITS)
+            request = parse_request(data, self._limits)
             await _HANDLERS[type(request)](self, request)
         except WireError as exc:
             await self.error(exc)
@@ -300,17 +336,19 @@ class _Connection:
         if PROTOCOL_VERSION not in request.versions:
             message = f"this server speaks version {PROTOCOL_VERSION} ({SUBPROTOCOL})"
             raise WireError(ErrorCode.UNSUPPORTED_VERSION, message, req=request.req)
-        result = {"version": PROTOCOL_VERSION, "limits": LIMITS.as_json()}
+        result = {"version": PROTOCOL_VERSION, "limits": self._limits.as_json()}
         await self._result(request.req, result)
 
     async def _subscribe(self, request: Subscribe) -> None:
         self._check_room(request)
+        block_timeout = request.block_timeout or self._limits.max_block_timeout
         try:
             subscription = self._service.bus.subscribe(
                 types=request.types,
                 sessions=request.sessions,
                 maxsize=request.maxsize,
                 overflow=request.overflow,
+                block_timeout=block_timeout,
             )
         except trio.ClosedResourceError:
             message = "the service's bus is closed"
@@ -318,7 +356,7 @@ class _Connection:
         forwarder = self._subscriptions[request.sub] = _Forwarder(
             request.sub, subscription, request.credit
         )
-        await self._result(request.req, {"sub": request.sub})
+        await self._result(request.req, {"sub": request.sub, "block_timeout": block_timeout})
         assert self._nursery is not None
         self._nursery.start_soon(forwarder.run, self)
 
@@ -398,46 +436,53 @@ class _Connection:
             del self._lanes[key]
 
     async def _answer(self, request: Any, run: _Waiting) -> None:
-        """Run a session operation; its JSON answer goes out as the result, unparsed."""
+        """Run a session operation; its answer goes out as the result."""
         try:
-            response = await run(self._api, request)
-        except HttpError as exc:
-            await self.error(WireError(_code(exc.code), exc.message, req=request.req))
+            result = await run(self, request)
+        except ControlError as exc:
+            await self.error(WireError(exc.code, exc.message, req=request.req))
         except Exception:
             logger.exception("gateway request %s failed", type(request).__name__)
             message = "the request failed inside rtbus"
             await self.error(WireError(ErrorCode.INTERNAL_ERROR, message, req=request.req))
         else:
-            await self._result(request.req, orjson.Fragment(response.body))
+            await self._result(request.req, result)
+
+    def refused(self, request: Send, event: ErrorEvent) -> None:
+        """The upstream refused an event this connection sent: tell the client. Called by
+        the session's task, so the frame is written from this connection's own."""
+        frame = encode_refused(
+            request.req, request.session, event.error.event_id or "", upstream_error(event.error)
+        )
+        if self._nursery is not None and not self._closing:
+            self._nursery.start_soon(self.write, frame)
 
 
-def _code(http_code: str) -> ErrorCode:
-    try:
-        return ErrorCode(http_code)
-    except ValueError:
-        return ErrorCode.INTERNAL_ERROR  # bounded: the code is a metric label
-
-
-def _http(body: Mapping[str, Any] | None = None, **params: str) -> HttpRequest:
-    return HttpRequest("POST", "/v1/bus", {}, params, body or {})
-
-
-async def _send(api: SessionsApi, request: Send) -> Response:
+async def _send(connection: _Connection, request: Send) -> object:
     assert not isinstance(request.event, bytes)  # the server parsed it into a mapping
-    return await api.send(_http(request.event, id=request.session))
+    on_refused = functools.partial(connection.refused, request)
+    result = await connection.control.send(
+        request.session,
+        request.event,
+        sender=connection.sender,
+        wait=request.wait,
+        on_refused=None if request.wait is not None else on_refused,
+    )
+    return result.as_json()
 
 
-async def _open(api: SessionsApi, request: OpenSession) -> Response:
+async def _open(connection: _Connection, request: OpenSession) -> object:
     fields = {"model": request.model, "session": request.session, "id": request.id}
-    return await api.open(_http({k: v for k, v in fields.items() if v is not None}))
+    given = {name: value for name, value in fields.items() if value is not None}
+    return (await connection.control.open_session(given)).as_json()
 
 
-async def _close(api: SessionsApi, request: CloseSession) -> Response:
-    return await api.close(_http(id=request.id))
+async def _close(connection: _Connection, request: CloseSession) -> object:
+    return (await connection.control.close_session(request.id)).as_json()
 
 
-async def _list(api: SessionsApi, request: ListSessions) -> Response:
-    return await api.list(_http())
+async def _list(connection: _Connection, request: ListSessions) -> object:
+    return {"sessions": [view.as_json() for view in connection.control.sessions()]}
 
 
 _Handler = Callable[[_Connection, Any], Awaitable[None]]

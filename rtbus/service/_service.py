@@ -55,7 +55,7 @@ from rtbus.actors import (
     UnknownChild,
     serve_supervisor,
 )
-from rtbus.bus import Bus, OverflowPolicy, Worker
+from rtbus.bus import Bus, BusLimits, OverflowPolicy, Worker
 from rtbus.bus._worker import WorkerHandler
 from rtbus.metrics import ServiceMetrics
 from rtbus.protocol import AzureConfig, OpenAIConfig, RealtimeConfig
@@ -95,7 +95,8 @@ class ServiceConfig:
     """What the service connects to and how it supervises.
 
     ``session_defaults`` is the spec ``open_session`` starts from; ``session_shutdown`` the
-    grace a session gets to drain when the service stops. ``session_intensity`` and
+    grace a session gets to drain when the service stops; ``bus_limits`` how long slow
+    subscribers may hold the sessions' publishing up. ``session_intensity`` and
     ``worker_intensity`` are the restart budget of *each* session and *each* worker (past it,
     that one fails for good); the backoffs are the delays between its restarts.
     ``reconcile_backoff`` is the delay before a configured session that failed for good is
@@ -111,6 +112,7 @@ class ServiceConfig:
     reconcile_backoff: Backoff = RECONCILE_BACKOFF
     session_shutdown: float = 10.0
     worker_shutdown: float = 10.0
+    bus_limits: BusLimits = attrs.field(factory=BusLimits)
 
 
 @attrs.frozen
@@ -155,6 +157,7 @@ class Service:
         )
         self._system_workers = [Worker(w.id, bus, w.handler, types=w.types) for w in system_workers]
         self._readiness = ReadinessChecks()
+        self._readiness.add("bus", bus.readiness_problem)  # a publisher blocked too long
         self._reconciler: SessionReconciler | None = None
         self._draining = False
         # Set while ``open_placement`` runs: sessions may then open on other nodes.
@@ -454,7 +457,7 @@ async def open_service(
     """
     if isinstance(config, OpenAIConfig | AzureConfig):
         config = ServiceConfig(upstream=config)
-    service = Service(config, Bus(), system_workers)
+    service = Service(config, Bus(config.bus_limits), system_workers)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(service._publish_lifecycle)
         service._root = await nursery.start(serve_supervisor, service._tree())

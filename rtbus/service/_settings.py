@@ -25,9 +25,10 @@ import attrs
 
 from rtbus._backoff import Backoff
 from rtbus.actors import RestartIntensity
-from rtbus.protocol import AzureConfig, ConfigError, OpenAIConfig, ProtocolError, RealtimeConfig
+from rtbus.bus import BusLimits
+from rtbus.protocol import AzureConfig, ConfigError, OpenAIConfig, RealtimeConfig
 from rtbus.redis import RedisConfig
-from rtbus.session import SessionSpec
+from rtbus.session import RecordBound, SessionSpec
 from rtbus.sim import SimOptions
 
 from ._http import HttpConfig
@@ -73,19 +74,22 @@ def _text(_: object, attribute: attrs.Attribute[Any], value: str | None) -> None
         raise ConfigError(attribute.name, "must not be empty")
 
 
+def _limits_default(name: str) -> Any:
+    return getattr(attrs.fields(BusLimits), name).default
+
+
 def _spec_default(name: str) -> Any:
     # SessionSpec owns the defaults; the settings repeat none of them.
     return getattr(attrs.fields(SessionSpec), name).default
 
 
 def _checked_session(value: Mapping[str, Any] | None) -> None:
-    """Check a ``session`` table now, so a bad one fails the config check, not a connect."""
-    if value is None:
-        return
-    try:
+    """Check a ``session`` table now, so a bad one fails the config check, not a connect.
+
+    Raises ``ConfigError`` naming the key under ``session`` (``session.audio.output.voice``).
+    """
+    if value is not None:
         SessionSpec(session=value)
-    except ProtocolError as exc:
-        raise ConfigError("session", str(exc)) from None
 
 
 @attrs.frozen(kw_only=True)
@@ -157,8 +161,14 @@ class SessionDefaults:
     recycle_grace: float = attrs.field(default=_spec_default("recycle_grace"), validator=_positive)
     sequence_responses: bool = _spec_default("sequence_responses")
     send_queue_size: int = attrs.field(default=_spec_default("send_queue_size"))
+    resume: bool = _spec_default("resume")
+    record_max_items: int = attrs.field(default=RecordBound().max_items)
+    record_max_bytes: int = attrs.field(default=RecordBound().max_bytes)
 
     def __attrs_post_init__(self) -> None:
+        for key in ("record_max_items", "record_max_bytes"):
+            if getattr(self, key) < 1:
+                raise ConfigError(key, f"must be at least 1, got {getattr(self, key)}")
         if self.send_queue_size < 1:
             raise ConfigError("send_queue_size", f"must be at least 1, got {self.send_queue_size}")
         _checked_session(self.session)
@@ -173,6 +183,8 @@ class SessionDefaults:
             recycle_grace=self.recycle_grace,
             sequence_responses=self.sequence_responses,
             send_queue_size=self.send_queue_size,
+            resume=self.resume,
+            record=RecordBound(max_items=self.record_max_items, max_bytes=self.record_max_bytes),
         )
 
 
@@ -208,13 +220,30 @@ class DemoSettings:
 
 @attrs.frozen(kw_only=True)
 class BusSettings:
-    """Where the bus reaches past this process (``[bus]``).
+    """Where the bus reaches past this process, and how long slow subscribers may hold it up
+    (``[bus]``).
 
     With ``[bus.redis]`` every session's events are also published to Redis Streams, for
     consumer groups on other machines (``rtbus.redis``; docs/redis.md).
+    ``block_timeout_seconds`` bounds how long a gateway client's or the Redis bridge's
+    ``block`` subscription may keep a publisher waiting before it is cut loose;
+    ``publisher_blocked_warn_seconds`` is how long a publisher may wait before ``/readyz``
+    says so (``BusLimits``, which owns the defaults).
     """
 
     redis: RedisConfig | None = None
+    block_timeout_seconds: float = attrs.field(
+        default=_limits_default("remote_block_timeout"), validator=_positive
+    )
+    publisher_blocked_warn_seconds: float = attrs.field(
+        default=_limits_default("blocked_warn_seconds"), validator=_positive
+    )
+
+    def limits(self) -> BusLimits:
+        return BusLimits(
+            remote_block_timeout=self.block_timeout_seconds,
+            blocked_warn_seconds=self.publisher_blocked_warn_seconds,
+        )
 
 
 @attrs.frozen(kw_only=True)
@@ -288,6 +317,7 @@ class Settings:
             reconcile_backoff=service.reconcile_backoff,
             session_shutdown=service.drain_seconds,
             worker_shutdown=service.worker_shutdown,
+            bus_limits=self.bus.limits(),
         )
 
     def secrets(self) -> tuple[str, ...]:

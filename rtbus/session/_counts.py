@@ -50,7 +50,11 @@ class SessionCounts:
     * ``client_events`` -- client events sent, by type.
     * ``server_errors`` -- server ``error`` events by (error type, error code).
     * ``close_codes`` -- connections ended, by close code (``none``: no close frame).
-    * ``disconnects``, ``reconnects``, ``failures`` -- lifecycle events by their ``cause``.
+    * ``disconnects``, ``reconnects``, ``failures``, ``resumes`` -- lifecycle events by
+      their ``cause``.
+    * ``recycles`` -- upstream sessions replaced before their limit (make before break).
+    * ``items_restored`` -- conversation items given back to new upstream sessions.
+    * ``items_dropped`` -- conversation items the record's bound let go.
     """
 
     connects: int = 0
@@ -67,6 +71,10 @@ class SessionCounts:
     disconnects: Mapping[str, int] = _EMPTY
     reconnects: Mapping[str, int] = _EMPTY
     failures: Mapping[str, int] = _EMPTY
+    resumes: Mapping[str, int] = _EMPTY
+    recycles: int = 0
+    items_restored: int = 0
+    items_dropped: int = 0
 
     def __add__(self, other: SessionCounts) -> SessionCounts:
         """The counts of both, summed field by field (mappings key by key)."""
@@ -103,7 +111,10 @@ class Tally:
         "connects",
         "disconnects",
         "failures",
+        "items_restored",
         "reconnects",
+        "recycles",
+        "resumes",
         "server_errors",
         "server_events",
     )
@@ -117,6 +128,9 @@ class Tally:
         self.disconnects: dict[str, int] = {}
         self.reconnects: dict[str, int] = {}
         self.failures: dict[str, int] = {}
+        self.resumes: dict[str, int] = {}
+        self.recycles = 0
+        self.items_restored = 0
         # The transport counters of connections that have ended (one SessionCounts is enough).
         self._ended = SessionCounts()
 
@@ -142,13 +156,22 @@ class Tally:
     def failed(self, cause: str) -> None:
         _bump(self.failures, cause)
 
+    def resumed(self, cause: str, items: int) -> None:
+        _bump(self.resumes, cause)
+        self.items_restored += items
+
+    def recycled(self, items: int) -> None:
+        self.recycles += 1
+        self.items_restored += items
+
     def connection_ended(self, connection: ConnectionStatistics) -> None:
         """Fold an ended connection's transport counters in, and count how it closed."""
         _bump(self.close_codes, close_code_label(connection.close))
         self._ended = self._ended + _wire(connection)
 
-    def snapshot(self, live: ConnectionStatistics | None) -> SessionCounts:
-        """The counts now; ``live`` is the open connection's statistics, if one is open."""
+    def snapshot(self, live: ConnectionStatistics | None, *, items_dropped: int) -> SessionCounts:
+        """The counts now; ``live`` is the open connection's statistics, if one is open;
+        ``items_dropped`` is read off the conversation record."""
         wire = self._ended if live is None else self._ended + _wire(live)
         return attrs.evolve(
             wire,
@@ -160,6 +183,10 @@ class Tally:
             disconnects=MappingProxyType(dict(self.disconnects)),
             reconnects=MappingProxyType(dict(self.reconnects)),
             failures=MappingProxyType(dict(self.failures)),
+            resumes=MappingProxyType(dict(self.resumes)),
+            recycles=self.recycles,
+            items_restored=self.items_restored,
+            items_dropped=items_dropped,
         )
 
 

@@ -18,5 +18,16 @@ class HandshakeTimeoutError(ConnectError):
 
 
 class UnhandledServerError(RealtimeError):
-    """Raised out of a session actor when a recoverable server ``error`` reached no
-    subscription (the seed's rule): a failure its supervisor decides about."""
+    """Raised out of a session actor when a recoverable server ``error`` was handled by
+    nobody: no subscription takes the session's errors and the event's sender did not take
+    it (openai-node's rule that an unhandled error fails loudly). A failure of that one
+    session, which its supervisor restarts (and the conversation is resumed)."""
+
+    def __str__(self) -> str:
+        return f"{super().__str__()} [{_NOBODY}]"
+
+
+_NOBODY = (
+    "handled by nobody: no subscription takes this session's 'error' events and its sender "
+    "passed no on_refused"
+)

@@ -22,7 +22,10 @@ __all__ = [
     "SessionDisconnected",
     "SessionFailed",
     "SessionReady",
+    "SessionEventRefused",
     "SessionReconnected",
+    "SessionRecycled",
+    "SessionResumed",
 ]
 
 
@@ -48,11 +51,11 @@ class SessionDisconnected:
 
 @attrs.frozen(kw_only=True)
 class SessionReconnected:
-    """Connected again with the config re-applied: the conversation upstream is NEW.
+    """Connected again with the config re-applied, to a NEW upstream session.
 
-    Items, responses and audio buffers from before are gone upstream; ``reason`` says why
-    and ``cause`` labels it (``"recycled"`` when rtbus replaced the session before the
-    upstream's time limit).
+    The conversation record is restored into it next (``rtbus.session.resumed`` follows);
+    responses and audio buffers from before are gone upstream. ``reason`` says why and
+    ``cause`` labels it.
     """
 
     type: ClassVar[str] = "rtbus.session.reconnected"
@@ -60,6 +63,60 @@ class SessionReconnected:
     attempt: int
     upstream_session_id: str
     cause: str = "other"
+
+
+@attrs.frozen(kw_only=True)
+class SessionResumed:
+    """The conversation record was restored into a new upstream session; queued client
+    events go out after this.
+
+    ``items_restored`` went back as they were (audio as its transcript); ``items_dropped``
+    were left out by the record's bound over the session's life (``summarized`` when a
+    summary item stands in for them); ``items_untranscribed`` are user audio items with no
+    transcript (turn input transcription on to keep them); ``items_refused`` the upstream
+    refused. ``waited_seconds`` runs from the connection being lost (or the recycle
+    starting) to now: how long the caller waited. ``interrupted_response_id`` names the
+    response the loss cut off, kept in the record as ``incomplete``.
+    """
+
+    type: ClassVar[str] = "rtbus.session.resumed"
+    cause: str
+    items_restored: int
+    items_dropped: int
+    items_untranscribed: int
+    items_refused: int
+    summarized: bool
+    previous_upstream_session_id: str
+    upstream_session_id: str
+    waited_seconds: float
+    interrupted_response_id: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class SessionRecycled:
+    """rtbus replaced the upstream session before its time limit, make-before-break: the next
+    one was opened and given the conversation while this one finished its response, then the
+    session switched at a turn boundary. ``switch_seconds`` is the pause at the switch."""
+
+    type: ClassVar[str] = "rtbus.session.recycled"
+    previous_upstream_session_id: str
+    upstream_session_id: str
+    items_restored: int
+    switch_seconds: float
+
+
+@attrs.frozen(kw_only=True)
+class SessionEventRefused:
+    """The upstream refused a client event: its ``event_id``, who sent it (``sender``: the
+    control API, a gateway connection, a worker; empty when unknown) and the server's error.
+    Published right after the server's ``error`` event."""
+
+    type: ClassVar[str] = "rtbus.session.event_refused"
+    event_id: str
+    sender: str
+    code: str | None
+    message: str
+    param: str | None
 
 
 @attrs.frozen(kw_only=True)
@@ -93,6 +150,9 @@ LIFECYCLE_TYPES: Final = frozenset(
         SessionReady,
         SessionDisconnected,
         SessionReconnected,
+        SessionResumed,
+        SessionRecycled,
+        SessionEventRefused,
         SessionBadFrame,
         SessionFailed,
         SessionClosed,

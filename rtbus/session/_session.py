@@ -13,30 +13,45 @@ time it arrived. Failures are classified (``rtbus.protocol.Disposition``):
 * a recoverable ``error`` event is published; if no subscription takes this session's errors,
   the seed's rule makes it a failure of the actor (its supervisor decides);
 * a lost connection, a retryable close code or ``session_expired`` reconnects with backoff,
-  re-applies the config, flushes the queued client events and publishes
-  ``rtbus.session.reconnected``: the conversation upstream is new;
+  re-applies the config, publishes ``rtbus.session.reconnected``, restores the conversation
+  record, publishes ``rtbus.session.resumed``, and only then flushes the queued client events;
 * anything the reconnect policy will not retry (a bad key, a refused config) fails the actor
   as ``Fatal``: it is not restarted.
+
+The conversation record (``_record``) lives on the handle, fed with every server event, so
+it survives reconnects and actor restarts alike. A recycle is make-before-break: the next
+upstream session is opened and given the record while the current one finishes its
+response (``_prepare``), then the session switches to it at the turn boundary (``_switch``),
+giving it only what was added meanwhile. Connections are held by tasks of their own
+(``_link``) so the prepared one outlives the one it replaces.
+
+The session's state moves only along the table in ``_state`` (it says what happened, the
+table says where that leaves it); a stop wins over whatever the connection does meanwhile.
+
+A server error caused by a client event goes back to its sender: ``send(..., on_refused=)``
+hands it to the sender, who has then handled it; ``rtbus.session.event_refused`` names the
+event and the sender on the bus either way.
 """
 
 from __future__ import annotations
 
-import enum
 import itertools
 import random
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import attrs
 import trio
 
+from rtbus._unwrapping import unwrap_lone_exception
 from rtbus.actors import ActorContext, Fatal
 from rtbus.bus import Bus
 from rtbus.protocol import (
     ClientEvent,
     Disposition,
     ErrorEvent,
-    ProtocolError,
+    EventOutcome,
     RealtimeConfig,
     RealtimeError,
     ResponseCreatedEvent,
@@ -47,11 +62,9 @@ from rtbus.protocol import (
 )
 from rtbus.transport import (
     ConnectTarget,
-    RealtimeWebSocket,
     ReconnectAttempts,
     SendQueue,
     SendQueueStatistics,
-    open_target,
 )
 
 from ._cause import RECYCLED, failure_cause
@@ -62,28 +75,29 @@ from ._lifecycle import (
     SessionBadFrame,
     SessionClosed,
     SessionDisconnected,
+    SessionEventRefused,
     SessionFailed,
     SessionReady,
     SessionReconnected,
+    SessionRecycled,
+    SessionResumed,
 )
+from ._link import Link, open_link
+from ._record import ConversationRecord, ConversationSnapshot, RestorePlan
+from ._restore import Restored, Take, restore
 from ._sequencer import ResponseSequencer
 from ._spec import SessionSpec
+from ._state import Happening, SessionState, next_state
 
-__all__ = ["Session", "SessionState", "SessionStatistics"]
+__all__ = ["RefusalHandler", "Session", "SessionStatistics"]
 
 ClientEventLike = ClientEvent | Mapping[str, Any]
 AnyServerEvent = ServerEvent | UnknownEvent
+RefusalHandler = Callable[[ErrorEvent], object]
+"""Takes the server's ``error`` for a client event its sender sent (see ``Session.send``)."""
 
-
-class SessionState(enum.Enum):
-    """Where a session is in its life."""
-
-    CONNECTING = "connecting"
-    READY = "ready"
-    RECONNECTING = "reconnecting"
-    CLOSING = "closing"
-    CLOSED = "closed"
-    FAILED = "failed"
+# Client events whose sender is remembered, for errors that come back about them.
+_SENDERS_KEPT = 1024
 
 
 @attrs.frozen(kw_only=True)
@@ -110,8 +124,30 @@ class _Why:
     cause: str = OTHER
 
 
+@attrs.frozen
+class _Sender:
+    name: str
+    on_refused: RefusalHandler | None
+
+
+@attrs.define(eq=False)
+class _Prepared:
+    """The next upstream session of a recycle: open, configured, given the record."""
+
+    link: Link
+    upstream_id: str
+    restored: frozenset[str]
+    started_at: float
+    held_back: list[tuple[AnyServerEvent, float, bytes]]
+
+
 class _Recycle(Exception):
-    """Internal: the connection was closed on purpose to replace the upstream session."""
+    """Internal: the connection was closed on purpose to replace the upstream session; with
+    the prepared next one, or ``None`` to connect anew (preparing it failed)."""
+
+    def __init__(self, prepared: _Prepared | None) -> None:
+        super().__init__(prepared)
+        self.prepared = prepared
 
 
 class _Stopped(Exception):
@@ -144,35 +180,87 @@ class Session:
         self._tally = Tally()
         # Why the actor last failed: a restarted actor's first connection is a reconnect.
         self._restart_cause = OTHER
-        self._wire: RealtimeWebSocket | None = None
+        self._link: Link | None = None
         self._published = 0
-        self._failure: RealtimeError | None = None
         self._attempts: ReconnectAttempts = spec.reconnect.attempts(self._rng)
-        self._current: RealtimeWebSocket | None = None
-        self._recycled = False
-        self._stopping = False
+        self._current: Link | None = None
+        self._recycled: _Recycle | None = None
+        self._nursery: trio.Nursery | None = None
+        self._record = ConversationRecord(spec.record, spec.summarize)
+        self._senders: OrderedDict[str, _Sender] = OrderedDict()
+        self._upstream_id = ""
+        self._lost_at: float | None = None
+        self._interrupted: str | None = None
+        self._recycle_after = spec.recycle_after_for(upstream)
         self._serving = trio.CancelScope()
         self._ready_signalled = False
         self._ended = False
 
     # -- the handle ---------------------------------------------------------------------
 
-    async def send(self, event: ClientEventLike) -> None:
-        """Send a client event; returns once it went out on a live connection.
+    async def send(
+        self,
+        event: ClientEventLike,
+        *,
+        sender: str = "",
+        on_refused: RefusalHandler | None = None,
+    ) -> str:
+        """Send a client event; returns its ``event_id`` once it went out on a live connection.
 
         While the session reconnects the event waits in the send queue and goes out, in
-        order, once the config is re-applied. An event without an ``event_id`` gets one, so
-        the server's errors about it can be matched. Raises ``ProtocolError`` for a malformed
-        event, ``SendQueueFull`` when the queue is full, ``SendQueueClosed`` once the session
-        failed or closed.
+        order, once the config is re-applied and the conversation restored. An event without
+        an ``event_id`` gets one, so the server's errors about it can be matched: if the
+        upstream refuses it, ``rtbus.session.event_refused`` names it and ``sender``, and
+        ``on_refused`` (if given) gets the server's ``error`` event. A named sender, or one
+        that passes ``on_refused``, has handled the error, so it never fails the session; an
+        anonymous one leaves it to the bus (no ``error`` subscriber: the session fails).
+        Raises ``ProtocolError`` for a malformed event, ``SendQueueFull`` when the queue is
+        full, ``SendQueueClosed`` once the session failed or closed.
         """
         stamped = self._stamped(event)
-        await self._queue.send(stamped)
+        event_id = _event_id(stamped)
+        self._remember_sender(event_id, _Sender(sender, on_refused))
+        try:
+            await self._queue.send(stamped)
+        except BaseException:
+            self._senders.pop(event_id, None)
+            raise
         self._tally.sent(_event_type(stamped))
+        return event_id
+
+    async def submit(
+        self, event: ClientEventLike, *, sender: str = "", within: float
+    ) -> EventOutcome:
+        """Send a client event and wait up to ``within`` seconds (after it went out) for the
+        upstream to refuse it: the outcome says ``accepted`` (no error named it in that time)
+        or ``refused`` with the server's error. The error is handled either way. Raises what
+        ``send`` raises."""
+        refused: list[ErrorEvent] = []
+        answered = trio.Event()
+
+        def on_refused(error: ErrorEvent) -> None:
+            refused.append(error)
+            answered.set()
+
+        event_id = await self.send(event, sender=sender, on_refused=on_refused)
+        with trio.move_on_after(within):
+            await answered.wait()
+        error = refused[0].error if refused else None
+        return EventOutcome(event_id=event_id, error=error)
+
+    def conversation(self) -> ConversationSnapshot:
+        """What the session's conversation record holds now (what a new upstream session
+        would be given back)."""
+        return self._record.snapshot()
+
+    def set_summary(self, summary: str | None) -> None:
+        """Set the summary a restore puts in place of the items the record's bound dropped
+        (a worker that summarises the call, say); ``None`` removes it."""
+        self._record.set_summary(summary)
 
     def statistics(self) -> SessionStatistics:
         """A frozen snapshot of this session."""
-        wire = self._wire
+        wire = None if self._link is None else self._link.rt
         return SessionStatistics(
             id=self.id,
             model=self.spec.model,
@@ -182,7 +270,9 @@ class Session:
             events_published=self._published,
             responses_active=self._sequencer.busy,
             send_queue=self._queue.statistics(),
-            counts=self._tally.snapshot(None if wire is None else wire.statistics()),
+            counts=self._tally.snapshot(
+                None if wire is None else wire.statistics(), items_dropped=self._record.dropped
+            ),
         )
 
     # -- the SendGate the queue's writer asks (response sequencing) ---------------------
@@ -201,10 +291,13 @@ class Session:
     async def run(self, ctx: ActorContext, *, task_status: trio.TaskStatus[Session]) -> None:
         """The actor: connect, get ready, pump events; reconnect until told to stop."""
         # Per incarnation: a restarted actor signals readiness again, in a fresh scope.
+        if self.state is SessionState.FAILED:
+            self._happen(Happening.RESTART)
         self._ready_signalled = False
         self._serving = trio.CancelScope()
         failure: Exception | None = None
         async with trio.open_nursery() as nursery:
+            self._nursery = nursery
             nursery.start_soon(self._queue.run)
             nursery.start_soon(self._stop_when_asked, ctx)
             try:
@@ -219,24 +312,21 @@ class Session:
         if failure is not None:
             await self._failed(failure)
             raise failure
-        await self._end(SessionState.CLOSED, SessionClosed(reason=self._closed_reason()))
+        await self._end(Happening.CLOSE, SessionClosed(reason=self._closed_reason()))
         self._retire()
 
     async def _serve(self, task_status: trio.TaskStatus[Session]) -> None:
         """Connections, one after another, until one ends normally or a stop cancels them."""
-        default = ConnectTarget.from_config(
-            self._upstream,
-            self.spec.model,
-            extra_headers=self.spec.extra_headers,
-            extra_query=self.spec.extra_query,
-        )
+        default = self._default_target()
         target, why = default, _Why(cause=self._restart_cause)
+        prepared: _Prepared | None = None
         with self._serving:
             while True:
                 try:
-                    await self._connection(target, why, task_status)
-                except _Recycle:
+                    await self._connection(target, why, task_status, prepared)
+                except _Recycle as recycle:
                     target, why = default, _Why(RECYCLED, RECYCLED)
+                    prepared = recycle.prepared
                     continue
                 except UnhandledServerError:
                     raise  # not the connection's failure: the actor's
@@ -246,104 +336,244 @@ class Session:
                     target = await self.spec.reconnect.target(self._attempts.attempt, default)
                 else:
                     return
+                prepared = None
 
     async def _back_off(self, failure: RealtimeError, why: _Why) -> None:
         """Wait before the next attempt, or fail for good if the policy will not retry."""
-        if self._stopping:
+        if self._closing:
             raise _Stopped
         delay = self._attempts.failed(failure, trio.current_time())
         if delay is None:
             raise Fatal(f"session {self.id} failed: {failure}") from failure
-        self.state = SessionState.RECONNECTING
+        self._happen(Happening.LOST)
         attempt = self._attempts.attempt
         self._tally.disconnected(why.cause)
         await self._publish(
             SessionDisconnected(reason=why.reason, attempt=attempt, retry_in=delay, cause=why.cause)
         )
+        if self._closing:
+            raise _Stopped  # asked to stop while this was published: waiting is for nothing
         await trio.sleep(delay)
 
     async def _connection(
-        self, target: ConnectTarget, why: _Why, task_status: trio.TaskStatus[Session]
+        self,
+        target: ConnectTarget,
+        why: _Why,
+        task_status: trio.TaskStatus[Session],
+        prepared: _Prepared | None = None,
     ) -> None:
         """One connection, from connect to close; raises what ended it unless it was normal."""
-        self._failure, self._recycled = None, False
         self._tally.connects += 1
+        link = prepared.link if prepared is not None else await self._open(target)
+        self._link = link
         try:
-            async with open_target(target, options=self.spec.connect) as rt:
-                self._wire = rt
-                await self._connected(rt, why, task_status)
+            if prepared is None:
+                upstream_id = await self._handshake(link, self._take)
+                await self._announce(why, upstream_id)
+                await self._resume(link, why, upstream_id)
+            else:
+                upstream_id = await self._switch(prepared)
+            await self._serve_link(link, upstream_id, task_status)
         finally:
-            # After open_target closed it: how it closed is known now.
-            self._connection_ended()
-        if self._failure is not None:
-            raise self._failure
-        if self._recycled and not self._stopping:
-            raise _Recycle
+            await link.close()
+            self._connection_ended(link)
+        recycled, self._recycled = self._recycled, None
+        if link.failure is not None:
+            raise link.failure
+        if recycled is not None and not self._closing:
+            raise recycled
 
-    async def _connected(
-        self, rt: RealtimeWebSocket, why: _Why, task_status: trio.TaskStatus[Session]
+    async def _open(self, target: ConnectTarget) -> Link:
+        assert self._nursery is not None
+        return await open_link(self._nursery, target, self.spec.connect, self._bad_frame)
+
+    async def _serve_link(
+        self, link: Link, upstream_id: str, task_status: trio.TaskStatus[Session]
     ) -> None:
-        rt.on("error", self._connection_error)
-        upstream_id = await self._handshake(rt)
-        self._sequencer.reset()
-        self._notify()
+        """The connection is live: client events flow, and every server event is taken."""
+        self._upstream_id = upstream_id
         self._attempts.connected(trio.current_time())
-        self._current = rt
-        self._queue.attach(rt)
-        self.state = SessionState.READY
-        await self._announce(why, upstream_id, task_status)
+        self._current = link
+        self._queue.attach(link.rt)
+        self._happen(Happening.LIVE)
+        if not self._ready_signalled:
+            self._ready_signalled = True
+            task_status.started(self)
         try:
-            await self._pump_until_closed(rt)
+            await self._pump_until_closed(link)
         finally:
             self._current = None
             self._queue.detach()
+            self._lost()
 
-    def _connection_ended(self) -> None:
-        if self._wire is not None:
-            self._tally.connection_ended(self._wire.statistics())
-            self._wire = None
+    def _lost(self) -> None:
+        """The connection is gone (or being replaced): nothing runs on it any more."""
+        self._lost_at = trio.current_time()
+        self._interrupted = self._record.interrupt()
+        self._sequencer.reset()
+        self._notify()
 
-    async def _pump_until_closed(self, rt: RealtimeWebSocket) -> None:
-        async with trio.open_nursery() as nursery:
-            if self.spec.recycle_after is not None:
-                nursery.start_soon(self._recycle, rt)
-            await self._pump(rt)
-            nursery.cancel_scope.cancel()
+    def _waited(self) -> float:
+        """Seconds since the connection was lost: how long the caller has waited."""
+        now = trio.current_time()
+        return now - (now if self._lost_at is None else self._lost_at)
 
-    async def _handshake(self, rt: RealtimeWebSocket) -> str:
+    def _connection_ended(self, link: Link) -> None:
+        if self._link is link:
+            self._tally.connection_ended(link.rt.statistics())
+            self._link = None
+
+    async def _pump_until_closed(self, link: Link) -> None:
+        with unwrap_lone_exception():
+            async with trio.open_nursery() as nursery:
+                if self._recycle_after is not None:
+                    nursery.start_soon(self._recycle, link, self._recycle_after)
+                await self._pump(link)
+                nursery.cancel_scope.cancel()
+
+    # -- resume: the conversation outlives the connection -------------------------------
+
+    async def _resume(self, link: Link, why: _Why, upstream_id: str) -> None:
+        """Give a new upstream session the conversation record, before any queued event."""
+        if self._tally.connects == 1 or not self.spec.resume:
+            return
+        self._happen(Happening.RESTORING)
+        plan = self._record.restore_plan()
+        with trio.move_on_after(self.spec.ready_timeout) as scope:
+            restored = await self._restore(link, plan, self._take)
+        if scope.cancelled_caught:
+            await trio.aclose_forcefully(link.rt)
+            raise HandshakeTimeoutError(self.spec.ready_timeout)
+        await self._publish(self._resumed(why.cause, plan, restored, upstream_id, self._waited()))
+
+    def _resumed(
+        self, cause: str, plan: RestorePlan, restored: Restored, upstream_id: str, waited: float
+    ) -> SessionResumed:
+        self._tally.resumed(cause, restored.restored)
+        interrupted, self._interrupted = self._interrupted, None
+        return SessionResumed(
+            cause=cause,
+            items_restored=restored.restored,
+            items_dropped=plan.dropped,
+            items_untranscribed=plan.untranscribed,
+            items_refused=restored.refused,
+            summarized=plan.summary is not None,
+            previous_upstream_session_id=self._upstream_id,
+            upstream_session_id=upstream_id,
+            waited_seconds=waited,
+            interrupted_response_id=interrupted,
+        )
+
+    async def _restore(self, link: Link, plan: RestorePlan, take: Take) -> Restored:
+        return await restore(link, plan, self._next_restore_id, take)
+
+    # -- recycle: make before break ------------------------------------------------------
+
+    async def _recycle(self, link: Link, after: float) -> None:
+        """Replace the upstream session before its limit: prepare the next one beside this
+        one, wait for a turn boundary, then close this one for the switch."""
+        await trio.sleep(after)
+        prepared = await self._prepare()
+        with trio.move_on_after(self.spec.recycle_grace):
+            await self._until_idle()
+        # No client event may reach this connection from now on: they wait for the next.
+        self._queue.detach()
+        self._recycled = _Recycle(prepared)
+        await link.rt.aclose(1000, "recycled before the upstream session limit")
+
+    async def _prepare(self) -> _Prepared | None:
+        """The next upstream session, configured and given the record; what it sends is
+        held back until the switch. ``None`` if it could not be had: the recycle then
+        connects anew after closing this one."""
+        started_at = trio.current_time()
+        held_back: list[tuple[AnyServerEvent, float, bytes]] = []
+        link: Link | None = None
+
+        async def hold_back(event: AnyServerEvent, link: Link) -> None:
+            held_back.append((event, link.rt.last_frame_at, link.rt.last_frame.encode()))
+
+        try:
+            with trio.fail_after(self.spec.ready_timeout):
+                link = await self._open(self._default_target())
+                upstream_id = await self._handshake(link, hold_back)
+                plan = self._record.restore_plan()
+                await self._restore(link, plan, hold_back)
+        except (RealtimeError, trio.TooSlowError, Fatal):
+            if link is not None:
+                await link.close()
+            return None
+        return _Prepared(link, upstream_id, plan.item_ids, started_at, held_back)
+
+    async def _switch(self, prepared: _Prepared) -> str:
+        """Make the prepared upstream session the live one: publish what it sent so far,
+        give it what the record gained since its restore, and say so."""
+        self._lost()
+        self._happen(Happening.RESTORING)
+        for event, received_at, raw in prepared.held_back:
+            await self._take_frame(event, received_at, raw)
+        plan = self._record.restore_plan(since=prepared.restored)
+        restored = await self._restore(prepared.link, plan, self._take)
+        self._tally.recycled(len(prepared.restored) + restored.restored)
+        await self._publish(
+            SessionRecycled(
+                previous_upstream_session_id=self._upstream_id,
+                upstream_session_id=prepared.upstream_id,
+                items_restored=len(prepared.restored) + restored.restored,
+                switch_seconds=self._waited(),
+            )
+        )
+        self._interrupted = None
+        return prepared.upstream_id
+
+    def _default_target(self) -> ConnectTarget:
+        return ConnectTarget.from_config(
+            self._upstream,
+            self.spec.model,
+            extra_headers=self.spec.extra_headers,
+            extra_query=self.spec.extra_query,
+        )
+
+    async def _handshake(self, link: Link, take: Take) -> str:
         """Wait for ``session.created``, apply the config, wait for ``session.updated``."""
         with trio.move_on_after(self.spec.ready_timeout) as scope:
-            created = await self._until(rt, "session.created", None)
+            created = await self._until(link, take, "session.created", None)
             update_id = self._next_event_id()
-            await rt.send(self.spec.update_event(update_id))
+            await link.rt.send(self.spec.update_event(update_id))
             self._tally.sent("session.update")
-            await self._until(rt, "session.updated", update_id)
+            await self._until(link, take, "session.updated", update_id)
         if scope.cancelled_caught:
             # An upstream that did not answer in ready_timeout will not answer a close frame
             # in close_timeout either: abort, so the retry (or the failure) is not held up.
-            await trio.aclose_forcefully(rt)
+            await trio.aclose_forcefully(link.rt)
             raise HandshakeTimeoutError(self.spec.ready_timeout)
-        return str(getattr(getattr(created, "session", None), "id", None) or "")
+        return _upstream_session_id(created)
 
-    async def _until(self, rt: RealtimeWebSocket, type: str, refused_if: str | None) -> object:
-        """Pump events until one of ``type``; the config being refused is fatal."""
-        async for event in rt:
-            await self._take(event, rt)
-            if event.type == type:
-                return event
+    async def _until(
+        self, link: Link, take: Take, type: str, refused_if: str | None
+    ) -> AnyServerEvent:
+        """Take events until one of ``type``; the config being refused is fatal."""
+        async for event in link.rt:
             if _refuses(event, refused_if):
                 assert isinstance(event, ErrorEvent)
                 refused = RealtimeError.from_event(event)
                 raise Fatal(f"the session config was refused: {event.error.message}") from refused
-        raise self._failure or RealtimeError(f"the connection closed before {type}")
+            await take(event, link)
+            if event.type == type:
+                return event
+        raise link.failure or RealtimeError(f"the connection closed before {type}")
 
-    async def _pump(self, rt: RealtimeWebSocket) -> None:
-        async for event in rt:
-            await self._take(event, rt)
+    async def _pump(self, link: Link) -> None:
+        async for event in link.rt:
+            await self._take(event, link)
 
-    async def _take(self, event: AnyServerEvent, rt: RealtimeWebSocket) -> None:
-        """Publish one server event, then let the session react to it."""
-        await self._publish(event, received_at=rt.last_frame_at, raw=rt.last_frame.encode())
+    async def _take(self, event: AnyServerEvent, link: Link) -> None:
+        """Publish one server event, with the time its frame arrived and its bytes."""
+        await self._take_frame(event, link.rt.last_frame_at, link.rt.last_frame.encode())
+
+    async def _take_frame(self, event: AnyServerEvent, received_at: float, raw: bytes) -> None:
+        """Publish one server event, then let the record and the session react to it."""
+        await self._publish(event, received_at=received_at, raw=raw)
+        self._record.observe(event)
         react = _REACTIONS.get(event.type)
         if react is not None:
             await react(self, event)
@@ -372,25 +602,43 @@ class Session:
             raise Fatal(f"session {self.id}: {error}") from error
         if disposition is Disposition.RECONNECT:
             raise RealtimeError.from_event(event)
-        if not self._bus.has_subscriber(self.id, "error"):
-            # The seed's rule: an error nobody listens for fails loudly.
-            raise UnhandledServerError.from_event(event).with_unhandled_hint()
+        handled = await self._refused(event)
+        if not handled and not self._bus.has_subscriber(self.id, "error"):
+            # The rule of openai-node's realtime base module: an error nobody handles fails
+            # loudly. Here that is a supervised failure of this one session.
+            raise UnhandledServerError.from_event(event)
 
-    async def _connection_error(self, error: RealtimeError) -> None:
-        """The emitter's error path. Server ``error`` events are handled as events."""
-        if error.error is not None:
-            return
-        if isinstance(error.__cause__, ProtocolError):
-            await self._publish(SessionBadFrame(message=str(error)))
-            return
-        self._failure = error
+    async def _refused(self, event: ErrorEvent) -> bool:
+        """Take a server error about a client event back to its sender; whether it is
+        handled (the sender took it, or it was rtbus's own restore)."""
+        event_id = event.error.event_id or ""
+        if event_id.startswith(self._restore_prefix):
+            return True  # counted in rtbus.session.resumed
+        sender = self._senders.pop(event_id, None)
+        if sender is None:
+            return False
+        error = event.error
+        refused = SessionEventRefused(
+            event_id=event_id,
+            sender=sender.name,
+            code=error.code,
+            message=error.message,
+            param=error.param,
+        )
+        await self._publish(refused)
+        if sender.on_refused is not None:
+            sender.on_refused(event)
+        # A named sender (the control API, a gateway connection) learns of it through the
+        # event above; an anonymous one that passed no handler left it to the bus.
+        return bool(sender.name) or sender.on_refused is not None
+
+    async def _bad_frame(self, message: str) -> None:
+        await self._publish(SessionBadFrame(message=message))
 
     # -- lifecycle ----------------------------------------------------------------------
 
-    async def _announce(
-        self, why: _Why, upstream_id: str, task_status: trio.TaskStatus[Session]
-    ) -> None:
-        """Tell the bus (ready, or reconnected: the upstream is new), then the supervisor."""
+    async def _announce(self, why: _Why, upstream_id: str) -> None:
+        """Tell the bus: ready, or reconnected (to a new upstream session)."""
         connects = self._tally.connects
         if connects == 1:
             event: SessionReady | SessionReconnected = SessionReady(
@@ -405,9 +653,6 @@ class Session:
                 cause=why.cause,
             )
         await self._publish(event)
-        if not self._ready_signalled:
-            self._ready_signalled = True
-            task_status.started(self)
 
     def abandon(self) -> int:
         """Its supervisor gave up restarting it: it is over for good. Senders still waiting
@@ -422,15 +667,15 @@ class Session:
         """Whether the session is over for good: closed, or failed with ``Fatal``."""
         return self._ended
 
-    async def _end(self, state: SessionState, event: SessionClosed | SessionFailed) -> None:
-        self.state = state
+    async def _end(self, happening: Happening, event: SessionClosed | SessionFailed) -> None:
+        self._happen(happening)
         with trio.CancelScope(shield=True):
             await self._publish(event)
 
     async def _failed(self, failure: Exception) -> None:
         cause = self._restart_cause = failure_cause(failure)
         self._tally.failed(cause)
-        await self._end(SessionState.FAILED, SessionFailed(reason=str(failure), cause=cause))
+        await self._end(Happening.FAIL, SessionFailed(reason=str(failure), cause=cause))
         if isinstance(failure, Fatal):
             # Not restarted: senders waiting on the queue learn now, not never.
             self._queue.fail(failure)
@@ -442,7 +687,7 @@ class Session:
         self._bus.forget(self.id)
 
     def _closed_reason(self) -> str:
-        return "closed by rtbus" if self._stopping else "closed by the server"
+        return "closed by rtbus" if self._closing else "closed by the server"
 
     async def _stop_when_asked(self, ctx: ActorContext) -> None:
         """A stop request: take no more events, let the running response finish, close 1000.
@@ -450,23 +695,14 @@ class Session:
         The supervisor cancels the actor if this outlasts the child's shutdown grace.
         """
         await ctx.wait_stop_requested()
-        self._stopping = True
-        self.state = SessionState.CLOSING
+        self._happen(Happening.STOP)
         await self._queue.aclose()
         await self._until_idle()
         if self._current is None:
             # Between connections (backing off, connecting): nothing to close gracefully.
             self._serving.cancel()
         else:
-            await self._current.aclose(1000, "session closed")
-
-    async def _recycle(self, rt: RealtimeWebSocket) -> None:
-        assert self.spec.recycle_after is not None
-        await trio.sleep(self.spec.recycle_after)
-        with trio.move_on_after(self.spec.recycle_grace):
-            await self._until_idle()
-        self._recycled = True
-        await rt.aclose(1000, "recycled before the upstream session limit")
+            await self._current.rt.aclose(1000, "session closed")
 
     async def _until_idle(self) -> None:
         while self._sequencer.busy:
@@ -488,6 +724,14 @@ class Session:
         self._published += 1
         self._tally.published(type_)
 
+    def _happen(self, happening: Happening) -> None:
+        self.state = next_state(self.state, happening)
+
+    @property
+    def _closing(self) -> bool:
+        """Asked to stop: no reconnect, no recycle, no restart of the wait."""
+        return self.state is SessionState.CLOSING
+
     def _notify(self) -> None:
         self._changed.set()
         self._changed = trio.Event()
@@ -495,12 +739,31 @@ class Session:
     def _next_event_id(self) -> str:
         return f"{self.id}:{next(self._event_ids)}"
 
+    @property
+    def _restore_prefix(self) -> str:
+        return f"{self.id}:restore:"
+
+    def _next_restore_id(self) -> str:
+        return f"{self._restore_prefix}{next(self._event_ids)}"
+
+    def _remember_sender(self, event_id: str, sender: _Sender) -> None:
+        self._senders[event_id] = sender
+        while len(self._senders) > _SENDERS_KEPT:
+            self._senders.popitem(last=False)
+
     def _stamped(self, event: ClientEventLike) -> ClientEventLike:
         if _event_id(event):
             return event
         if isinstance(event, Mapping):
             return {**event, "event_id": self._next_event_id()}
         return attrs.evolve(event, event_id=self._next_event_id())
+
+
+def _upstream_session_id(created: AnyServerEvent) -> str:
+    """The id in ``session.created``: a field the GA session models leave to extra fields."""
+    session = getattr(created, "session", None)
+    extra: Mapping[str, object] = getattr(session, "_extra", {})
+    return str(getattr(session, "id", None) or extra.get("id") or "")
 
 
 def _refuses(event: AnyServerEvent, client_event_id: str | None) -> bool:

@@ -8,10 +8,21 @@ from typing import Any
 
 import attrs
 
-from rtbus.protocol import ConfigError, client_event_from_dict
+from rtbus.protocol import (
+    ConfigError,
+    ProtocolError,
+    RealtimeConfig,
+    client_event_from_dict,
+    is_azure,
+)
 from rtbus.transport import ConnectOptions, ReconnectPolicy
 
+from ._record import RecordBound, Summarize
+
 __all__ = ["SessionSpec"]
+
+# The upstream closes a session at 60 minutes (Azure: 30); a recycle replaces it before that.
+_AZURE_RECYCLE_AFTER = 25 * 60.0
 
 
 def _seconds(_: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
@@ -20,10 +31,18 @@ def _seconds(_: object, attribute: attrs.Attribute[Any], value: float | None) ->
 
 
 def _session_config(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    """Check the session config now, so a bad one fails ``open_session``, not a reconnect."""
+    """Check the session config now, so a bad one fails ``open_session``, not a reconnect.
+
+    Raises ``ConfigError`` naming the key (``session.audio.output.voice``): the protocol checks
+    it as strictly as the upstream would, so a typo never costs a connection.
+    """
     if not isinstance(value, Mapping):
         raise ConfigError("session", f"must be a mapping (the session.update body), got {value!r}")
-    client_event_from_dict({"type": "session.update", "session": _with_type(value)})
+    try:
+        client_event_from_dict({"type": "session.update", "session": _with_type(value)})
+    except ProtocolError as exc:
+        # The event's path is the key's: both start at ``session``.
+        raise ConfigError(exc.path or "session", exc.reason) from None
 
 
 def _with_type(session: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -43,7 +62,13 @@ class SessionSpec:
     * ``sequence_responses`` -- hold an in-band ``response.create`` while a response runs.
     * ``ready_timeout`` -- seconds for ``session.created`` and ``session.updated`` to arrive.
     * ``recycle_after`` -- replace the upstream session after this many seconds (before the
-      upstream's 60-minute limit), once no response is running or ``recycle_grace`` passed.
+      upstream's 60-minute limit; on Azure, whose limit is 30 minutes, at most 25 minutes),
+      at the first moment no response runs, or once ``recycle_grace`` passed. The next
+      upstream session is opened and given the conversation first (make before break).
+    * ``record`` -- how much of the conversation the session keeps to restore into a new
+      upstream session (items and bytes of text); ``summarize`` folds each item the bound
+      drops into one summary that a restore puts in their place.
+    * ``resume`` -- restore the conversation into every upstream session after the first.
     """
 
     model: str = attrs.field(default="gpt-realtime", validator=attrs.validators.min_len(1))
@@ -57,6 +82,15 @@ class SessionSpec:
     ready_timeout: float = attrs.field(default=30.0, validator=_seconds)
     recycle_after: float | None = attrs.field(default=55 * 60.0, validator=_seconds)
     recycle_grace: float = attrs.field(default=60.0, validator=_seconds)
+    record: RecordBound = attrs.field(factory=RecordBound)
+    summarize: Summarize | None = attrs.field(default=None, eq=False)
+    resume: bool = True
+
+    def recycle_after_for(self, upstream: RealtimeConfig) -> float | None:
+        """``recycle_after``, within the upstream's own session limit."""
+        if self.recycle_after is None or not is_azure(upstream):
+            return self.recycle_after
+        return min(self.recycle_after, _AZURE_RECYCLE_AFTER)
 
     def update_event(self, event_id: str) -> Mapping[str, Any]:
         """The ``session.update`` that applies this spec's config."""

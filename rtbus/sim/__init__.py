@@ -8,12 +8,15 @@ too. ``python -m rtbus.sim --port 8765`` runs one alone.
 
 It speaks the GA protocol as the real service does, and every event it sends validates
 against the ``openai`` package's ``RealtimeServerEvent``: ``session.created`` on connect;
-``session.update`` (checked field by field, errors with the dotted ``param``); input audio
+``session.update``; input audio
 (append, commit, clear) with server VAD by RMS energy over 20 ms windows; conversation items
 (create with ``previous_item_id``, retrieve, delete, truncate); responses in audio (real PCM16
 24 kHz speech-like audio, paced) or text, function calls when a function tool's name appears
 in the user's text, cancellation, ``rate_limits.updated``; and ``error`` events worded like the
-real ones. See ``SimOptions`` for pacing (real time, a speed factor, or unpaced for load).
+real ones. Every client event is checked by ``rtbus.protocol``'s own models and the server's
+rules (one schema), and a refusal carries the server's code and dotted ``param``
+(``unknown_parameter`` at ``response.extra``). See ``SimOptions`` for pacing (real time, a
+speed factor, or unpaced for load).
 
 Faults
 ------
@@ -46,9 +49,11 @@ N-th event sent; default 1, right after ``session.created``) or ``after_seconds=
 Not simulated
 -------------
 Semantic VAD is treated as energy VAD; VAD runs on ``audio/pcm`` input only (G.711 input is
-buffered and committed, never detected); ``idle_timeout_ms``, MCP tools, image input and a
-``response.create``'s own ``input`` items are accepted where the schema allows and have no
-effect. With input transcription on, every user audio item "says" ``input_transcript``.
+buffered and committed, never detected); ``idle_timeout_ms``, image input and a
+``response.create``'s own ``input`` items (item references too) are accepted and have no
+effect. MCP tools and transcription sessions are refused as ``invalid_value`` rather than
+accepted and never acted on. With input transcription on, every user audio item "says"
+``input_transcript``.
 
 A ``sim_fault`` that cannot be parsed refuses the handshake with HTTP 400; a configured
 ``api_key`` that the handshake does not carry (``Authorization: Bearer`` or ``api-key``)

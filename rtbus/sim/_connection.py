@@ -94,11 +94,18 @@ class SimConnection:
         self._sent = 0
         self._ending: Fault | None = None
         self._scope = trio.CancelScope()
+        self._nursery: trio.Nursery | None = None
+
+    def inject(self, fault: Fault) -> None:
+        """Fire ``fault`` now, whatever its trigger says (a test's fault on demand)."""
+        if self._nursery is not None:
+            self._nursery.start_soon(self._fire_later, fault, 0.0)
 
     async def run(self) -> None:
         """Serve the session; then perform the terminal fault, if one fired."""
         with self._scope:
             async with trio.open_nursery() as nursery:
+                self._nursery = nursery
                 nursery.start_soon(self._read)
                 nursery.start_soon(self._stream_responses)
                 for fault in self._faults.timed:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 
-from ._shapes import TURN_DETECTION_DEFAULTS
+from ._defaults import TURN_DETECTION_DEFAULTS
 
 __all__ = ["merge_session"]
 

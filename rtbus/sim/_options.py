@@ -27,14 +27,16 @@ def _require(ok: bool, key: str, problem: str) -> None:
 class SimOptions:
     """How a simulated server behaves.
 
-    ``speed`` paces audio: 1.0 is real time, 10.0 ten times faster, ``None`` unpaced (as fast
-    as the client reads; the load mode). ``response_audio_seconds`` and ``response_text`` are
-    what every response says; ``audio_chunk_seconds`` is the audio per delta (0.1 s = 4,800
-    bytes of PCM16). ``input_transcript`` is what every user audio item "said" when the
-    session turns input transcription on (name a tool in it to get function calls from
-    audio). ``api_key`` set means handshakes must carry it. ``faults`` apply to every
-    connection; ``fault_rate`` gives each connection that chance of one random fault, drawn
-    from a ``random.Random(seed)`` (``seed`` also fixes every id the server makes).
+    ``speed`` paces audio: 1.0 is real time, 10.0 ten times faster, ``None`` unpaced (as fast as
+    the client reads; the load mode). ``response_audio_seconds`` and ``response_text`` are what
+    every response says; ``audio_chunk_seconds`` is the audio per delta (0.1 s = 4,800 bytes of
+    PCM16). ``response_text`` may name what the conversation holds: ``{items}`` becomes the
+    number of items in it, ``{last_user_text}`` the newest user message's text (a resumed
+    conversation answers differently from an empty one). ``input_transcript`` is what every user
+    audio item "said" when the session turns input transcription on (name a tool in it to get
+    function calls from audio). ``api_key`` set means handshakes must carry it. ``faults`` apply
+    to every connection; ``fault_rate`` gives each connection that chance of one random fault,
+    drawn from a ``random.Random(seed)`` (``seed`` also fixes every id the server makes).
     ``max_session_seconds`` expires sessions as the real service does at 60 minutes.
     """
 

@@ -34,6 +34,7 @@ class SimServer:
         self.port = port
         self.options = options
         self._counters = Counters()
+        self._connections: set[SimConnection] = set()
         # One generator for the whole server, so a seed fixes every connection's ids and faults.
         self._rng = random.Random(options.seed)
         self._settings = SessionSettings(
@@ -65,6 +66,14 @@ class SimServer:
             bytes_sent=c.bytes_sent,
             faults_injected=c.faults_injected,
         )
+
+    def inject(self, fault: str) -> int:
+        """Fire ``fault`` (a ``sim_fault`` spec such as ``"drop"`` or ``"close:1011"``; its
+        trigger is ignored) on every open connection now; how many it hit."""
+        parsed = Fault.parse(fault)
+        for connection in self._connections:
+            connection.inject(parsed)
+        return len(self._connections)
 
     async def handle_stream(self, stream: trio.SocketStream) -> None:
         """Serve one TCP connection from handshake to close."""
@@ -125,9 +134,11 @@ class SimServer:
             counters=self._counters,
             stop_reading=stop_reading,
         )
+        self._connections.add(connection)
         try:
             await connection.run()
         finally:
+            self._connections.discard(connection)
             # On server shutdown, say "going away" rather than vanish (idempotent otherwise).
             with trio.CancelScope(shield=True), trio.move_on_after(1):
                 await ws.aclose(1001, "server shutting down")

@@ -17,7 +17,6 @@ Invariants:
 from __future__ import annotations
 
 import base64
-import binascii
 import copy
 import random
 from collections.abc import Callable
@@ -32,11 +31,11 @@ from ._audio import (
     audio_format,
 )
 from ._conversation import Conversation, Item, ItemNotFound, public
+from ._defaults import default_session
 from ._ids import IdSource
 from ._merge import merge_session
+from ._refusals import Refusal, admitted
 from ._response import ResponsePlan, ResponseRun, Step
-from ._schema import Problem, check
-from ._shapes import CLIENT_EVENT_SCHEMAS, default_session
 from ._tools import choose_function_call, count_input_tokens
 
 __all__ = ["SessionSettings", "SimSession"]
@@ -161,20 +160,14 @@ class SimSession:
     def _dispatch(self, payload: JSONObject) -> list[Event]:
         raw_id = payload.get("event_id")
         event_id = raw_id if isinstance(raw_id, str) else None
-        event_type = payload.get("type")
-        if "type" not in payload:
-            return [self._problem(_missing_type(), event_id)]
-        schema = CLIENT_EVENT_SCHEMAS.get(event_type) if isinstance(event_type, str) else None
-        if schema is None:
-            return [self._problem(_unknown_type(event_type), event_id)]
-        problem = check(schema, payload, "")
-        if problem is not None:
-            return [self._problem(problem, event_id)]
-        events = self._handlers[str(event_type)](payload)
+        event = admitted(payload)
+        if isinstance(event, Refusal):
+            return [self._refused(event, event_id)]
+        events = self._handlers[str(event["type"])](event)
         return [_with_event_id(e, event_id) for e in events]
 
-    def _problem(self, problem: Problem, event_id: str | None) -> Event:
-        return self.error(problem.code, problem.message, param=problem.param, event_id=event_id)
+    def _refused(self, refusal: Refusal, event_id: str | None) -> Event:
+        return self.error(refusal.code, refusal.message, param=refusal.param, event_id=event_id)
 
     def _invalid_json(self, detail: str) -> Event:
         message = f"We could not parse the JSON body of your request. ({detail})"
@@ -209,11 +202,7 @@ class SimSession:
     # Input audio.
 
     def _append(self, payload: JSONObject) -> list[Event]:
-        try:
-            audio = base64.b64decode(str(payload["audio"]), validate=True)
-        except binascii.Error:
-            message = "Invalid 'audio'. Expected base64-encoded audio bytes."
-            return [self.error("invalid_value", message, param="audio")]
+        audio = base64.b64decode(str(payload["audio"]))  # checked by the protocol's rules
         self._buffer += audio
         if self._turn_detection() is None or self._input_format() != "audio/pcm":
             return []
@@ -428,7 +417,7 @@ class SimSession:
             modality=str(modalities[0]) if modalities else "audio",
             voice=output.get("voice", session_output["voice"]),
             output_format=output_format,
-            text=settings.response_text,
+            text=_reply(settings.response_text, self._conversation),
             audio_seconds=settings.response_audio_seconds,
             chunk_seconds=settings.audio_chunk_seconds,
             max_output_tokens=params.get("max_output_tokens", self._session["max_output_tokens"]),
@@ -460,16 +449,6 @@ def _with_event_id(event: Event, event_id: str | None) -> Event:
     return {**event, "error": {**details, "event_id": event_id}}
 
 
-def _missing_type() -> Problem:
-    return Problem("missing_required_parameter", "type", "Missing required parameter: 'type'.")
-
-
-def _unknown_type(event_type: object) -> Problem:
-    supported = ", ".join(f"'{t}'" for t in CLIENT_EVENT_SCHEMAS)
-    message = f"Invalid value: '{event_type}'. Supported values are: {supported}."
-    return Problem("invalid_value", "type", message)
-
-
 def _optional_str(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
@@ -488,3 +467,25 @@ def _audio_part(item: Item, index: int) -> JSONObject | None:
         return None
     part = content[index] if index < len(content) else None
     return part if isinstance(part, dict) and part.get("type") == "output_audio" else None
+
+
+def _reply(template: str, conversation: Conversation) -> str:
+    """What a response says: ``template`` with ``{items}`` (the items the conversation holds)
+    and ``{last_user_text}`` (the newest user message's text or transcript) filled in, so a
+    client can tell through the protocol alone what the conversation holds."""
+    return template.replace("{items}", str(len(conversation))).replace(
+        "{last_user_text}", _last_user_text(conversation)
+    )
+
+
+def _last_user_text(conversation: Conversation) -> str:
+    for item in reversed(conversation.items()):
+        if item.get("role") != "user" or not isinstance(item.get("content"), list):
+            continue
+        parts = item["content"]
+        assert isinstance(parts, list)
+        texts = [
+            str(p.get("text") or p.get("transcript") or "") for p in parts if isinstance(p, dict)
+        ]
+        return " ".join(text for text in texts if text)
+    return ""

@@ -42,6 +42,7 @@ from rtbus.protocol import (
     ServerEvent,
     UnknownEvent,
     client_event_from_dict,
+    decode_client_event,
     decode_server_event,
     encode,
 )
@@ -100,8 +101,9 @@ _ABORTED: Final = CloseStatus(1006, "aborted: the close was cancelled")
 def client_frame(event: ClientEvent | Mapping[str, Any]) -> str:
     """The TEXT frame for one client event; ``ProtocolError`` if it is not a valid one.
 
-    A dict is validated, then sent as its own JSON, so fields rtbus does not model pass through;
-    so does an event ``type`` rtbus does not model (the server judges it).
+    A dict is validated as strictly as the upstream checks it, then sent as its own JSON; a
+    typed event is encoded, and its frame checked the same way; an event ``type`` rtbus does
+    not model passes unchecked (the server judges it).
     """
     if not isinstance(event, Mapping):
         if type(event) not in _CLIENT_CLASSES:
@@ -109,7 +111,10 @@ def client_frame(event: ClientEvent | Mapping[str, Any]) -> str:
                 f"{type(event).__name__} is not a client event: send an rtbus client event "
                 "(rtbus.protocol.SessionUpdateEvent, ...) or a dict in its JSON shape"
             )
-        return encode(event).decode()
+        frame = encode(event)
+        # attrs does not check what a typed event holds: decode the frame as the upstream would.
+        decode_client_event(frame)
+        return frame.decode()
     client_event_from_dict(event)
     try:
         return orjson.dumps(dict(event)).decode()

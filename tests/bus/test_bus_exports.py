@@ -11,8 +11,10 @@ from rtbus.bus import Bus, OverflowPolicy, SubscriptionStatistics
 PUBLIC = {
     "Bus",
     "BusArgumentError",
+    "BusLimits",
     "BusStatistics",
     "Envelope",
+    "ErrorCode",
     "GatewayConnectionError",
     "GatewayError",
     "GatewayGap",
@@ -21,7 +23,9 @@ PUBLIC = {
     "RemoteBus",
     "RemoteSession",
     "RemoteSubscription",
+    "SubscriberDisconnected",
     "SubscriberOverflowError",
+    "SubscriberTooSlowError",
     "Subscription",
     "SubscriptionStatistics",
     "Worker",
@@ -47,6 +51,8 @@ def test_errors_are_rtbus_errors() -> None:
     assert issubclass(rtbus.bus.BusArgumentError, RtbusError)
     assert issubclass(rtbus.bus.BusArgumentError, ValueError)
     assert issubclass(rtbus.bus.SubscriberOverflowError, RtbusError)
+    # Cut loose for being too slow is a way of falling behind: one handler catches both.
+    assert issubclass(rtbus.bus.SubscriberTooSlowError, rtbus.bus.SubscriberOverflowError)
 
 
 def test_statistics_are_frozen() -> None:

@@ -102,3 +102,34 @@ def test_a_file_that_cannot_be_used(
     status, out, err = check(path, capsys)
     assert (status, out) == (2, "")
     assert err.startswith(f"{path}: {problem}")
+
+
+BAD_SESSIONS = (
+    '[session_defaults]\nsession = { audio = { output = { voise = "ash" } } }\n'
+    '[[sessions]]\nid = "a"\nsession = { audio = { output = { voice = "nope" } } }\n'
+    '[[sessions]]\nid = "b"\nsession = { max_output_tokens = 0 }\n'
+)
+
+
+def test_a_session_config_the_upstream_would_refuse_is_named_by_its_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Checked by rtbus.protocol as strictly as the upstream checks a session.update.
+    path = tmp_path / "rtbus.toml"
+    path.write_text(BAD_SESSIONS, encoding="utf-8")
+    status, out, err = check(path, capsys)
+    assert (status, out) == (2, "")
+    lines = err.splitlines()
+    assert lines[0] == f"{path}: 3 problems"
+    assert lines[1] == "  session_defaults.session.audio.output.voise: unknown field"
+    assert lines[2].startswith("  sessions[0].session.audio.output.voice: 'nope' is not one of")
+    assert lines[3] == ("  sessions[1].session.max_output_tokens: integer below minimum value 1")
+
+
+def test_serve_refuses_a_bad_session_config_with_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "rtbus.toml"
+    path.write_text(BAD_SESSIONS, encoding="utf-8")
+    assert main(["serve", "--config", str(path), "--http", "127.0.0.1:0"]) == 2
+    assert "sessions[0].session.audio.output.voice" in capsys.readouterr().err

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from rtbus import AzureConfig, ConfigError, OpenAIConfig
+from rtbus.bus import BusLimits
 from rtbus.service import Settings, SettingsError, SimUpstream, StartupSession, load_settings
 
 KEY = "sk-test-0123456789abcdef"
@@ -234,13 +235,13 @@ def test_every_problem_is_reported_at_once(write: Write) -> None:
         """
     )
     found = problems(path)
-    assert set(found) == {"http.port", "log.format", "sessions[1].session", "unknown"}
-    assert "session.instructions" in found["sessions[1].session"]
+    assert set(found) == {"http.port", "log.format", "sessions[1].session.instructions", "unknown"}
+    assert "expected a string" in found["sessions[1].session.instructions"]
 
 
 def test_a_session_config_is_checked_in_the_defaults_too(write: Write) -> None:
     found = problems(write('[session_defaults]\nsession = { audio = "loud" }\n'))
-    assert list(found) == ["session_defaults.session"]
+    assert list(found) == ["session_defaults.session.audio"]
 
 
 def test_duplicate_session_ids(write: Write) -> None:
@@ -348,3 +349,33 @@ def test_a_secret_is_never_in_an_error(write: Write) -> None:
     assert found == {"upstream.api_key": "expected a string", "http.token": "expected a string"}
     env = {"OPENAI_API_KEY": KEY, "RTBUS_UPSTREAM_KIND": "openai", "OPENAI_BASE_URL": KEY}
     assert KEY not in str(problems(None, env))
+
+
+def test_the_conversation_record_is_configured_per_session_defaults(write: Write) -> None:
+    path = write(
+        """
+        [session_defaults]
+        resume = false
+        record_max_items = 50
+        record_max_bytes = 4096
+        """
+    )
+    spec = load_settings(path, environ={}).session_defaults.spec()
+    assert (spec.resume, spec.record.max_items, spec.record.max_bytes) == (False, 50, 4096)
+    assert load_settings(None, environ={}).session_defaults.spec().resume is True
+
+
+def test_a_record_bound_below_one_is_refused(write: Write) -> None:
+    found = problems(write("[session_defaults]\nrecord_max_items = 0\n"))
+    assert "session_defaults.record_max_items" in found
+
+
+def test_bus_limits_come_from_the_file_and_the_environment(write: Write) -> None:
+    path = write("[bus]\nblock_timeout_seconds = 2.5\npublisher_blocked_warn_seconds = 0.5\n")
+    settings = load_settings(path, environ={"RTBUS_BUS_BLOCK_TIMEOUT_SECONDS": "7"})
+    limits = settings.service_config(OpenAIConfig(api_key=KEY)).bus_limits
+    assert (limits.remote_block_timeout, limits.blocked_warn_seconds) == (7.0, 0.5)
+    assert Settings().bus.limits() == BusLimits()  # the bus owns the defaults
+    assert problems(write("[bus]\nblock_timeout_seconds = 0\n")) == {
+        "bus.block_timeout_seconds": "must be a positive number, got 0.0"
+    }

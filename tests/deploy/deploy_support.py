@@ -63,6 +63,13 @@ CATALOGUE = frozenset(
         "rtbus_time_to_first_audio_seconds",
         "rtbus_rate_limit_remaining",
         "rtbus_rate_limit_limit",
+        # the conversation outliving the connection
+        "rtbus_session_resumes_total",
+        "rtbus_session_recycles_total",
+        "rtbus_session_items_restored_total",
+        "rtbus_session_items_dropped_total",
+        "rtbus_session_resume_wait_seconds",
+        "rtbus_session_recycle_pause_seconds",
         # bus and actors
         "rtbus_bus_published_total",
         "rtbus_bus_delivered_total",
@@ -71,6 +78,8 @@ CATALOGUE = frozenset(
         "rtbus_bus_queue_depth",
         "rtbus_bus_queue_fill_ratio_max",
         "rtbus_bus_publishers_waiting",
+        "rtbus_bus_publisher_blocked_seconds_max",
+        "rtbus_bus_subscribers_disconnected_total",
         "rtbus_actor_restarts_total",
         "rtbus_actor_failures_total",
         "rtbus_actor_gave_up_total",
@@ -94,6 +103,9 @@ CATALOGUE = frozenset(
         "rtbus_redis_reclaimed_total",
         "rtbus_redis_dead_lettered_total",
         "rtbus_redis_trimmed_before_ack_total",
+        "rtbus_redis_lost_total",
+        "rtbus_redis_consumer_lost_total",
+        "rtbus_redis_groups_recreated_total",
     }
 )
 # Series a histogram (or summary) exports beside its base name.

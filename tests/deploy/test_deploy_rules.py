@@ -29,6 +29,7 @@ REQUIRED_ALERTS = {
     "RtbusRedisPendingGrowing",
     "RtbusRedisDeadLetters",
     "RtbusRedisTrimmedBeforeAck",
+    "RtbusRedisDataLost",
 }
 NEVER = "vector(1) == 0"
 

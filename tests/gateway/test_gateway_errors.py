@@ -103,9 +103,37 @@ async def test_a_bad_event_is_refused_and_the_session_goes_on(
     assert answer == {
         "frame": "result",
         "req": 3,
-        "result": {"session": "s1", "type": "input_audio_buffer.clear", "status": "sent"},
+        "result": {
+            "session": "s1",
+            "type": "input_audio_buffer.clear",
+            "event_id": "s1:2",
+            "status": "sent",
+        },
     }
     assert service.sessions["s1"].statistics().state.value == "ready"
+
+
+async def test_an_event_the_upstream_would_refuse_gets_an_error_frame_naming_its_path(
+    gateway: GatewayApp, service: Service
+) -> None:
+    # Checked as strictly as the upstream checks it: the typo never reaches the upstream.
+    session = await service.open_session(id="s1")
+    sent = session.statistics().send_queue.sent
+    events = [
+        ({"type": "response.create", "extra": 1}, "'extra'"),
+        ({"type": "response.create", "response": {"extra": 1}}, "'response.extra'"),
+        (
+            {"type": "session.update", "session": {"type": "realtime", "audio": {"x": 1}}},
+            "'session.audio.x'",
+        ),
+    ]
+    async with raw_socket(gateway) as raw:
+        for req, (event, path) in enumerate(events):
+            error = await raw.ask({"op": "send", "req": req, "session": "s1", "event": event})
+            assert_error(error, "invalid_event", req)
+            assert path in error["message"], error
+        await assert_still_working(raw, service)
+    assert session.statistics().send_queue.sent == sent
 
 
 async def test_too_many_subscriptions_are_refused_and_the_rest_go_on(

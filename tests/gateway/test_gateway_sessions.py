@@ -108,6 +108,8 @@ async def test_closing_a_session_publishes_its_lifecycle_event_as_a_mapping(
         (lambda bus: bus.close_session("nobody"), "unknown_session"),
         (lambda bus: bus.open_session(id="s1"), "duplicate_id"),
         (lambda bus: bus.open_session(session={"instructions": 5}), "invalid_field"),
+        (lambda bus: bus.open_session(session={"audio": {"outptu": {}}}), "invalid_field"),
+        (lambda bus: bus.send("s1", {"type": "response.create", "extra": 1}), "invalid_event"),
         (lambda bus: bus.open_session(id="a/b"), "invalid_field"),
     ],
 )

@@ -71,6 +71,9 @@ requests: st.SearchStrategy[Request] = st.one_of(
         maxsize=st.integers(1, LIMITS.max_maxsize),
         overflow=st.sampled_from(OverflowPolicy),
         credit=st.integers(0, LIMITS.max_maxsize),
+        block_timeout=st.one_of(
+            st.none(), st.floats(0, LIMITS.max_block_timeout, exclude_min=True)
+        ),
     ),
     st.builds(Unsubscribe, req=reqs, sub=ids),
     st.builds(Credit, sub=ids, n=st.integers(1, 2**31)),
@@ -304,3 +307,16 @@ def test_text_and_binary_frames_read_alike() -> None:
 def test_a_server_frame_the_client_cannot_read_is_a_wire_error(frame: bytes) -> None:
     with pytest.raises(WireError):
         parse_server_frame(frame)
+
+
+@pytest.mark.parametrize("value", [0, -1, 5.5, True, "1", None, float("nan"), float("inf")])
+def test_a_block_timeout_is_seconds_above_zero_up_to_the_limit(value: object) -> None:
+    frame = orjson.dumps({"op": "subscribe", "req": 1, "sub": "a", "block_timeout": value})
+    code, _, _, message = _code(frame, Limits(max_block_timeout=5.0))
+    assert code is ErrorCode.INVALID_FIELD
+    assert "at most 5" in message
+
+
+def test_a_block_timeout_within_the_limit_is_taken_as_seconds() -> None:
+    frame = b'{"op": "subscribe", "req": 1, "sub": "a", "block_timeout": 2}'
+    assert parse_request(frame, LIMITS) == Subscribe(req=1, sub="a", block_timeout=2.0)

@@ -40,7 +40,12 @@ async def test_a_session_opened_used_inspected_and_closed_over_http(
     async with service.bus.subscribe(sessions="s1") as sub:
         sent = await api.post("/v1/sessions/s1/events", {"type": "response.create"})
         assert sent.status == 202, sent
-        assert sent.json() == {"session": "s1", "type": "response.create", "status": "sent"}
+        assert sent.json() == {
+            "session": "s1",
+            "type": "response.create",
+            "event_id": "s1:2",
+            "status": "sent",
+        }
         assert (await take_until(sub, "response.done"))[0].type == "response.created"
 
     one = await api.get("/v1/sessions/s1")
@@ -211,6 +216,23 @@ BAD_EVENTS = [
         "instructions",
         id="nested",
     ),
+    # The upstream refuses these with unknown_parameter / invalid_value, costing the session.
+    pytest.param({"type": "response.create", "extra": 1}, "at 'extra'", id="unknown-field"),
+    pytest.param(
+        {"type": "response.create", "response": {"extra": 1}},
+        "at 'response.extra'",
+        id="unknown-nested-field",
+    ),
+    pytest.param(
+        {"type": "session.update", "session": {"type": "realtime", "max_output_tokens": 0}},
+        "at 'session.max_output_tokens'",
+        id="out-of-range",
+    ),
+    pytest.param(
+        {"type": "input_audio_buffer.append", "audio": "not base64!"},
+        "base64",
+        id="not-base64",
+    ),
 ]
 
 
@@ -223,6 +245,46 @@ async def test_a_bad_event_is_422_and_nothing_is_sent(
     assert error_of(response) == (422, "invalid_event")
     assert says in response.json()["error"]["message"]
     assert sim.statistics().frames_received == frames
+
+
+async def test_an_item_reference_in_response_input_is_sent(api: Api, service: Service) -> None:
+    # openai's types accept references to existing items as response input; so does rtbus.
+    assert (await api.post("/v1/sessions", {"id": "s1"})).status == 201
+    reference = {"type": "item_reference", "id": "item_1"}
+    event = {"type": "response.create", "response": {"conversation": "none", "input": [reference]}}
+    async with service.bus.subscribe(sessions="s1") as sub:
+        response = await api.post("/v1/sessions/s1/events", event)
+        assert response.status == 202, response
+        assert (await take_until(sub, "response.done"))[0].type == "response.created"
+
+
+BAD_SESSION_CONFIGS = [
+    pytest.param({"audio": {"output": {"voise": "ash"}}}, "session.audio.output.voise", id="typo"),
+    pytest.param({"audio": {"output": {"voice": "nope"}}}, "session.audio.output.voice", id="enum"),
+    pytest.param({"tools": [{"type": "function"}]}, "session.tools[0].name", id="missing"),
+    pytest.param({"audio": {"output": {"speed": 9}}}, "session.audio.output.speed", id="range"),
+]
+
+
+@pytest.mark.parametrize(("session", "key"), BAD_SESSION_CONFIGS)
+async def test_a_session_config_the_upstream_would_refuse_is_400_before_any_connection(
+    api: Api, service: Service, sim: SimServer, session: dict[str, Any], key: str
+) -> None:
+    # Today's alternative was a 502 after the upstream refused it: a connection made, a
+    # session failure counted, rtbus.session.failed published. None of that may happen.
+    connections = sim.statistics().connections_total
+    published = service.bus.statistics().published
+    supervision = dict(service.supervision_counts())
+    response = await api.post("/v1/sessions", {"id": "bad", "session": session})
+    assert error_of(response) == (400, "invalid_field")
+    message = response.json()["error"]["message"]
+    assert message.startswith(f"session config: {key}: "), message
+    assert "rt.on('error'" not in message
+    await trio.testing.wait_all_tasks_blocked()
+    assert sim.statistics().connections_total == connections
+    assert service.bus.statistics().published == published
+    assert await api.session_ids() == []
+    assert dict(service.supervision_counts()) == supervision
 
 
 async def test_a_non_object_event_is_400(api: Api, idle: Subscription) -> None:

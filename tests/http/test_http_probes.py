@@ -71,7 +71,8 @@ async def test_metrics_counts_a_method_outside_the_standard_ones_as_other(api: A
 async def test_readyz_waits_for_the_required_sessions(api: Api, service: Service) -> None:
     ready = await api.get("/readyz", headers=[])
     assert ready.status == 200, ready
-    assert ready.json() == {"status": "ready", "checks": {"service": "ok", "supervision": "ok"}}
+    checks = {"service": "ok", "supervision": "ok", "bus": "ok"}
+    assert ready.json() == {"status": "ready", "checks": checks}
 
     service.require_sessions(["s1", "s2"])
     waiting = await api.get("/readyz")
@@ -83,6 +84,7 @@ async def test_readyz_waits_for_the_required_sessions(api: Api, service: Service
             "supervision": "ok",
             "session s1": "absent",
             "session s2": "absent",
+            "bus": "ok",
         },
     }
 
@@ -123,7 +125,8 @@ async def test_readiness_refuses_bad_declarations_and_changes_nothing(service: S
         service.require_sessions("s1")
     with pytest.raises(ValueError, match="non-empty string"):
         service.require_sessions(["s1", ""])
-    assert service.readiness().checks == {"service": "ok", "supervision": "ok", "redis": "ok"}
+    checks = {"service": "ok", "supervision": "ok", "bus": "ok", "redis": "ok"}
+    assert service.readiness().checks == checks
 
 
 async def test_readyz_says_when_a_supervisor_gave_up(sim: SimServer) -> None:

@@ -69,6 +69,32 @@ async def test_a_full_blocking_subscription_shows_a_waiting_publisher(
     assert stalled.value("rtbus_bus_queue_fill_ratio_max", policy="block") == 1.0
 
 
+async def test_a_subscriber_cut_loose_for_being_too_slow_is_counted(
+    sim: SimServer, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with open_service(upstream(sim)) as svc:
+        session = await svc.open_session(id="s1")
+        async with (
+            svc.bus.subscribe(sessions="s1", types="response.done") as healthy,
+            svc.bus.subscribe(sessions="s1", maxsize=1, block_timeout=5.0) as slow,
+        ):
+            await session.send(CREATE)
+            await trio.sleep(3.0)  # the session waits on `slow`, which nobody reads
+            blocked = Scrape(svc)
+            await healthy.receive()  # the session went on past the timeout
+            after = Scrape(svc)
+            assert slow.closed
+    assert blocked.value("rtbus_bus_publisher_blocked_seconds_max") == 3.0
+    disconnected = {"policy": "block", "reason": "too_slow"}
+    assert blocked.value("rtbus_bus_subscribers_disconnected_total", **disconnected) == 0
+    assert after.value("rtbus_bus_publisher_blocked_seconds_max") == 0.0
+    assert after.value("rtbus_bus_dropped_total", policy="block") > 0
+    assert after.by("rtbus_bus_subscribers_disconnected_total", "reason") == {
+        "too_slow": 1,
+        "overflow": 0,
+    }
+
+
 async def test_a_worker_past_its_own_budget_is_given_up_on_and_counted(
     sim: SimServer, autojump_clock: trio.testing.MockClock
 ) -> None:

@@ -74,6 +74,8 @@ async def test_every_catalogue_family_is_exported_with_its_type() -> None:
         "rtbus_bus_queue_depth": "gauge",
         "rtbus_bus_queue_fill_ratio_max": "gauge",
         "rtbus_bus_publishers_waiting": "gauge",
+        "rtbus_bus_subscribers_disconnected": "counter",
+        "rtbus_bus_publisher_blocked_seconds_max": "gauge",
         "rtbus_actor_restarts": "counter",
         "rtbus_actor_failures": "counter",
         "rtbus_supervisor_remaining_intensity": "gauge",

@@ -27,6 +27,7 @@ async def test_a_session_that_talks_is_counted_by_state_type_and_bytes(
         stats = session.statistics()
     assert scrape.by("rtbus_sessions", "state") == {
         "connecting": 0,
+        "resuming": 0,
         "ready": 1,
         "reconnecting": 0,
         "closing": 0,
@@ -123,20 +124,22 @@ async def test_a_bad_key_is_a_failure_labelled_by_its_http_status(
 async def test_server_errors_are_counted_by_type_and_code(
     sim: SimServer, autojump_clock: trio.testing.MockClock
 ) -> None:
-    unknown_field = {"type": "session.update", "session": {"type": "realtime", "voice": 7}}
+    # Valid events (rtbus refuses invalid ones itself) that the upstream refuses.
+    no_such_item = {"type": "conversation.item.delete", "item_id": "no_such_item"}
     async with open_service(upstream(sim)) as svc, svc.bus.subscribe(types="error") as errors:
         session = await svc.open_session(id="s1")
-        await session.send(unknown_field)
+        await session.send(no_such_item)
         await session.send({"type": "input_audio_buffer.commit"})
         received = [await errors.receive(), await errors.receive()]
         scrape = Scrape(svc)
     codes = [e.event.error.code for e in received]  # type: ignore[attr-defined]
-    assert codes == ["unknown_parameter", "input_audio_buffer_commit_empty"]
+    assert codes == ["item_not_found", "input_audio_buffer_commit_empty"]
     assert scrape.by("rtbus_server_errors_total", "code") == dict.fromkeys(codes, 1)
     assert set(scrape.by("rtbus_server_errors_total", "type")) == {"invalid_request_error"}
     assert scrape.value("rtbus_server_events_total", type="error") == 2
     assert scrape.by("rtbus_client_events_total", "type") == {
-        "session.update": 2,
+        "session.update": 1,
+        "conversation.item.delete": 1,
         "input_audio_buffer.commit": 1,
     }
 

@@ -54,6 +54,6 @@ def test_reconnect_policy_defaults_are_the_tables_reconnect_rows() -> None:
     from rtbus.transport import ReconnectPolicy
 
     policy = ReconnectPolicy()
-    assert policy.retry_close_codes == {1001, 1006, 1011, 1012, 1013}
+    assert policy.retry_close_codes == {1001, 1005, 1006, 1011, 1012, 1013, 1015}
     assert policy.retry_error_codes == {"session_expired"}
     assert policy.retry_http_statuses == {408, 429, *range(500, 600)}

@@ -103,11 +103,52 @@ def test_server_events_round_trip(event: Any) -> None:
     assert decode_server_event(encode(event)) == event
 
 
+#: The codes a strict client decode may refuse a well-typed event with (the server's rules).
+RULE_CODES = {
+    "invalid_value",
+    "integer_below_min_value",
+    "integer_above_max_value",
+    "decimal_below_min_value",
+    "decimal_above_max_value",
+    "array_above_max_length",
+    "missing_required_parameter",
+}
+
+
 @PROPERTY
 @given(CLIENT_EVENTS)
-def test_client_events_round_trip(event: Any) -> None:
-    assert decode_client_event(encode(event)) == event
-    assert client_event_from_dict(orjson.loads(encode(event))) == event
+def test_client_events_round_trip_or_are_refused_for_a_named_reason(event: Any) -> None:
+    # Client events are strict: an unknown field anywhere is refused, and so is a value the
+    # server's rules refuse; everything else comes back as it went.
+    refusal = _refusal(encode(event))
+    if refusal is None:
+        assert not _has_extra(event)
+        assert decode_client_event(encode(event)) == event
+        assert client_event_from_dict(orjson.loads(encode(event))) == event
+    else:
+        assert refusal.path is not None
+        unknown = {"unknown_parameter"} if _has_extra(event) else set()
+        assert refusal.code in RULE_CODES | unknown
+
+
+def _refusal(frame: bytes) -> ProtocolError | None:
+    try:
+        decode_client_event(frame)
+    except ProtocolError as exc:
+        return exc
+    return None
+
+
+def _has_extra(value: Any) -> bool:
+    if isinstance(value, tuple):
+        return any(_has_extra(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_extra(v) for v in value.values())
+    if not attrs.has(type(value)):
+        return False
+    if value._extra:
+        return True
+    return any(_has_extra(getattr(value, f.name)) for f in attrs.fields(type(value)))
 
 
 @PROPERTY

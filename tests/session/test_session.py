@@ -128,7 +128,7 @@ async def test_unhandled_recoverable_error_is_a_failure_that_restarts(
         "rtbus.session.failed",
         "rtbus.session.reconnected",
     ]
-    assert "bind" in envelopes[1].event.reason, "the seed's hint says how to take errors"  # type: ignore[attr-defined]
+    assert "handled by nobody" in envelopes[1].event.reason, "it says how to take errors"  # type: ignore[attr-defined]
 
 
 async def test_recoverable_error_with_a_subscriber_keeps_the_session(
@@ -136,11 +136,12 @@ async def test_recoverable_error_with_a_subscriber_keeps_the_session(
 ) -> None:
     async with open_service(upstream(sim)) as svc, svc.bus.subscribe(types="error") as errors:
         session = await svc.open_session(id="s1")
-        await session.send({"type": "session.update", "session": {"type": "realtime", "voice": 7}})
+        # Valid as an event (rtbus sends it), refused by the upstream: no such item.
+        await session.send({"type": "conversation.item.delete", "item_id": "no_such_item"})
         error = await errors.receive()
         await session.send(CREATE)
         assert session.state is SessionState.READY
-    assert error.event.error.param == "session.voice"  # type: ignore[attr-defined]
+    assert error.event.error.param == "item_id"  # type: ignore[attr-defined]
     assert error.event.error.event_id.startswith("s1:"), "rtbus stamped the event id"  # type: ignore[attr-defined]
     assert sim.statistics().connections_total == 1
 

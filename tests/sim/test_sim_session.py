@@ -152,6 +152,94 @@ def test_unknown_key_on_a_client_event_is_refused() -> None:
     assert (error["code"], error["param"]) == ("unknown_parameter", "extra")
 
 
+@pytest.mark.parametrize(
+    ("event", "code", "param"),
+    [
+        ({"type": "response.create", "extra": 1}, "unknown_parameter", "extra"),
+        (
+            {"type": "response.create", "response": {"extra": 1}},
+            "unknown_parameter",
+            "response.extra",
+        ),
+        (
+            {
+                "type": "response.create",
+                "response": {"input": [{"type": "message", "role": "user", "content": [{"x": 1}]}]},
+            },
+            "unknown_parameter",
+            "response.input[0].content[0].x",
+        ),
+        (
+            {
+                "type": "response.create",
+                "response": {"tools": [{"type": "mcp", "server_label": "s"}]},
+            },
+            "invalid_value",
+            "response.tools[0].type",
+        ),
+        (
+            {"type": "session.update", "session": {"type": "transcription"}},
+            "invalid_value",
+            "session.type",
+        ),
+        (
+            {"type": "response.create", "response": {"conversation": "elsewhere"}},
+            "invalid_value",
+            "response.conversation",
+        ),
+    ],
+)
+def test_the_protocols_refusals_come_back_in_the_servers_words(
+    event: Event, code: str, param: str
+) -> None:
+    # The simulator checks with rtbus.protocol's models; the codes and params are the server's.
+    error = only_error(Script().send({**event, "event_id": "evt_9"}))
+    assert (error["code"], error["param"], error["event_id"]) == (code, param, "evt_9")
+
+
+def test_range_and_type_messages_are_the_servers() -> None:
+    update = {"type": "realtime", "max_output_tokens": 0, "instructions": "x"}
+    error = only_error(Script().send({"type": "session.update", "session": update}))
+    assert error["message"] == (
+        "Invalid 'session.max_output_tokens': integer below minimum value. "
+        "Expected a value >= 1, but got 0 instead."
+    )
+    error = only_error(Script().send({"type": "session.update", "session": {"type": 7}}))
+    assert error["code"] == "invalid_value"
+    update = {"type": "realtime", "audio": {"output": {"speed": "fast"}}}
+    error = only_error(Script().send({"type": "session.update", "session": update}))
+    assert error["message"] == (
+        "Invalid type for 'session.audio.output.speed': expected a decimal, "
+        "but got a string instead."
+    )
+
+
+def test_an_absent_optional_tag_is_read_as_the_protocol_reads_it() -> None:
+    # The session works on the event as the models read it, so the tag the schema lets a
+    # client leave out is there: a format with no type is PCM, a tool with no type a function.
+    update = {
+        "type": "realtime",
+        "audio": {"input": {"format": {}}},
+        "tools": [{"name": "lookup"}],
+    }
+    [updated] = Script().send({"type": "session.update", "session": update})
+    session = updated["session"]
+    assert isinstance(session, dict)
+    assert session["audio"]["input"]["format"] == {"type": "audio/pcm", "rate": 24000}
+    assert session["tools"] == [{"type": "function", "name": "lookup"}]
+
+
+def test_response_create_takes_item_references_as_input() -> None:
+    script = Script()
+    [*_, done] = script.send(user_text("hi"))
+    item_id = done["item"]["id"]  # type: ignore[index]
+    reference = {"type": "item_reference", "id": item_id}
+    events = script.send(
+        {"type": "response.create", "response": {"conversation": "none", "input": [reference]}}
+    )
+    assert types(events)[0] == "response.created"
+
+
 def test_append_rejects_invalid_base64() -> None:
     error = only_error(Script().send({"type": "input_audio_buffer.append", "audio": "***"}))
     assert (error["code"], error["param"]) == ("invalid_value", "audio")

@@ -7,8 +7,9 @@ with RedisServer.running(tmp_path) as server:     # waits until it answers PING
 ```
 
 It persists with an fsync'd append-only file, so a stop (SIGTERM) and a start lose nothing
-Redis acknowledged; ``kill`` (SIGKILL) is the crash. Readiness is polled with a deadline,
-never a bare sleep.
+Redis acknowledged; ``kill`` (SIGKILL) is the crash. With ``persistent=False`` it keeps
+nothing on disk: a restart comes back empty, as an unconfigured Redis does. Readiness is
+polled with a deadline, never a bare sleep.
 """
 
 from __future__ import annotations
@@ -33,18 +34,23 @@ _POLL = 0.01
 class RedisServer:
     """One ``redis-server`` process (and its restarts) on ``port`` with data in ``directory``."""
 
-    def __init__(self, directory: Path, *, password: str | None = None) -> None:
+    def __init__(
+        self, directory: Path, *, password: str | None = None, persistent: bool = True
+    ) -> None:
         self.binary = require_binary("redis-server", "redis-server")
         self.directory = directory
         self.password = password
+        self.persistent = persistent
         self.port = free_port()
         self._process: subprocess.Popen[bytes] | None = None
 
     @classmethod
     @contextlib.contextmanager
-    def running(cls, directory: Path, *, password: str | None = None) -> Iterator[RedisServer]:
+    def running(
+        cls, directory: Path, *, password: str | None = None, persistent: bool = True
+    ) -> Iterator[RedisServer]:
         """A started server, killed when the block ends whatever happened."""
-        server = cls(directory, password=password)
+        server = cls(directory, password=password, persistent=persistent)
         server.start()
         try:
             yield server
@@ -94,7 +100,7 @@ class RedisServer:
             "--bind", "127.0.0.1",
             "--dir", str(self.directory),
             "--save", "",
-            "--appendonly", "yes",
+            "--appendonly", "yes" if self.persistent else "no",
             "--appendfsync", "always",
             "--protected-mode", "no",
         ]  # fmt: skip

@@ -12,6 +12,7 @@ from rtbus.protocol import (
     InputAudioBufferClearEvent,
     ProtocolError,
     ResponseCreateEvent,
+    ResponseCreateParams,
     encode,
 )
 from rtbus.transport import RealtimeWebSocket, open_realtime
@@ -27,11 +28,34 @@ async def test_events_go_out_as_text_frames(nursery: trio.Nursery) -> None:
 
 
 async def test_a_dict_goes_out_as_its_own_json(nursery: trio.Nursery) -> None:
-    event = {"type": "response.create", "response": {"instructions": "hi", "new_field": [1]}}
+    # Checked, then sent as written: its key order, not the model's (which puts type first).
+    event = {"response": {"metadata": None, "instructions": "hi"}, "type": "response.create"}
     received: list[str | bytes] = []
     async with recording(nursery, received) as rt:
         await rt.send(event)
-    assert [orjson.loads(frame) for frame in received] == [event]
+    assert received == [orjson.dumps(event).decode()]
+
+
+async def test_a_typed_event_holding_what_the_upstream_refuses_is_refused(
+    nursery: trio.Nursery,
+) -> None:
+    # attrs checks nothing a typed event holds; the frame is checked before it is sent.
+    event = ResponseCreateEvent(response=ResponseCreateParams(max_output_tokens=0))
+    received: list[str | bytes] = []
+    async with recording(nursery, received) as rt:
+        with pytest.raises(ProtocolError, match=r"'response\.max_output_tokens'"):
+            await rt.send(event)
+    assert received == []
+
+
+async def test_a_dict_with_a_field_the_upstream_does_not_know_is_refused(
+    nursery: trio.Nursery,
+) -> None:
+    received: list[str | bytes] = []
+    async with recording(nursery, received) as rt:
+        with pytest.raises(ProtocolError, match=r"'response\.new_field'"):
+            await rt.send({"type": "response.create", "response": {"new_field": [1]}})
+    assert received == []
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,9 @@ Invariants:
 * ``up`` is what the last command found: it turns false on an unavailable error and true on
   the next success. ``wait_until_up`` pings on the shared backoff curve (``rtbus._backoff``)
   until Redis answers; a refusal (a wrong password) is raised, not retried.
-* The server's version is read once, at the first successful ping; a server older than
-  ``MINIMUM_VERSION`` raises ``RedisVersionError``. Commands newer than that are used only
-  where ``has(feature)`` says the server knows them.
+* The server's version (and its ``run_id``) is read once, at the first successful ping; a
+  server older than ``MINIMUM_VERSION`` raises ``RedisVersionError``. Commands newer than
+  that are used only where ``has(feature)`` says the server knows them.
 * coredis runs on trio through anyio and its client is an async context manager with a task
   group inside: ``open_link`` enters it in the caller's task (the parent of every task that
   shares it) and takes a lone exception back out of the group it was wrapped in, so callers
@@ -111,6 +111,7 @@ class RedisLink:
         self._rng = random.Random()
         self._version: Version | None = None
         self._version_text: str | None = None
+        self._run_id: bytes | None = None
         self._up = False
         self._reconnects = 0
         self._down_since: float | None = trio.current_time()  # down until it first answers
@@ -128,6 +129,12 @@ class RedisLink:
     def down_since(self) -> float | None:
         """The trio time Redis was last found down, or ``None`` while it is up."""
         return self._down_since
+
+    @property
+    def first_run_id(self) -> bytes | None:
+        """The ``run_id`` of the server as found at the first connect: what a ledger compares
+        with, so a restart between that connect and its first check still counts."""
+        return self._run_id
 
     @property
     def config(self) -> RedisConfig:
@@ -190,6 +197,8 @@ class RedisLink:
         if version < MINIMUM_VERSION:
             raise RedisVersionError(text, ".".join(map(str, MINIMUM_VERSION)))
         self._version, self._version_text = version, text
+        run_id = info.get("run_id")
+        self._run_id = None if run_id is None else _text(run_id).encode()
 
     def _map(self, operation: str, exc: BaseException) -> RedisError | None:
         for kind, factory in _ERROR_MAP:

@@ -20,14 +20,16 @@ Invariants:
   the next round.
 * Past ``max_deliveries`` an entry is not handed out again: it goes to the dead-letter stream
   with the last failure recorded for it. An entry that cannot be decoded goes there at once.
-* An entry trimmed before the group acknowledged it is lost; each one is counted (statistics
-  and ``rtbus_redis_trimmed_before_ack_total``) and reported to ``on_lost`` (or logged as a
-  warning without one). None is passed over silently.
+* Every loss -- an entry trimmed before the group acknowledged it, the group gone with
+  Redis's data, a gap in a session's ``seq``, dead letters Redis lost -- is counted and
+  reported to ``on_lost`` (or logged as a warning without one) by ``LossReporter``
+  (``_losses``, which says when each is found). None is passed over silently.
 * Entries outside the subscription's ``types``/``sessions`` filters are acknowledged unseen
   (counted as ``skipped``): filters belong to the group, so all its consumers must share them.
 * While Redis is down, reads wait on the backoff curve and resume; acknowledgements that could
   not be sent stay queued and go with the next send. Redis losing its data (the group is gone)
-  makes the group again and goes on.
+  makes the group again, reports it, and goes on; entries read before that are still handed
+  out (at-least-once).
 """
 
 from __future__ import annotations
@@ -35,9 +37,9 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
-from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable
-from typing import Any
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import TypeVar
 
 import attrs
 import trio
@@ -50,6 +52,7 @@ from ._config import RedisConfig
 from ._errors import GroupMissingError, RedisError, RedisUnavailableError, RedisVersionError
 from ._group import Failure, GroupMember, Pending
 from ._layout import RedisEnvelope, StreamLayout, decode_entry
+from ._losses import LossReporter, LostEntries, LostHandler
 from ._metrics import GroupCounts, RedisMetrics
 
 __all__ = ["ConsumerStatistics", "LostEntries", "RedisSubscription"]
@@ -60,16 +63,7 @@ _ACK_DELAY = 0.05
 _REQUIRED_FOR_GROUPS = "7.0"
 
 Handler = Callable[[RedisEnvelope], object]
-LostHandler = Callable[["LostEntries"], object]
-
-
-@attrs.frozen
-class LostEntries:
-    """Entries of ``stream`` trimmed before ``group`` acknowledged them: gone for good."""
-
-    stream: str
-    group: str
-    entry_ids: tuple[str, ...]
+T = TypeVar("T")
 
 
 @attrs.frozen
@@ -82,6 +76,8 @@ class ConsumerStatistics:
     * ``reclaimed`` -- entries taken over after they sat idle with some consumer.
     * ``dead_lettered`` -- moved to the dead-letter stream.
     * ``trimmed`` -- lost: trimmed from the stream before the group acknowledged them.
+    * ``missed`` -- lost: events of a session whose ``seq`` jumped over them (gaps).
+    * ``recreated`` -- times the group was found gone (Redis lost it) and made again.
     * ``skipped`` -- outside this subscription's filters, acknowledged unseen.
     * ``up`` -- whether Redis answered the last command.
     """
@@ -93,6 +89,8 @@ class ConsumerStatistics:
     reclaimed: int
     dead_lettered: int
     trimmed: int
+    missed: int
+    recreated: int
     skipped: int
     up: bool
 
@@ -123,8 +121,12 @@ class RedisSubscription(trio.abc.AsyncResource):
         self._types, self._sessions = parse_types(types), parse_sessions(sessions)
         self._keys = layout.keys_for(self._types, streams)
         self.group, self.consumer = group, consumer
-        self._raw, self._start, self._on_lost = raw, start, on_lost
+        self._raw, self._start = raw, start
         self._metrics = metrics if metrics is not None else RedisMetrics()
+        self._losses = LossReporter(
+            layout, self._keys, group=group, consumer=consumer, on_lost=on_lost,
+            metrics=self._metrics,
+        )  # fmt: skip
         self._stack = contextlib.AsyncExitStack()
         self._link: RedisLink | None = None
         self._member: GroupMember | None = None
@@ -137,7 +139,7 @@ class RedisSubscription(trio.abc.AsyncResource):
         self._busy = self._closed = self._entered = False
         self._counts = dict.fromkeys(
             ("delivered", "redelivered", "acked", "failed", "reclaimed", "dead_lettered",
-             "trimmed", "skipped"),
+             "skipped"),
             0,
         )  # fmt: skip
 
@@ -149,7 +151,11 @@ class RedisSubscription(trio.abc.AsyncResource):
 
     def statistics(self) -> ConsumerStatistics:
         up = self._link is not None and self._link.up
-        return ConsumerStatistics(**self._counts, up=up)
+        losses = self._losses.counts
+        return ConsumerStatistics(
+            **self._counts, trimmed=losses["trimmed"], missed=losses["missed"],
+            recreated=losses["recreated"], up=up,
+        )  # fmt: skip
 
     # -- lifetime --------------------------------------------------------------------------
 
@@ -285,13 +291,20 @@ class RedisSubscription(trio.abc.AsyncResource):
             await self._reclaim(member, now)
         else:
             block = min(_MAX_BLOCK, self._next_reclaim - now)
-            self._ready.extend(await member.read(block))
+            found = await member.read(block)
+            self._losses.read(Counter(pending.key for pending in found), self._config.batch_size)
+            self._ready.extend(found)
 
     async def _reclaim(self, member: GroupMember, now: float) -> None:
         result = await member.reclaim()
         self._next_reclaim = now if not result.done else now + self._reclaim_every
         for key, ids in result.trimmed.items():
-            await self._lost(member, key, ids)
+            await member.forget_failures(key, ids)
+            await self._losses.trimmed(key, ids)
+        if result.done:
+            # Live consumers read at least every _MAX_BLOCK; a dead one's idle time grows.
+            alone = await member.alone(max(self._config.reclaim_idle_seconds, 2 * _MAX_BLOCK))
+            await self._losses.audit(alone, self._link_or_fail())
         # An entry read but not handed out yet can idle past the reclaim time too: keep one.
         held = {(pending.key, pending.entry_id) for pending in self._ready}
         for pending in result.entries:
@@ -310,6 +323,7 @@ class RedisSubscription(trio.abc.AsyncResource):
         except ProtocolError as exc:
             await self._dead_letter(member, pending, Failure.of(exc, self.consumer))
             return None
+        await self._losses.seen(envelope)  # before the filters: they leave no gap
         if self._types.matches(envelope.type) and self._wants(envelope.session_id):
             return envelope
         self._ack(pending, handled=False)
@@ -380,7 +394,8 @@ class RedisSubscription(trio.abc.AsyncResource):
                 "(its consumers stopped or took longer than the reclaim idle time)",
                 self.consumer,
             )
-        await member.dead_letter(pending, failure)
+        dead_id = await member.dead_letter(pending, failure)
+        self._losses.dead_letters.record(self._layout.dead_letter_key, [dead_id])
         self._counts["dead_lettered"] += 1
         self._group_counts(pending.key).dead_lettered += 1
         _log.warning(
@@ -389,41 +404,21 @@ class RedisSubscription(trio.abc.AsyncResource):
             pending.deliveries - 1, failure.error_type,
         )  # fmt: skip
 
-    async def _lost(self, member: GroupMember, key: bytes, ids: tuple[bytes, ...]) -> None:
-        stream = self._layout.names[key]
-        self._counts["trimmed"] += len(ids)
-        self._group_counts(key).trimmed_before_ack += len(ids)
-        await member.forget_failures(key, ids)
-        lost = LostEntries(stream, self.group, tuple(i.decode() for i in ids))
-        if self._on_lost is None:
-            _log.warning(
-                "redis consumer %s: %d entries of %s were trimmed before group %s acknowledged "
-                "them: lost", self.consumer, len(ids), stream, self.group,
-            )  # fmt: skip
-            return
-        result = self._on_lost(lost)
-        if inspect.isawaitable(result):
-            await result
-
     # -- recovery --------------------------------------------------------------------------
 
     async def _pause(self) -> None:
         await self._link_or_fail().pause()
 
     async def _rejoin(self, member: GroupMember) -> None:
-        _log.warning(
-            "redis consumer %s: group %s is gone; making it again", self.consumer, self.group
-        )
-        self._ready.clear()
+        # What was read before stays in _ready, handed out all the same; the acks go nowhere.
         self._acks.clear()
-        await self._retrying(member.join)
+        await self._losses.recreated(await self._retrying(member.join))
         self._next_reclaim = -float("inf")
 
-    async def _retrying(self, operation: Callable[[], Any]) -> None:
+    async def _retrying(self, operation: Callable[[], Awaitable[T]]) -> T:
         while True:
             try:
-                await operation()
-                return
+                return await operation()
             except RedisUnavailableError:
                 await self._link_or_fail().pause()
 

@@ -21,7 +21,6 @@ Invariants:
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -134,16 +133,46 @@ class GroupMember:
     ) -> Awaitable[Any]:
         return self._link.call(operation, command, wait=wait)
 
-    async def join(self) -> None:
-        """Make the group on every stream (and the streams) unless it is there already."""
+    async def join(self) -> tuple[bytes, ...]:
+        """Make the group on every stream (and the streams) unless it is there already;
+        return the keys where this call made it."""
+        made = []
         for key in self.keys:
-            await self._call("xgroup_create", functools.partial(self._create, key))
+            if await self._call("xgroup_create", functools.partial(self._create, key)):
+                made.append(key)
         self._cursors = dict.fromkeys(self.keys, _START)
+        return tuple(made)
 
-    async def _create(self, key: bytes, client: Client) -> None:
-        # BUSYGROUP: made already (by another consumer, or an earlier run), as expected.
-        with contextlib.suppress(coredis.exceptions.StreamDuplicateConsumerGroupError):
+    async def _create(self, key: bytes, client: Client) -> bool:
+        try:
             await client.xgroup_create(key, self.group, identifier=self._start, mkstream=True)
+        except coredis.exceptions.StreamDuplicateConsumerGroupError:
+            return False  # BUSYGROUP: made already (by another consumer, an earlier run)
+        return True
+
+    async def alone(self, idle_seconds: float) -> bool:
+        """Whether no other consumer of the group has touched any of its streams within
+        ``idle_seconds`` (a dead consumer stays listed until deleted: its idle time grows)."""
+
+        async def command(client: Client) -> list[Any]:
+            async with client.pipeline(transaction=False, raise_on_error=False) as pipe:
+                replies = [pipe.xinfo_consumers(key, self.group) for key in self.keys]
+            infos: list[Any] = []
+            for reply in replies:
+                try:
+                    infos.extend(await reply)
+                except coredis.exceptions.ResponseError as exc:
+                    # "no such key": the stream is gone (Redis lost its data), and the group
+                    # with it. Said as NOGROUP, so the consumer makes the group again.
+                    raise coredis.exceptions.StreamConsumerGroupError(str(exc)) from None
+            return infos
+
+        limit_ms = idle_seconds * 1000
+        me = self.consumer.encode()
+        return not any(
+            info[b"name"] != me and int(info[b"idle"]) < limit_ms
+            for info in await self._call("xinfo_consumers", command)
+        )
 
     async def read(self, block: float) -> list[Pending]:
         """New entries, up to a batch per stream, waiting up to ``block`` seconds for any."""
@@ -231,18 +260,21 @@ class GroupMember:
         field = self._failure_field(pending)
         return Failure.loads(await self._call("hget", lambda c: c.hget(self._failures, field)))
 
-    async def dead_letter(self, pending: Pending, failure: Failure) -> None:
-        """Move ``pending`` to the dead-letter stream with ``failure``, and acknowledge it."""
+    async def dead_letter(self, pending: Pending, failure: Failure) -> bytes:
+        """Move ``pending`` to the dead-letter stream with ``failure``, and acknowledge it;
+        return the dead-letter entry's id."""
         fields = {**pending.fields, **self._dead_fields(pending, failure)}
         field = self._failure_field(pending)
 
-        async def command(client: Client) -> None:
+        async def command(client: Client) -> bytes:
             async with client.pipeline(transaction=True) as tx:
-                tx.xadd(self._layout.dead_letter_key, fields, **self._dead_trim)
+                added = tx.xadd(self._layout.dead_letter_key, fields, **self._dead_trim)
                 tx.xack(pending.key, self.group, [pending.entry_id])
                 tx.hdel(self._failures, [field])
+            return bytes(await added or b"")
 
-        await self._call("dead_letter", command)
+        result: bytes = await self._call("dead_letter", command)
+        return result
 
     async def forget_failures(self, key: bytes, ids: Sequence[bytes]) -> None:
         """Drop the failure records of entries that are gone (trimmed)."""

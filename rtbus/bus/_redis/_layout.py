@@ -83,6 +83,10 @@ class StreamLayout:
         )
         self.names: Mapping[bytes, str] = MappingProxyType({k: n for n, k in self.keys.items()})
         self.dead_letter_key = f"{config.prefix}:{config.dead_letter_stream}".encode()
+        self.dead_letter_name = config.dead_letter_stream
+        # Whether every event type is bridged: only then is a gap in a session's ``seq``,
+        # across all the streams, a loss.
+        self.routes_everything = any("*" in globs for globs in config.streams.values())
         self._routes = tuple(
             (self.keys[name], parse_types(globs)) for name, globs in config.streams.items()
         )

@@ -37,6 +37,9 @@ class GroupCounts:
     reclaimed: int = 0
     dead_lettered: int = 0
     trimmed_before_ack: int = 0
+    recreated: int = 0
+    #: Entries the group never got, by why (``gap``: a session's ``seq`` jumped).
+    missed: Counter[str] = attrs.field(factory=Counter)
 
 
 class RedisMetrics(Collector):
@@ -48,6 +51,8 @@ class RedisMetrics(Collector):
 
     def __init__(self, *, bridge: RedisBridge | None = None) -> None:
         self.errors: Counter[str] = Counter()
+        #: Entries this process wrote that Redis lost, by (stream, reason): see ``_ledger``.
+        self.lost: Counter[tuple[str, str]] = Counter()
         self.monitor: StreamMonitor | None = None
         self._bridge = bridge
         self._groups: dict[tuple[str, str], GroupCounts] = {}
@@ -76,6 +81,8 @@ class RedisMetrics(Collector):
         families["up"].add_metric([], 1.0 if up else 0.0)
         for operation, count in sorted(self.errors.items()):
             families["errors"].add_metric([operation], count)
+        for (stream, reason), count in sorted(self.lost.items()):
+            families["lost"].add_metric([stream, reason], count)
         self._collect_bridge(families)
         self._collect_snapshot(families)
         self._collect_groups(families)
@@ -107,6 +114,9 @@ class RedisMetrics(Collector):
             families["reclaimed"].add_metric(labels, counts.reclaimed)
             families["dead_lettered"].add_metric(labels, counts.dead_lettered)
             families["trimmed"].add_metric(labels, counts.trimmed_before_ack)
+            families["recreated"].add_metric(labels, counts.recreated)
+            for reason, count in sorted(counts.missed.items()):
+                families["missed"].add_metric([*labels, reason], count)
 
 
 def _families() -> Families:
@@ -117,7 +127,14 @@ def _families() -> Families:
             "rtbus_redis_errors_total", "Redis commands that failed.", labels=["operation"]
         ),
         "published": CounterMetricFamily(
-            "rtbus_redis_published_total", "Entries written to Redis.", labels=["stream"]
+            "rtbus_redis_published_total",
+            "Entries written to Redis (acknowledged; see rtbus_redis_lost_total).",
+            labels=["stream"],
+        ),
+        "lost": CounterMetricFamily(
+            "rtbus_redis_lost_total",
+            "Entries this process wrote that Redis acknowledged and later lost.",
+            labels=["stream", "reason"],
         ),
         "dropped": CounterMetricFamily(
             "rtbus_redis_publish_dropped_total",
@@ -154,5 +171,15 @@ def _families() -> Families:
             "rtbus_redis_trimmed_before_ack_total",
             "Entries trimmed from a stream before the group acknowledged them: lost.",
             labels=group,
+        ),
+        "recreated": CounterMetricFamily(
+            "rtbus_redis_groups_recreated_total",
+            "Times a consumer found its group gone (Redis lost it) and made it again.",
+            labels=group,
+        ),
+        "missed": CounterMetricFamily(
+            "rtbus_redis_consumer_lost_total",
+            "Entries a group never got: gaps in a session's sequence numbers.",
+            labels=[*group, "reason"],
         ),
     }

@@ -10,7 +10,8 @@ from collections.abc import Iterable
 from rtbus.bus._errors import BusArgumentError
 
 from ._config import RedisConfig
-from ._consumer import LostHandler, RedisSubscription
+from ._consumer import RedisSubscription
+from ._losses import LostHandler
 from ._metrics import RedisMetrics
 
 __all__ = ["subscribe"]
