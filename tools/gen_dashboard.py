@@ -137,6 +137,19 @@ OVERVIEW = Row(
             unit="ops",
         ),
         Panel(
+            "Actors given up on",
+            "Sessions and workers removed for good past their own restart budget, by "
+            "supervisor, and the envelopes workers given up on never handled.",
+            (
+                Query(rate("rtbus_actor_gave_up_total", "supervisor"), "{{supervisor}} gave up"),
+                Query(
+                    rate("rtbus_worker_envelopes_lost_total", "reason"),
+                    "envelopes lost ({{reason}})",
+                ),
+            ),
+            unit="ops",
+        ),
+        Panel(
             "Supervisor remaining intensity",
             "Restarts each supervisor may still make in its period before it gives up.",
             (

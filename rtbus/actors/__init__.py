@@ -14,6 +14,7 @@ from ._child import ChildInfo as ChildInfo
 from ._child import ChildState as ChildState
 from ._events import ActorExited as ActorExited
 from ._events import ActorFailed as ActorFailed
+from ._events import ActorGaveUp as ActorGaveUp
 from ._events import ActorRestarted as ActorRestarted
 from ._events import ActorStarted as ActorStarted
 from ._events import EventObserver as EventObserver
@@ -40,6 +41,7 @@ __all__ = [
     "ActorExited",
     "ActorFailed",
     "ActorFn",
+    "ActorGaveUp",
     "ActorRestarted",
     "ActorStarted",
     "Backoff",

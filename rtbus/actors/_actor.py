@@ -21,14 +21,17 @@ returns; if it has not returned after its ``ChildSpec.shutdown`` seconds it is c
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Generic, Literal, Protocol, TypeVar
 
 import attrs
 import trio
 
+from rtbus._backoff import Backoff
+
 from ._mailbox import Mailbox
+from ._restart import RestartIntensity
 
 __all__ = ["ActorContext", "ActorFn", "ChildSpec", "RestartType"]
 
@@ -132,12 +135,26 @@ def _shutdown_seconds(_: object, attribute: attrs.Attribute[float], value: float
         raise ValueError(f"{attribute.name} is seconds >= 0 (or math.inf), got {value!r}")
 
 
+def _nothing_held() -> int:
+    return 0
+
+
 @attrs.frozen
 class ChildSpec(Generic[H_co]):
     """How a supervisor starts, restarts and stops one child.
 
     ``shutdown`` is the grace period in seconds between the stop request and cancellation
     (``math.inf``: wait for as long as it takes, as OTP does for supervisors).
+
+    ``intensity`` gives the child a restart budget of its own: its restarts are counted
+    against it and never against the supervisor's, and past it the supervisor gives up on
+    this child alone (it is removed, ``abandon`` is called, ``ActorGaveUp`` is emitted) and
+    goes on supervising the others. Without one, its restarts count against the supervisor's
+    intensity (OTP's behaviour). ``backoff``, if set, replaces the supervisor's for this child.
+
+    ``abandon`` is called once, from the supervisor's task, when it gives up on the child: it
+    releases what the child held beyond its incarnations (a worker's subscription) and returns
+    how many messages the child leaves unhandled. It must neither raise nor block.
     """
 
     id: str = attrs.field(validator=attrs.validators.min_len(1))
@@ -147,3 +164,6 @@ class ChildSpec(Generic[H_co]):
         validator=attrs.validators.in_(("permanent", "transient", "temporary")),
     )
     shutdown: float = attrs.field(default=5.0, validator=_shutdown_seconds)
+    intensity: RestartIntensity | None = None
+    backoff: Backoff | None = None
+    abandon: Callable[[], int] = attrs.field(default=_nothing_held, eq=False, repr=False)

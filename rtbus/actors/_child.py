@@ -31,6 +31,7 @@ from rtbus._backoff import Backoff, BackoffState
 from ._actor import ActorContext, ChildSpec, RestartType
 from ._events import ExitReason
 from ._exceptions import ChildStartFailed
+from ._restart import RestartWindow
 
 __all__ = ["Child", "ChildInfo", "ChildState", "Incarnation", "Outcome", "run_incarnation"]
 
@@ -87,10 +88,13 @@ class Child:
     restart_at: float = math.inf
     #: (attempt, delay) of the restart this child is waiting for.
     pending: tuple[int, float] = (0, 0.0)
+    #: Its own restart budget, if its spec gives it one; else the supervisor's counts.
+    window: RestartWindow | None = None
 
     @classmethod
     def from_spec(cls, spec: ChildSpec[object], backoff: Backoff) -> Child:
-        return cls(spec, BackoffState(backoff))
+        window = None if spec.intensity is None else RestartWindow(spec.intensity)
+        return cls(spec, BackoffState(spec.backoff or backoff), window=window)
 
     @property
     def id(self) -> str:

@@ -19,6 +19,7 @@ import attrs
 
 __all__ = [
     "ActorExited",
+    "ActorGaveUp",
     "ActorFailed",
     "ActorRestarted",
     "ActorStarted",
@@ -89,10 +90,25 @@ class ActorRestarted(SupervisionEvent):
 
 
 @attrs.frozen
-class SupervisorGaveUp(SupervisionEvent):
-    """The supervisor exceeded its restart intensity on ``child``'s exit and is failing."""
+class ActorGaveUp(SupervisionEvent):
+    """The supervisor gave up on ``child``: it exceeded its own restart budget
+    (``ChildSpec.intensity``), so it was removed for good. Its siblings and the supervisor go
+    on; ``abandoned`` is how many messages it left unhandled (what its ``abandon`` returned),
+    ``exception`` its last failure (None if its last exit was a normal one)."""
 
     type: ClassVar[str] = "rtbus.actor.gave_up"
+    max_restarts: int
+    period: float
+    abandoned: int
+    exception: BaseException | None = attrs.field(eq=False)
+
+
+@attrs.frozen
+class SupervisorGaveUp(SupervisionEvent):
+    """The supervisor exceeded its own restart intensity on ``child``'s exit and is failing:
+    its parent decides what happens next."""
+
+    type: ClassVar[str] = "rtbus.actor.supervisor_gave_up"
     max_restarts: int
     period: float
 

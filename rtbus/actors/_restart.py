@@ -25,15 +25,16 @@ __all__ = ["RestartIntensity", "RestartWindow"]
 
 @attrs.frozen
 class RestartIntensity:
-    """At most ``max_restarts`` restarts in ``period`` seconds; one more and the supervisor
-    gives up (OTP's MaxR / MaxT)."""
+    """At most ``max_restarts`` restarts in ``period`` seconds (OTP's MaxR / MaxT); one more
+    and the supervisor gives up: on itself (``SupervisorSpec.intensity``), or on that one
+    child (``ChildSpec.intensity``)."""
 
     max_restarts: int = attrs.field(default=3, validator=v.ge(0))
     period: float = attrs.field(default=5.0, validator=v.gt(0.0))
 
 
 class RestartWindow:
-    """Counts a supervisor's restarts against its ``RestartIntensity``."""
+    """Counts restarts against one ``RestartIntensity``: a supervisor's, or a child's own."""
 
     __slots__ = ("_intensity", "_restarts", "restarts_total")
 

@@ -11,7 +11,8 @@ Invariants:
   itself and every child started after it (rest_for_one). The failed child is always in the group.
 * A sibling in the group is stopped (in reverse start order) and then restarted with the group
   if ``RESTARTED_WITH_SIBLING[its restart type]``; a temporary sibling is stopped and removed.
-* One restart decision counts once against the supervisor's intensity, however large the group.
+* One restart decision counts once, however large the group: against the failed child's own
+  budget if its spec gives it one, else against the supervisor's intensity.
 """
 
 from __future__ import annotations

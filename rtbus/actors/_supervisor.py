@@ -3,7 +3,8 @@
 A supervisor is an actor (``fn(ctx, *, task_status)``) that starts its children in its own
 nursery, watches them, and restarts them by the tables in ``_strategy``. Its parent sees it as
 one child: it is ready once all its initial children are ready, it stops by stopping them, and
-it fails (``RestartIntensityExceeded``) when they need more restarts than it allows.
+it fails (``RestartIntensityExceeded``) when they need more restarts than it allows (see the
+last invariant for children that have budgets of their own).
 
 Invariants:
 
@@ -20,6 +21,11 @@ Invariants:
   report it, and the loop that would act on reports is cancelled with them.
 * Errors are raised only after the supervisor's nursery has closed, so a parent sees the
   supervisor's own exception, not an ExceptionGroup around it.
+* A restart is counted against exactly one budget: the failed child's own
+  (``ChildSpec.intensity``) if it has one, else the supervisor's. Past its own budget a child
+  is given up on alone (removed, ``abandon`` called once, ``ActorGaveUp`` emitted) and the
+  supervisor goes on; only past the supervisor's budget does the supervisor itself fail. So
+  children with budgets of their own can never make their supervisor give up.
 """
 
 from __future__ import annotations
@@ -37,7 +43,14 @@ from rtbus._backoff import Backoff
 from ._actor import ActorContext, ChildSpec, RestartType
 from ._child import Child, ChildInfo, ChildState, Incarnation, Outcome
 from ._children import ChildSet
-from ._events import ActorFailed, ActorRestarted, EventObserver, SupervisorGaveUp, ignore_event
+from ._events import (
+    ActorFailed,
+    ActorGaveUp,
+    ActorRestarted,
+    EventObserver,
+    SupervisorGaveUp,
+    ignore_event,
+)
 from ._exceptions import ChildStartFailed, DuplicateChild, Fatal, RestartIntensityExceeded
 from ._restart import RestartIntensity, RestartWindow
 from ._strategy import RESTART_ON, RESTARTED_WITH_SIBLING, STRATEGIES, ExitOutcome, Strategy
@@ -107,6 +120,7 @@ class Supervisor(trio.abc.AsyncResource):
         self._children = ChildSet(ctx.path, nursery, spec.on_event, self._report)
         self._lock = trio.Lock()
         self._window = RestartWindow(spec.intensity)
+        self._restarts_total = 0
         self._reports, self._report_queue = trio.open_memory_channel[tuple[Child, Incarnation]](
             math.inf
         )
@@ -161,7 +175,7 @@ class Supervisor(trio.abc.AsyncResource):
             running=self._children.count(ChildState.RUNNING),
             stopping=self._children.count(ChildState.STOPPING),
             restarting=self._children.count(ChildState.RESTARTING),
-            restarts_total=self._window.restarts_total,
+            restarts_total=self._restarts_total,
             remaining_intensity=self._window.remaining(trio.current_time()),
         )
 
@@ -248,9 +262,11 @@ class Supervisor(trio.abc.AsyncResource):
             return
         child.state = ChildState.RESTARTING
         now = trio.current_time()
-        if not self._window.admit(now):
-            self._give_up(child, outcome)
+        if not (child.window or self._window).admit(now):
+            refuse = self._give_up if child.window is None else self._give_up_on
+            refuse(child, outcome)
             return
+        self._restarts_total += 1
         pending = child.backoff.next_retry(now - child.started_at, self._spec.rng)
         await self._take_down(child, pending)
 
@@ -279,6 +295,21 @@ class Supervisor(trio.abc.AsyncResource):
                 await self._after_exit(child, exc)
                 return
 
+    def _give_up_on(self, child: Child, outcome: Outcome) -> None:
+        """The child is past its own budget: it alone fails for good."""
+        limit = child.spec.intensity
+        assert limit is not None
+        self._children.remove(child)
+        exception = outcome if isinstance(outcome, Exception) else None
+        event = ActorGaveUp(
+            *self._origin(child),
+            max_restarts=limit.max_restarts,
+            period=limit.period,
+            abandoned=child.spec.abandon(),
+            exception=exception,
+        )
+        self._emit(event)
+
     def _give_up(self, child: Child, outcome: Outcome) -> None:
         limit = self._spec.intensity
         self._emit(
@@ -292,7 +323,7 @@ class Supervisor(trio.abc.AsyncResource):
         if isinstance(outcome, Exception):
             self._gave_up.__cause__ = outcome
 
-    def _emit(self, event: ActorRestarted | ActorFailed | SupervisorGaveUp) -> None:
+    def _emit(self, event: ActorRestarted | ActorFailed | ActorGaveUp | SupervisorGaveUp) -> None:
         self._spec.on_event(event)
 
     def _origin(self, child: Child) -> tuple[str, str, float]:

@@ -7,7 +7,8 @@ the one being handled when it failed is handed to the next incarnation first.
 
 A stop request lets the handler in progress finish (the supervisor's shutdown grace bounds it)
 and cancels only the wait for the next envelope. Under ``disconnect`` a subscriber that fell
-behind fails; its next incarnation starts on a fresh subscription.
+behind fails; its next incarnation starts on a fresh subscription. When its supervisor gives
+up on it, ``abandon`` closes the subscription and says how many envelopes it never handled.
 """
 
 from __future__ import annotations
@@ -78,6 +79,13 @@ class Worker:
         """Close the subscription: the worker is gone for good, so it must not hold back
         publishers under ``block``."""
         self._subscription.close()
+
+    def abandon(self) -> int:
+        """The worker is given up on: close its subscription and return how many envelopes
+        it leaves unhandled (those queued, the one it failed on included)."""
+        lost = 0 if self._subscription.closed else self._subscription.statistics().queued
+        self.close()
+        return lost
 
     async def aclose(self) -> None:
         """Like :meth:`close`, as an ``AsyncResource``."""

@@ -26,7 +26,13 @@ from prometheus_client.core import (
     SummaryMetricFamily,
 )
 
-from rtbus.actors import ActorFailed, ActorRestarted, SupervisorGaveUp, SupervisorStatistics
+from rtbus.actors import (
+    ActorFailed,
+    ActorGaveUp,
+    ActorRestarted,
+    SupervisorGaveUp,
+    SupervisorStatistics,
+)
 from rtbus.bus import BusStatistics, OverflowPolicy, SubscriptionStatistics
 from rtbus.session import SessionCounts, SessionState, SessionStatistics
 
@@ -62,6 +68,7 @@ class Scrape:
     subscriptions: tuple[SubscriptionStatistics, ...] = ()
     supervisors: tuple[SupervisorStatistics, ...] = ()
     supervision: Mapping[tuple[str, str], int] = attrs.field(factory=dict)
+    worker_losses: Mapping[str, int] = attrs.field(factory=dict)
 
     @classmethod
     def of(cls, source: MetricsSource) -> Scrape:
@@ -74,6 +81,7 @@ class Scrape:
             subscriptions=source.bus.subscription_statistics(),
             supervisors=tuple(source.supervisor_statistics()),
             supervision=dict(source.supervision_counts()),
+            worker_losses=dict(source.worker_losses()),
         )
 
 
@@ -171,11 +179,11 @@ def _restarts(scrape: Scrape) -> Samples:
     }
 
 
-def _failures(scrape: Scrape) -> Samples:
+def _per_supervisor(scrape: Scrape, event_type: str) -> Samples:
     return {
         (supervisor,): count
         for (supervisor, type), count in scrape.supervision.items()
-        if type == ActorFailed.type
+        if type == event_type
     }
 
 
@@ -331,7 +339,19 @@ _FAMILIES: Final[tuple[Callable[[Scrape], Metric], ...]] = (
         "rtbus_actor_failures_total",
         "Actors that failed, by supervisor.",
         _SUPERVISOR,
-        _failures(s),
+        _per_supervisor(s, ActorFailed.type),
+    ),
+    lambda s: _C(
+        "rtbus_actor_gave_up_total",
+        "Actors given up on past their own restart budget (removed for good), by supervisor.",
+        _SUPERVISOR,
+        _per_supervisor(s, ActorGaveUp.type),
+    ),
+    lambda s: _C(
+        "rtbus_worker_envelopes_lost_total",
+        "Envelopes workers never handled because they were given up on, by reason.",
+        _REASON,
+        _keyed(s.worker_losses),
     ),
     lambda s: _G(
         "rtbus_supervisor_remaining_intensity",

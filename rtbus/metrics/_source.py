@@ -36,3 +36,6 @@ class MetricsSource(Protocol):
 
     def supervision_counts(self) -> Mapping[tuple[str, str], int]:
         """Supervision events so far, by (supervisor path, event type)."""
+
+    def worker_losses(self) -> Mapping[str, int]:
+        """Envelopes workers never handled because they were given up on, by reason."""

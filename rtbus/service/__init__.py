@@ -19,6 +19,7 @@ from ._runtime import SessionsNotStarted as SessionsNotStarted
 from ._runtime import run_service as run_service
 from ._service import Service as Service
 from ._service import ServiceConfig as ServiceConfig
+from ._service import SystemWorker as SystemWorker
 from ._service import open_service as open_service
 from ._settings import BusSettings as BusSettings
 from ._settings import DemoSettings as DemoSettings
@@ -56,6 +57,7 @@ __all__ = [
     "SettingsError",
     "SimUpstream",
     "StartupSession",
+    "SystemWorker",
     "load_settings",
     "open_placement",
     "open_service",

@@ -4,10 +4,12 @@
 ready when every check says ``"ok"``:
 
 * ``service`` -- running, not draining (a drain is for good: the process is on its way out);
-* ``supervision`` -- the root and both supervisors run in their first incarnation: one that
-  gave up and was restarted has lost its dynamic children, so the service is not what it was;
+* ``supervision`` -- the root and its three supervisors run in their first incarnation: one
+  that gave up and was restarted has lost its dynamic children, so the service is not what it
+  was (sessions and workers given up on one by one never make their supervisor give up);
 * ``session <id>`` -- each *required* session (the configured ones) is ``ready``; otherwise the
-  check names its state (``connecting``, ``reconnecting``...) or ``absent``;
+  check names its state (``connecting``, ``reconnecting``...), or, when it is gone, what the
+  reconciler says (``failed, retrying in 8s``) or ``absent``;
 * any check a later component plugs in (the Redis bridge: ``redis``).
 
 A plugged-in check returns ``None`` when all is well and a short reason when it is not. It is
@@ -29,8 +31,10 @@ __all__ = ["OK", "Readiness", "ReadinessCheck", "ReadinessChecks", "supervision_
 
 OK = "ok"
 ReadinessCheck = Callable[[], str | None]
+#: Why a required session is gone, if something knows (the reconciler): id -> reason or None.
+AbsentReason = Callable[[str], str | None]
 
-_SUPERVISORS = ("workers", "sessions")
+_SUPERVISORS = ("system", "workers", "sessions")
 _BUILT_IN = ("service", "supervision")
 _SESSION_PREFIX = "session "
 
@@ -78,8 +82,11 @@ class ReadinessChecks:
             raise TypeError(f"the readiness check {name!r} is not callable")
         self._extra[name] = check
 
-    def sessions(self, live: Mapping[str, Session]) -> dict[str, str]:
-        return {_SESSION_PREFIX + id: _session_state(live.get(id)) for id in self._required}
+    def sessions(self, live: Mapping[str, Session], absent: AbsentReason) -> dict[str, str]:
+        return {
+            _SESSION_PREFIX + id: _session_state(live.get(id)) or absent(id) or "absent"
+            for id in self._required
+        }
 
     def extra(self) -> dict[str, str]:
         return {name: _run(check) for name, check in self._extra.items()}
@@ -101,9 +108,9 @@ def supervision_problem(root: Supervisor | None) -> str:
     return OK
 
 
-def _session_state(session: Session | None) -> str:
+def _session_state(session: Session | None) -> str | None:
     if session is None:
-        return "absent"
+        return None
     return OK if session.state is SessionState.READY else session.state.value
 
 

@@ -5,9 +5,11 @@
     ├── the HTTP surface            (stops last: /readyz says "draining" meanwhile)
     ├── the Redis bridge            ([bus.redis]; flushes what the drain published, then stops)
     └── the service                 (open_service: the supervision tree and the bus)
-        ├── the lifecycle log       (a worker: one line per rtbus.session.* / rtbus.actor.*)
+        ├── the lifecycle log       (a system worker: one line per rtbus.session.* /
+        │                            rtbus.actor.*, apart from user workers)
         ├── placement               ([placement]: takes sessions from the control stream)
         ├── the configured sessions (required: /readyz waits for them)
+        ├── the reconciler          (reopens a configured session that failed for good)
         └── the demo workload
 
 Cancelling ``run_service`` is the graceful drain: the demo and intake stop at once, every
@@ -37,7 +39,7 @@ from rtbus.redis import RedisBridge, run_bridge
 from ._demo import run_demo
 from ._http import HttpAddress, serve_http
 from ._placement import run_placement
-from ._service import Service, open_service
+from ._service import Service, SystemWorker, open_service
 from ._settings import DEMO_KEY, Settings, SimUpstream, StartupSession
 
 __all__ = ["RunningService", "SessionsNotStarted", "run_service"]
@@ -54,6 +56,7 @@ _LEVELS: Mapping[str, int] = {
     "rtbus.actor.failed": logging.WARNING,
     "rtbus.actor.restarted": logging.WARNING,
     "rtbus.actor.gave_up": logging.ERROR,
+    "rtbus.actor.supervisor_gave_up": logging.ERROR,
 }
 _LIFECYCLE_TYPES = ("rtbus.session.*", "rtbus.actor.*")
 
@@ -113,7 +116,8 @@ async def _run(
         upstream = await _upstream(infra, settings)
         try:
             async with trio.open_nursery() as bridges:
-                async with open_service(settings.service_config(upstream)) as service:
+                config = settings.service_config(upstream)
+                async with open_service(config, system_workers=[_LOG_WORKER]) as service:
                     await _start_bridge(service, settings, bridges)
                     with body:
                         try:
@@ -134,7 +138,6 @@ async def _serve(
     infra: trio.Nursery,
     task_status: trio.TaskStatus[RunningService],
 ) -> None:
-    await service.add_worker(_log_lifecycle, types=_LIFECYCLE_TYPES, id="rtbus-log")
     http: HttpAddress = await infra.start(serve_http, service, settings.http)
     _log.info("serving", extra=_fields(url=http.url, upstream=settings.upstream_kind))
     service.require_sessions(s.id for s in settings.sessions)
@@ -142,6 +145,8 @@ async def _serve(
         if settings.placement is not None and settings.bus.redis is not None:
             await intake.start(run_placement, service, settings.bus.redis, settings.placement)
         await _open_startup_sessions(service, settings)
+        desired = {s.id: settings.session_spec(s) for s in settings.sessions}
+        await intake.start(service.reconcile_sessions, desired)
         task_status.started(RunningService(service, http))
         await run_demo(service, settings.demo_sessions, settings.demo.turn_seconds)
         await trio.sleep_forever()
@@ -193,6 +198,9 @@ def _log_lifecycle(envelope: Envelope) -> None:
     where = "supervisor" if envelope.type.startswith("rtbus.actor.") else "session"
     fields = {where: envelope.session_id, **_event_fields(envelope.event)}
     _log.log(_LEVELS.get(envelope.type, logging.INFO), envelope.type, extra=_fields(**fields))
+
+
+_LOG_WORKER = SystemWorker("rtbus-log", _log_lifecycle, types=_LIFECYCLE_TYPES)
 
 
 def _event_fields(event: object) -> dict[str, object]:

@@ -1,16 +1,30 @@
 """The service: the supervision tree that runs sessions and workers around one bus.
 
     root (one_for_one)
-    ├── workers   (one_for_one: the metrics worker ``rtbus-metrics``, which feeds
-    │              ``Service.metrics``; then dynamic subscriber actors made from handlers)
+    ├── system    (one_for_one, static: the metrics worker ``rtbus-metrics``, which feeds
+    │              ``Service.metrics``, and the service's own workers, e.g. ``rtbus-log``)
+    ├── workers   (one_for_one, dynamic: the subscriber actors ``add_worker`` makes)
     └── sessions  (one_for_one, dynamic: one transient actor per Realtime session)
 
-Workers start before sessions and stop after them, so no event a session publishes while it
-drains lacks its worker. Supervision events (``rtbus.actor.*``) are published on the bus
-under their supervisor's path (``root/sessions``; ``event.child`` names the actor), so they
-never mix with a session's own sequence. Closing the service is a graceful drain: sessions
-take no more client events, let their running response finish within their shutdown grace,
-and close their WebSocket with 1000; then workers finish what they hold; then the bus closes.
+Invariants:
+
+* Failures stay where they happen. Every session and every user worker has a restart budget
+  of its own (``session_intensity``, ``worker_intensity``: ``ChildSpec.intensity``), so the
+  sessions and workers supervisors never give up because of one child: past its budget that
+  child alone fails for good (``rtbus.actor.gave_up``, counted), and is abandoned: a session
+  is dropped (its waiting senders fail), a worker's subscription is closed and the envelopes
+  it had not handled are counted as lost. Only the service's own parts (the system workers,
+  the supervisors) share budgets, so only their failures can take the service down.
+* No user worker shares a supervisor with the metrics or log worker: none can take them down.
+* System workers start first and stop last, then user workers, then sessions: nothing a
+  draining session publishes lacks its worker.
+* Supervision events (``rtbus.actor.*``) are published on the bus under their supervisor's
+  path (``root/sessions``; ``event.child`` names the actor), so they never mix with a
+  session's own sequence.
+
+Closing the service is a graceful drain: sessions take no more client events, let their
+running response finish within their shutdown grace, and close their WebSocket with 1000;
+then workers finish what they hold; then the bus closes.
 """
 
 from __future__ import annotations
@@ -20,7 +34,7 @@ import functools
 import math
 import secrets
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -36,7 +50,6 @@ from rtbus.actors import (
     RestartIntensity,
     SupervisionEvent,
     Supervisor,
-    SupervisorGaveUp,
     SupervisorSpec,
     SupervisorStatistics,
     UnknownChild,
@@ -50,17 +63,31 @@ from rtbus.session import Session, SessionCounts, SessionSpec, SessionStatistics
 
 from ._placement_wire import PlacedSession
 from ._readiness import Readiness, ReadinessCheck, ReadinessChecks, supervision_problem
+from ._reconciler import SessionReconciler
 
 if TYPE_CHECKING:
     from ._placement import Placement
 
-__all__ = ["Service", "ServiceConfig", "open_service"]
+__all__ = [
+    "PER_CHILD_INTENSITY",
+    "RECONCILE_BACKOFF",
+    "Service",
+    "ServiceConfig",
+    "SystemWorker",
+    "open_service",
+]
 
 _LIFECYCLE_BUFFER = 1024
-_WORKERS = "root/workers"
 _METRICS_WORKER = "rtbus-metrics"
 # The metrics worker drops its oldest envelopes past this: it must never stall a session.
 _METRICS_BUFFER = 4096
+# The reason label of rtbus_worker_envelopes_lost_total for a worker given up on.
+_GAVE_UP = "gave_up"
+
+#: The default restart budget of one session or one worker.
+PER_CHILD_INTENSITY = RestartIntensity(max_restarts=5, period=60.0)
+#: The default delay curve before a configured session that failed for good is opened again.
+RECONCILE_BACKOFF = Backoff(base=1.0, factor=2.0, max_delay=60.0, jitter=0.2, reset_after=60.0)
 
 
 @attrs.frozen(kw_only=True)
@@ -69,29 +96,50 @@ class ServiceConfig:
 
     ``session_defaults`` is the spec ``open_session`` starts from; ``session_shutdown`` the
     grace a session gets to drain when the service stops; ``bus_limits`` how long slow
-    subscribers may hold the sessions' publishing up.
+    subscribers may hold the sessions' publishing up. ``session_intensity`` and
+    ``worker_intensity`` are the restart budget of *each* session and *each* worker (past it,
+    that one fails for good); the backoffs are the delays between its restarts.
+    ``reconcile_backoff`` is the delay before a configured session that failed for good is
+    opened again (see ``reconcile_sessions``).
     """
 
     upstream: RealtimeConfig
     session_defaults: SessionSpec = attrs.field(factory=SessionSpec)
-    session_intensity: RestartIntensity = attrs.field(factory=RestartIntensity)
+    session_intensity: RestartIntensity = PER_CHILD_INTENSITY
     session_backoff: Backoff = attrs.field(factory=Backoff)
-    worker_intensity: RestartIntensity = attrs.field(factory=RestartIntensity)
+    worker_intensity: RestartIntensity = PER_CHILD_INTENSITY
     worker_backoff: Backoff = attrs.field(factory=Backoff)
+    reconcile_backoff: Backoff = RECONCILE_BACKOFF
     session_shutdown: float = 10.0
     worker_shutdown: float = 10.0
     bus_limits: BusLimits = attrs.field(factory=BusLimits)
 
 
+@attrs.frozen
+class SystemWorker:
+    """A worker that is part of the service itself (the lifecycle log): a static child of
+    ``root/system`` beside the metrics worker, apart from user workers. It shares the system
+    supervisor's budget, so its failing for good is the service's failure."""
+
+    id: str
+    handler: WorkerHandler
+    types: str | tuple[str, ...] = "*"
+
+
 class Service:
     """A running rtbus service: open sessions, add workers, subscribe on ``bus``."""
 
-    def __init__(self, config: ServiceConfig, bus: Bus) -> None:
+    def __init__(
+        self, config: ServiceConfig, bus: Bus, system_workers: Sequence[SystemWorker] = ()
+    ) -> None:
         self.config = config
         self.bus = bus
         self._root: Supervisor | None = None
         self._sessions: dict[str, Session] = {}
+        # Set, and replaced, each time a session is dropped: what ``wait_session_gone`` waits on.
+        self._session_dropped = trio.Event()
         self._workers: dict[str, Worker] = {}
+        self._worker_losses: Counter[str] = Counter()
         self._lifecycle_in, self._lifecycle_out = trio.open_memory_channel[SupervisionEvent](
             _LIFECYCLE_BUFFER
         )
@@ -107,8 +155,10 @@ class Service:
             maxsize=_METRICS_BUFFER,
             overflow=OverflowPolicy.DROP_OLDEST,
         )
+        self._system_workers = [Worker(w.id, bus, w.handler, types=w.types) for w in system_workers]
         self._readiness = ReadinessChecks()
         self._readiness.add("bus", bus.readiness_problem)  # a publisher blocked too long
+        self._reconciler: SessionReconciler | None = None
         self._draining = False
         # Set while ``open_placement`` runs: sessions may then open on other nodes.
         self.placement: Placement | None = None
@@ -144,9 +194,14 @@ class Service:
         if handle.id in self._sessions:
             # Checked here too: the registry below must never lose the session holding the id.
             raise DuplicateChild(handle.id)
-        start = functools.partial(self._run_session, handle)
         child = ChildSpec(
-            handle.id, start, restart="transient", shutdown=self.config.session_shutdown
+            handle.id,
+            functools.partial(self._run_session, handle),
+            restart="transient",
+            shutdown=self.config.session_shutdown,
+            intensity=self.config.session_intensity,
+            backoff=self.config.session_backoff,
+            abandon=functools.partial(self._abandon_session, handle),
         )
         self._sessions[handle.id] = handle
         try:
@@ -193,6 +248,38 @@ class Service:
         session = self._sessions.pop(id, None)
         if session is not None:
             self._ended_counts += session.statistics().counts
+            self._session_dropped.set()
+            self._session_dropped = trio.Event()
+
+    def _abandon_session(self, session: Session) -> int:
+        """Its supervisor gave up on it: it is over for good (``ChildSpec.abandon``)."""
+        unsent = session.abandon()
+        self._drop_session(session.id)
+        return unsent
+
+    async def wait_session_gone(self, id: str) -> None:
+        """Wait until the service holds no session ``id``: it closed, failed for good, or
+        was never opened."""
+        while id in self._sessions:
+            await self._session_dropped.wait()
+
+    async def reconcile_sessions(
+        self,
+        desired: Mapping[str, SessionSpec],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Keep the sessions ``desired`` names open until cancelled (nursery start protocol):
+        one that is gone (failed for good, or closed) is opened again with backoff, and
+        readiness names it meanwhile. Sessions not in ``desired`` are never touched."""
+        reconciler = SessionReconciler(
+            self.open_session, self.wait_session_gone, desired, self.config.reconcile_backoff
+        )
+        self._reconciler = reconciler
+        try:
+            await reconciler.run(task_status=task_status)
+        finally:
+            self._reconciler = None
 
     async def add_worker(
         self,
@@ -207,7 +294,10 @@ class Service:
         """Run ``handler`` on every matching envelope, as a supervised (permanent) actor.
 
         A handler that raises is a supervised failure; the envelope it was handling is handed
-        to the restarted worker first, so under ``block`` nothing is lost.
+        to the restarted worker first, so under ``block`` nothing is lost. Past its own restart
+        budget (``worker_intensity``) the worker is given up on: its subscription closes, and
+        what it had not handled is counted (``rtbus_worker_envelopes_lost_total``) and
+        published (``rtbus.actor.gave_up``'s ``abandoned``).
         """
         worker = Worker(
             id or _new_id("worker"),
@@ -218,7 +308,14 @@ class Service:
             maxsize=maxsize,
             overflow=overflow,
         )
-        child = ChildSpec(worker.id, worker.run, shutdown=self.config.worker_shutdown)
+        child = ChildSpec(
+            worker.id,
+            worker.run,
+            shutdown=self.config.worker_shutdown,
+            intensity=self.config.worker_intensity,
+            backoff=self.config.worker_backoff,
+            abandon=functools.partial(self._abandon_worker, worker),
+        )
         try:
             await self._supervisor("workers").start_child(child)
         except BaseException:
@@ -226,6 +323,14 @@ class Service:
             raise
         self._workers[worker.id] = worker
         return worker
+
+    def _abandon_worker(self, worker: Worker) -> int:
+        """Its supervisor gave up on it (``ChildSpec.abandon``): a subscription nobody reads
+        would stall every publisher under ``block``, so it closes, and its loss is counted."""
+        lost = worker.abandon()
+        self._workers.pop(worker.id, None)
+        self._worker_losses[_GAVE_UP] += lost
+        return lost
 
     @property
     def draining(self) -> bool:
@@ -236,7 +341,9 @@ class Service:
         """Whether the service should be sent work now, check by check (see ``_readiness``)."""
         service = "draining" if self._draining else "ok"
         checks = {"service": service, "supervision": supervision_problem(self._root)}
-        checks |= self._readiness.sessions(self._live_sessions())
+        reconciler = self._reconciler
+        retrying = reconciler.problem if reconciler is not None else _not_retrying
+        checks |= self._readiness.sessions(self._live_sessions(), retrying)
         return Readiness.of(checks | self._readiness.extra())
 
     def require_sessions(self, ids: Iterable[str]) -> None:
@@ -271,20 +378,25 @@ class Service:
 
     def _tree(self) -> SupervisorSpec:
         cfg, observe = self.config, self._observe
-        # The metrics worker is a static child: it comes back if the workers supervisor does.
-        metrics = ChildSpec(_METRICS_WORKER, self._metrics_worker.run, shutdown=cfg.worker_shutdown)
-        workers = SupervisorSpec(
-            [metrics], intensity=cfg.worker_intensity, backoff=cfg.worker_backoff, on_event=observe
-        )
-        # Sessions are peers: a drain stops them all at once, bounded by one grace period.
-        sessions = SupervisorSpec(
-            intensity=cfg.session_intensity,
-            backoff=cfg.session_backoff,
+        # Static children: they come back if their supervisor does.
+        system = SupervisorSpec(
+            [
+                ChildSpec(worker.id, worker.run, shutdown=cfg.worker_shutdown)
+                for worker in (self._metrics_worker, *self._system_workers)
+            ],
+            backoff=cfg.worker_backoff,
             on_event=observe,
-            stop_concurrently=True,
         )
+        # Every child has a budget of its own: these two never give up (see the module).
+        workers = SupervisorSpec(on_event=observe)
+        # Sessions are peers: a drain stops them all at once, bounded by one grace period.
+        sessions = SupervisorSpec(on_event=observe, stop_concurrently=True)
         return SupervisorSpec(
-            [workers.as_child("workers"), sessions.as_child("sessions", shutdown=math.inf)],
+            [
+                system.as_child("system"),
+                workers.as_child("workers"),
+                sessions.as_child("sessions", shutdown=math.inf),
+            ],
             on_event=observe,
         )
 
@@ -303,7 +415,7 @@ class Service:
         if self._root is None:
             return []
         stats = [self._root.statistics()]
-        for id in ("workers", "sessions"):
+        for id in ("system", "workers", "sessions"):
             # Missing while it restarts, or once the tree is down.
             with contextlib.suppress(trio.ClosedResourceError, UnknownChild):
                 stats.append(self._supervisor(id).statistics())
@@ -313,22 +425,17 @@ class Service:
         """Supervision events so far, by (supervisor path, event type)."""
         return MappingProxyType(self._supervision_counts)
 
+    def worker_losses(self) -> Mapping[str, int]:
+        """Envelopes workers never handled because they were given up on, by reason."""
+        return MappingProxyType(self._worker_losses)
+
     def _observe(self, event: SupervisionEvent) -> None:
         # Called synchronously by supervisors; publishing may block, so a task does it.
         self._supervision_counts[event.supervisor, event.type] += 1
-        if isinstance(event, SupervisorGaveUp) and event.supervisor == _WORKERS:
-            self._forget_workers()
         try:
             self._lifecycle_in.send_nowait(event)
         except trio.WouldBlock:
             self.lifecycle_dropped += 1
-
-    def _forget_workers(self) -> None:
-        """The workers supervisor gave up: its dynamic children will not come back, and a
-        subscription nobody reads would stall every publisher under ``block``."""
-        for worker in self._workers.values():
-            worker.close()
-        self._workers.clear()
 
     async def _publish_lifecycle(self) -> None:
         # Under the supervisor's path: a bounded set of sequences, where one per actor would
@@ -341,11 +448,16 @@ class Service:
 
 
 @asynccontextmanager
-async def open_service(config: ServiceConfig | RealtimeConfig) -> AsyncIterator[Service]:
-    """Run a service for the body of the ``async with``; leaving it drains and stops it."""
+async def open_service(
+    config: ServiceConfig | RealtimeConfig, *, system_workers: Sequence[SystemWorker] = ()
+) -> AsyncIterator[Service]:
+    """Run a service for the body of the ``async with``; leaving it drains and stops it.
+
+    ``system_workers`` run under ``root/system`` beside the metrics worker (see the module).
+    """
     if isinstance(config, OpenAIConfig | AzureConfig):
         config = ServiceConfig(upstream=config)
-    service = Service(config, Bus(config.bus_limits))
+    service = Service(config, Bus(config.bus_limits), system_workers)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(service._publish_lifecycle)
         service._root = await nursery.start(serve_supervisor, service._tree())
@@ -355,6 +467,10 @@ async def open_service(config: ServiceConfig | RealtimeConfig) -> AsyncIterator[
             with trio.CancelScope(shield=True):
                 await service.aclose()
             nursery.cancel_scope.cancel()
+
+
+def _not_retrying(id: str) -> None:
+    return None
 
 
 def _new_id(prefix: str) -> str:

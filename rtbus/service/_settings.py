@@ -33,7 +33,7 @@ from rtbus.sim import SimOptions
 
 from ._http import HttpConfig
 from ._placement_config import PlacementConfig
-from ._service import ServiceConfig
+from ._service import PER_CHILD_INTENSITY, RECONCILE_BACKOFF, ServiceConfig
 
 __all__ = [
     "BusSettings",
@@ -133,14 +133,18 @@ class ServiceSettings:
 
     ``drain_seconds`` is the grace every session gets to finish its response and close with
     1000 when the service stops (SIGTERM); ``worker_shutdown`` the grace workers get after.
+    ``session_intensity`` and ``worker_intensity`` are the restart budget of each session and
+    each worker; ``reconcile_backoff`` the delay before a configured session that failed for
+    good is opened again (see ``ServiceConfig``).
     """
 
     drain_seconds: float = attrs.field(default=10.0, validator=_not_negative)
     worker_shutdown: float = attrs.field(default=10.0, validator=_not_negative)
-    session_intensity: RestartIntensity = attrs.field(factory=RestartIntensity)
+    session_intensity: RestartIntensity = PER_CHILD_INTENSITY
     session_backoff: Backoff = attrs.field(factory=Backoff)
-    worker_intensity: RestartIntensity = attrs.field(factory=RestartIntensity)
+    worker_intensity: RestartIntensity = PER_CHILD_INTENSITY
     worker_backoff: Backoff = attrs.field(factory=Backoff)
+    reconcile_backoff: Backoff = RECONCILE_BACKOFF
 
 
 @attrs.frozen(kw_only=True)
@@ -310,6 +314,7 @@ class Settings:
             session_backoff=service.session_backoff,
             worker_intensity=service.worker_intensity,
             worker_backoff=service.worker_backoff,
+            reconcile_backoff=service.reconcile_backoff,
             session_shutdown=service.drain_seconds,
             worker_shutdown=service.worker_shutdown,
             bus_limits=self.bus.limits(),

@@ -654,6 +654,14 @@ class Session:
             )
         await self._publish(event)
 
+    def abandon(self) -> int:
+        """Its supervisor gave up restarting it: it is over for good. Senders still waiting
+        get ``SendQueueClosed``; returns how many client events it leaves unsent."""
+        unsent = self._queue.statistics().queued
+        self._queue.fail(Fatal(f"session {self.id}: its supervisor gave up restarting it"))
+        self._retire()
+        return unsent
+
     @property
     def ended(self) -> bool:
         """Whether the session is over for good: closed, or failed with ``Fatal``."""

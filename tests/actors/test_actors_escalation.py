@@ -61,7 +61,10 @@ async def test_the_restart_past_the_intensity_fails_the_supervisor(
     gave_up = [e for e in events if isinstance(e, SupervisorGaveUp)]
     assert gave_up == [SupervisorGaveUp("root", "flaky", 3.75, max_restarts=2, period=10.0)]
     # Giving up stops the remaining children before the supervisor fails.
-    assert kinds(events)[-2:] == [("gave_up", "root", "flaky"), ("exited", "root", "steady")]
+    assert kinds(events)[-2:] == [
+        ("supervisor_gave_up", "root", "flaky"),
+        ("exited", "root", "steady"),
+    ]
 
 
 async def test_restarts_spread_wider_than_the_period_never_exhaust_it(
@@ -112,7 +115,7 @@ async def test_a_child_supervisor_that_gives_up_is_restarted_then_escalates(
         ("restarted", "root/inner", "worker"),
         ("started", "root/inner", "worker"),
         ("failed", "root/inner", "worker"),
-        ("gave_up", "root/inner", "worker"),
+        ("supervisor_gave_up", "root/inner", "worker"),
         ("failed", "root", "inner"),
     ]
     assert kinds(events) == [
@@ -124,7 +127,7 @@ async def test_a_child_supervisor_that_gives_up_is_restarted_then_escalates(
         *inner_round[:1],
         ("started", "root", "inner"),
         *inner_round[1:],
-        ("gave_up", "root", "inner"),
+        ("supervisor_gave_up", "root", "inner"),
         ("exited", "root", "steady"),
     ]
     failed_inner = [e for e in events if isinstance(e, ActorFailed) and e.child == "inner"]

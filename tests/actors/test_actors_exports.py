@@ -12,6 +12,7 @@ PUBLIC = {
     "ActorExited",
     "ActorFailed",
     "ActorFn",
+    "ActorGaveUp",
     "ActorRestarted",
     "ActorStarted",
     "Backoff",
@@ -60,6 +61,7 @@ def test_event_types_are_in_the_actor_namespace() -> None:
         "rtbus.actor.failed",
         "rtbus.actor.restarted",
         "rtbus.actor.gave_up",
+        "rtbus.actor.supervisor_gave_up",
     }
 
 

@@ -11,10 +11,12 @@ from collections.abc import Iterator
 import attrs
 import pytest
 import trio
+import trio.testing
 from cli_support import restored_logging
 from support.http_client import request
 
 from rtbus import AzureConfig, OpenAIConfig
+from rtbus.actors import Backoff, RestartIntensity
 from rtbus.bus import Envelope
 from rtbus.cli._logging import configure_logging
 from rtbus.service import (
@@ -148,3 +150,70 @@ async def test_a_session_that_cannot_start_stops_the_service(nursery: trio.Nurse
     assert "401" in log
     assert "sk-the-wrong-key-999" not in log
     assert '"msg":"drained"' in log
+
+
+async def test_a_configured_session_that_is_gone_is_opened_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="rtbus")
+    base = settings(sessions=(StartupSession(id="front"),))
+    quick = Backoff(base=0.05, jitter=0.0)
+    config = attrs.evolve(base, service=attrs.evolve(base.service, reconcile_backoff=quick))
+    with trio.fail_after(SAFETY_NET):
+        async with trio.open_nursery() as nursery:
+            running: RunningService = await nursery.start(run_service, config)
+            service = running.service
+            first = service.sessions["front"]
+            async with service.bus.subscribe(sessions="front", types="rtbus.session.ready") as sub:
+                await service.close_session("front")
+                await sub.receive()
+            # Ready is published just before the supervisor admits the reopened session.
+            await trio.testing.wait_all_tasks_blocked()
+            assert service.sessions["front"] is not first
+            response = await request(running.http.url, "GET", "/readyz")
+            assert response.status == 200
+            nursery.cancel_scope.cancel()  # the drain stops the reconciler first
+    assert [f["session"] for f in fields(caplog, "session gone")] == ["front"]
+    assert fields(caplog, "session reopened") == [{"session": "front"}]
+    assert "drained" in messages(caplog)
+
+
+async def test_a_worker_given_up_on_is_logged_once_and_the_service_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="rtbus")
+    base = settings(sessions=(StartupSession(id="front"),))
+    service_settings = attrs.evolve(
+        base.service,
+        worker_intensity=RestartIntensity(max_restarts=1, period=60.0),
+        worker_backoff=Backoff(base=0.0, jitter=0.0),
+    )
+    config = attrs.evolve(base, service=service_settings)
+
+    def broken(envelope: Envelope) -> None:
+        raise RuntimeError("always")
+
+    with trio.fail_after(SAFETY_NET):
+        async with trio.open_nursery() as nursery:
+            running: RunningService = await nursery.start(run_service, config)
+            service = running.service
+            async with service.bus.subscribe(types="rtbus.actor.gave_up") as gave_ups:
+                await service.add_worker(broken, id="broken", types="poke")
+                await service.bus.publish("x", "poke", None, received_at=trio.current_time())
+                await gave_ups.receive()
+            session = service.sessions["front"]
+            async with service.bus.subscribe(sessions="front", types="response.done") as done:
+                await session.send({"type": "response.create"})
+                await done.receive()
+            response = await request(running.http.url, "GET", "/readyz")
+            assert response.status == 200
+            nursery.cancel_scope.cancel()
+    records = [r for r in caplog.records if r.getMessage() == "rtbus.actor.gave_up"]
+    assert [r.levelno for r in records] == [logging.ERROR]
+    logged = records[0].fields  # type: ignore[attr-defined]
+    assert (logged["supervisor"], logged["child"], logged["abandoned"]) == (
+        "root/workers",
+        "broken",
+        1,
+    )
+    assert logged["exception"] == "RuntimeError: always"

@@ -82,6 +82,8 @@ CATALOGUE = frozenset(
         "rtbus_bus_subscribers_disconnected_total",
         "rtbus_actor_restarts_total",
         "rtbus_actor_failures_total",
+        "rtbus_actor_gave_up_total",
+        "rtbus_worker_envelopes_lost_total",
         "rtbus_supervisor_remaining_intensity",
         "rtbus_build_info",
         # HTTP and gateway

@@ -18,9 +18,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from support.upstream import upstream
 
-from rtbus.actors import ActorStarted, RestartIntensity
+from rtbus.actors import ActorStarted, Backoff
 from rtbus.bus import Envelope
-from rtbus.service import Service, ServiceConfig, open_service
+from rtbus.service import Service, ServiceConfig, SystemWorker, open_service
 from rtbus.sim import SimServer
 
 
@@ -130,25 +130,30 @@ async def test_readiness_refuses_bad_declarations_and_changes_nothing(service: S
 
 
 async def test_readyz_says_when_a_supervisor_gave_up(sim: SimServer) -> None:
-    config = ServiceConfig(
-        upstream=upstream(sim), worker_intensity=RestartIntensity(max_restarts=0)
-    )
+    # Only the service's own parts share a budget: a system worker that keeps failing makes
+    # root/system give up (user workers and sessions are given up on one by one instead).
+    config = ServiceConfig(upstream=upstream(sim), worker_backoff=Backoff(base=0.0, jitter=0.0))
+
+    failures: list[int] = []
 
     def fail(envelope: Envelope) -> None:
-        raise RuntimeError("the worker fails on its first envelope")
+        # One more failure than root/system allows (3), then it recovers.
+        if len(failures) < 4:
+            failures.append(envelope.seq)
+            raise RuntimeError("the worker fails on its first four tries")
 
-    async with open_service(config) as svc, serving(svc) as api:
+    broken = SystemWorker("broken", fail, types="poke")
+    async with open_service(config, system_workers=[broken]) as svc, serving(svc) as api:
         async with svc.bus.subscribe(sessions="root", types="rtbus.actor.started") as sub:
-            await svc.add_worker(fail, sessions="poke")
             await svc.bus.publish("poke", "poke", None, received_at=trio.current_time())
             async for envelope in sub:
                 event = envelope.event
                 assert isinstance(event, ActorStarted)
-                if (event.child, event.incarnation) == ("workers", 2):
+                if (event.child, event.incarnation) == ("system", 2):
                     break
         response = await api.get("/readyz")
         assert response.status == 503
-        assert response.json()["checks"]["supervision"] == "root/workers gave up and was restarted"
+        assert response.json()["checks"]["supervision"] == "root/system gave up and was restarted"
 
 
 async def test_while_draining_readyz_and_the_control_api_say_503(

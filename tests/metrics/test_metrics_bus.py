@@ -8,7 +8,7 @@ from metrics_support import Scrape
 from support.upstream import CREATE, take_until, upstream
 
 from rtbus import ServiceConfig, open_service
-from rtbus.actors import RestartIntensity
+from rtbus.actors import ActorGaveUp, RestartIntensity
 from rtbus.bus import Envelope
 from rtbus.sim import SimServer
 
@@ -95,7 +95,7 @@ async def test_a_subscriber_cut_loose_for_being_too_slow_is_counted(
     }
 
 
-async def test_a_supervisor_that_gives_up_is_counted_and_restarted(
+async def test_a_worker_past_its_own_budget_is_given_up_on_and_counted(
     sim: SimServer, autojump_clock: trio.testing.MockClock
 ) -> None:
     def broken(envelope: Envelope) -> None:
@@ -111,26 +111,24 @@ async def test_a_supervisor_that_gives_up_is_counted_and_restarted(
         session = await svc.open_session(id="s1")
         await svc.add_worker(broken, sessions="s1", maxsize=1)
         await session.send(CREATE)
-        await take_until(sub, "rtbus.actor.gave_up")
-        # The root restarts the workers supervisor (and with it the metrics worker).
-        while (await sub.receive()).type != "rtbus.actor.started":
-            pass
+        gave_up = (await take_until(sub, "rtbus.actor.gave_up"))[-1].event
+        await take_until(sub, "response.done")
         scrape = Scrape(svc)
+    assert isinstance(gave_up, ActorGaveUp)
+    # The envelope it failed on, and the one waiting behind it in its one-slot buffer.
+    assert gave_up.abandoned == 2
     restarts = {
         (dict(labels)["supervisor"], dict(labels)["outcome"]): value
         for labels, value in scrape.samples["rtbus_actor_restarts_total"].items()
     }
-    assert restarts == {
-        ("root/workers", "restarted"): 1,
-        ("root/workers", "gave_up"): 1,
-        ("root", "restarted"): 1,
-    }
-    assert scrape.by("rtbus_actor_failures_total", "supervisor") == {
-        "root/workers": 2,
-        "root": 1,
-    }
+    # One restart within its budget; the supervisor itself never gave up, nor did the root.
+    assert restarts == {("root/workers", "restarted"): 1}
+    assert scrape.by("rtbus_actor_failures_total", "supervisor") == {"root/workers": 2}
+    assert scrape.by("rtbus_actor_gave_up_total", "supervisor") == {"root/workers": 1}
+    assert scrape.by("rtbus_worker_envelopes_lost_total", "reason") == {"gave_up": 2}
     assert scrape.by("rtbus_supervisor_remaining_intensity", "supervisor") == {
-        "root": 2,
-        "root/workers": 1,  # a fresh supervisor: its window starts empty
+        "root": 3,
+        "root/system": 3,
+        "root/workers": 3,  # not consumed by a child that has a budget of its own
         "root/sessions": 3,
     }
