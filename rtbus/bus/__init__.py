@@ -34,6 +34,7 @@ from ._remote_subscription import GatewayReconnected as GatewayReconnected
 from ._remote_subscription import RemoteSubscription as RemoteSubscription
 from ._subscription import Subscription as Subscription
 from ._subscription import SubscriptionStatistics as SubscriptionStatistics
+from ._tap import BusTap as BusTap
 from ._worker import Worker as Worker
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "BusArgumentError",
     "BusLimits",
     "BusStatistics",
+    "BusTap",
     "Envelope",
     "ErrorCode",
     "GatewayConnectionError",

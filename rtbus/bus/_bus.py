@@ -41,6 +41,7 @@ from ._lifecycle import BUS_SESSION, SubscriberDisconnected
 from ._overflow import OverflowPolicy, parse_policy
 from ._routing import RoutingIndex
 from ._subscription import Subscription, SubscriptionStatistics
+from ._tap import BusTap
 
 __all__ = ["Bus", "BusLimits", "BusStatistics"]
 
@@ -115,8 +116,9 @@ class Bus(trio.abc.AsyncResource):
     ``limits`` bound how long slow subscribers may hold publishers up (``BusLimits``).
     """
 
-    def __init__(self, limits: BusLimits | None = None) -> None:
+    def __init__(self, limits: BusLimits | None = None, *, tap: BusTap | None = None) -> None:
         self.limits = BusLimits() if limits is None else limits
+        self._tap = tap
         self._seqs: dict[str, int] = {}
         # Sessions with a publish waiting under ``block``: later publishes queue on the lock.
         self._turns: dict[str, trio.Lock] = {}
@@ -160,6 +162,7 @@ class Bus(trio.abc.AsyncResource):
             policy=parse_policy(overflow),
             on_detach=self._detach,
             block_timeout=block_timeout,
+            tap=self._tap,
         )
         self._routes.add(subscription, type_filter, session_filter)
         self._live[subscription] = None
@@ -350,7 +353,10 @@ class Bus(trio.abc.AsyncResource):
     ) -> Envelope:
         seq = self._seqs[session_id] = self._seqs.get(session_id, 0) + 1
         self._published += 1
-        return Envelope(session_id, seq, type, event, received_at, raw)
+        envelope = Envelope(session_id, seq, type, event, received_at, raw)
+        if self._tap is not None:
+            self._tap.published(envelope)
+        return envelope
 
     def _detach(self, subscription: Subscription) -> None:
         self._routes.remove(subscription)

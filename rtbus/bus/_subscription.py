@@ -39,6 +39,7 @@ from ._errors import SubscriberOverflowError, SubscriberTooSlowError
 from ._filters import SessionFilter, TypeFilter
 from ._lifecycle import SubscriberDisconnected
 from ._overflow import OverflowPolicy
+from ._tap import BusTap
 
 __all__ = ["Subscription", "SubscriptionStatistics"]
 
@@ -110,7 +111,9 @@ class Subscription(trio.abc.AsyncResource):
         policy: OverflowPolicy,
         on_detach: Callable[[Subscription], None],
         block_timeout: float | None = None,
+        tap: BusTap | None = None,
     ) -> None:
+        self._tap = tap
         self._types = types
         self._sessions = sessions
         self._maxsize = maxsize
@@ -212,6 +215,8 @@ class Subscription(trio.abc.AsyncResource):
         finally:
             self._reading = False
         self._delivered += 1
+        if self._tap is not None:
+            self._tap.taken(envelope, trio.current_time())
         if not parked:
             await trio.lowlevel.cancel_shielded_checkpoint()
         return envelope
@@ -236,6 +241,10 @@ class Subscription(trio.abc.AsyncResource):
             self._reading = False
         self._admit_publishers()
         self._delivered += len(batch)
+        if self._tap is not None:
+            now = trio.current_time()
+            for envelope in batch:
+                self._tap.taken(envelope, now)
         if not parked:
             await trio.lowlevel.cancel_shielded_checkpoint()
         return batch
@@ -278,6 +287,8 @@ class Subscription(trio.abc.AsyncResource):
         self._held = None
         if done:
             self._delivered += 1
+            if self._tap is not None:
+                self._tap.taken(envelope, trio.current_time())
             self._admit_publishers()
         else:
             self._buffer.appendleft(envelope)

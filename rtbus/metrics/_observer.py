@@ -1,16 +1,16 @@
-"""The histograms, and the rate-limit gauges: observed by one worker subscribed to the bus.
+"""The histograms and the rate-limit gauges, measured inline: the bus's tap.
 
-A latency is measured between envelopes, not by sessions: the session hot path never
-touches Prometheus. The service runs ``Observer.observe`` as a supervised worker whose
-subscription drops its oldest envelopes when it falls behind (so it never stalls a session;
-its drops show in ``rtbus_bus_dropped_total``). It does not take ``error`` envelopes: a
-subscriber to a session's errors would count as someone handling them (the seed's rule).
+The bus calls ``published`` for every envelope as it is stamped and ``taken`` for every one a
+subscriber takes for good (``rtbus.bus.BusTap``): a dict lookup, and for the few events that
+end a measurement a bucket in a cheap histogram (``_histogram``), a few hundred nanoseconds.
+No subscriber wakes per event to count, so metrics never lag, never drop, and are not a
+subscriber to anyone's ``error`` events (which would count as handling them).
 
-Every duration is the difference of two envelopes' ``received_at`` (the frames' arrival), so
-it does not depend on how far behind the worker is; only frame-to-subscriber is measured
-against the worker's clock, because that lag is what it measures.
+Every duration is the difference of two envelopes' ``received_at`` (the frames' arrival);
+only frame-to-subscriber is measured against the clock, when a subscriber takes the event.
 
-* ``rtbus_frame_to_subscriber_seconds``: now - ``received_at``, for every server event.
+* ``rtbus_frame_to_subscriber_seconds``: now - ``received_at``, for every server event each
+  subscriber takes (one observation per delivery).
 * ``rtbus_response_duration_seconds{status}``: ``response.created`` -> ``response.done``.
 * ``rtbus_time_to_first_audio_seconds``: the end of the user's turn
   (``input_audio_buffer.speech_stopped``, else ``committed``, else ``response.created``) ->
@@ -28,10 +28,10 @@ session reconnects or ends, and capped, so a lost ``response.done`` cannot grow 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Final, TypeVar
 
-from prometheus_client import CollectorRegistry, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 from rtbus.bus import Envelope
 from rtbus.protocol import SERVER_EVENT_TYPES
@@ -43,13 +43,11 @@ from rtbus.session import (
     SessionResumed,
 )
 
-__all__ = ["OBSERVED_TYPES", "Observer"]
+from ._histogram import Histogram, LabelledHistogram, family
+
+__all__ = ["Observer"]
 
 _ENDS: Final = frozenset({SessionReconnected.type, SessionFailed.type, SessionClosed.type})
-_RESUMES: Final = frozenset({SessionResumed.type, SessionRecycled.type})
-OBSERVED_TYPES: Final = tuple(sorted((SERVER_EVENT_TYPES - {"error"}) | _ENDS | _RESUMES))
-"""What the metrics worker subscribes to: every server event but ``error``, the lifecycle
-events after which a session's pending measurements are void, and the resumes it times."""
 
 K = TypeVar("K")
 _STATUSES: Final = frozenset({"completed", "cancelled", "failed", "incomplete"})
@@ -64,62 +62,51 @@ _RESUME_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 
 
 class Observer:
-    """The histograms and rate-limit gauges, registered on ``registry``, fed envelopes."""
+    """The histograms and rate-limit gauges, fed envelopes inline, exported at scrape time
+    (a prometheus_client collector: register it on the service's registry)."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.frame_to_subscriber = Histogram(
-            "rtbus_frame_to_subscriber_seconds",
-            "From a frame's arrival to the metrics subscriber taking its event.",
-            buckets=_FRAME_BUCKETS,
-            registry=registry,
-        )
-        self.response_duration = Histogram(
-            "rtbus_response_duration_seconds",
-            "From response.created to response.done, by final status.",
-            ["status"],
-            buckets=_RESPONSE_BUCKETS,
-            registry=registry,
-        )
-        self.time_to_first_audio = Histogram(
-            "rtbus_time_to_first_audio_seconds",
-            "From the end of the user's turn to the first audio of the answer.",
-            buckets=_AUDIO_BUCKETS,
-            registry=registry,
-        )
-        self.resume_wait = Histogram(
-            "rtbus_session_resume_wait_seconds",
-            "From a lost connection to the conversation restored into the next one.",
-            buckets=_RESUME_BUCKETS,
-            registry=registry,
-        )
-        self.recycle_pause = Histogram(
-            "rtbus_session_recycle_pause_seconds",
-            "The pause at a recycle's switch to the prepared upstream session.",
-            buckets=_FRAME_BUCKETS,
-            registry=registry,
-        )
-        self.rate_limit_remaining = Gauge(
-            "rtbus_rate_limit_remaining",
-            "What the last rate_limits.updated left, by limit.",
-            ["name"],
-            registry=registry,
-        )
-        self.rate_limit_limit = Gauge(
-            "rtbus_rate_limit_limit",
-            "The limit the last rate_limits.updated gave, by limit.",
-            ["name"],
-            registry=registry,
-        )
+    def __init__(self) -> None:
+        self.frame_to_subscriber = Histogram(_FRAME_BUCKETS)
+        self.response_duration = LabelledHistogram(_RESPONSE_BUCKETS)
+        self.time_to_first_audio = Histogram(_AUDIO_BUCKETS)
+        self.resume_wait = Histogram(_RESUME_BUCKETS)
+        self.recycle_pause = Histogram(_FRAME_BUCKETS)
+        self.rate_limit_remaining: dict[str, float] = {}
+        self.rate_limit_limit: dict[str, float] = {}
         self._responses: dict[tuple[str, str], float] = {}
         self._turns: dict[str, float] = {}
 
-    def observe(self, envelope: Envelope, now: float) -> None:
-        """Take one envelope the worker received at ``now``; never raises for odd events."""
-        if envelope.type in SERVER_EVENT_TYPES:
-            self.frame_to_subscriber.observe(max(0.0, now - envelope.received_at))
+    # -- the bus's tap (rtbus.bus.BusTap) ---------------------------------------------------
+
+    def published(self, envelope: Envelope) -> None:
+        """One envelope, as it is published; never raises for odd events."""
         react = _REACTIONS.get(envelope.type)
         if react is not None:
             react(self, envelope)
+
+    def taken(self, envelope: Envelope, now: float) -> None:
+        """A subscriber took ``envelope`` at ``now``: frame to subscriber, for server events."""
+        if envelope.raw is not None or envelope.type in SERVER_EVENT_TYPES:
+            self.frame_to_subscriber.observe(max(0.0, now - envelope.received_at))
+
+    def observe(self, envelope: Envelope, now: float) -> None:
+        """Both at once: published, and taken at ``now``."""
+        self.taken(envelope, now)
+        self.published(envelope)
+
+    # -- the collector ----------------------------------------------------------------------
+
+    def describe(self) -> Iterator[Metric]:
+        return self.collect()
+
+    def collect(self) -> Iterator[Metric]:
+        for name, (doc, attribute, label) in _HISTOGRAMS.items():
+            yield family(name, doc, getattr(self, attribute), label)
+        for name, (doc, attribute) in _GAUGES.items():
+            gauge = GaugeMetricFamily(name, doc, labels=["name"])
+            for limit, value in sorted(getattr(self, attribute).items()):
+                gauge.add_metric([limit], value)
+            yield gauge
 
     # -- reactions (a table, see _REACTIONS) -----------------------------------------------
 
@@ -185,10 +172,49 @@ def _put(pending: dict[K, float], key: K, at: float) -> None:
     pending[key] = at
 
 
-def _set(gauge: Gauge, name: str, value: object) -> None:
+def _set(gauge: dict[str, float], name: str, value: object) -> None:
     if isinstance(value, int | float) and not isinstance(value, bool):
-        gauge.labels(name).set(value)
+        gauge[name] = float(value)
 
+
+# name -> (help, the Observer attribute holding it, its label if any)
+_HISTOGRAMS: Final[Mapping[str, tuple[str, str, str]]] = {
+    "rtbus_frame_to_subscriber_seconds": (
+        "From a frame's arrival to a subscriber taking its event, per delivery.",
+        "frame_to_subscriber",
+        "",
+    ),
+    "rtbus_response_duration_seconds": (
+        "From response.created to response.done, by final status.",
+        "response_duration",
+        "status",
+    ),
+    "rtbus_time_to_first_audio_seconds": (
+        "From the end of the user's turn to the first audio of the answer.",
+        "time_to_first_audio",
+        "",
+    ),
+    "rtbus_session_resume_wait_seconds": (
+        "From a lost connection to the conversation restored into the next one.",
+        "resume_wait",
+        "",
+    ),
+    "rtbus_session_recycle_pause_seconds": (
+        "The pause at a recycle's switch to the prepared upstream session.",
+        "recycle_pause",
+        "",
+    ),
+}
+_GAUGES: Final[Mapping[str, tuple[str, str]]] = {
+    "rtbus_rate_limit_remaining": (
+        "What the last rate_limits.updated left, by limit.",
+        "rate_limit_remaining",
+    ),
+    "rtbus_rate_limit_limit": (
+        "The limit the last rate_limits.updated gave, by limit.",
+        "rate_limit_limit",
+    ),
+}
 
 _Reaction = Callable[[Observer, Envelope], None]
 _REACTIONS: Final[Mapping[str, _Reaction]] = {

@@ -4,7 +4,8 @@ Each service owns a ``CollectorRegistry`` of its own (never the process-global o
 services in one process, or one per test, never mix their numbers. Two things fill it:
 
 * a scrape-time collector (``_collector``) reading the service's frozen statistics;
-* the observer (``_observer``), fed by a supervised worker the service subscribes to the bus.
+* the observer (``_observer``), the bus's tap: it measures every envelope inline, as it is
+  published and as a subscriber takes it, and is exported at scrape time too.
 
 Other components (the HTTP surface, the gateway, the Redis bridge) add their own collectors
 with :meth:`ServiceMetrics.register`, or for a while with :meth:`ServiceMetrics.collecting`.
@@ -15,36 +16,24 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import trio
 from prometheus_client import CollectorRegistry
 from prometheus_client.registry import Collector
 
-from rtbus.bus import Envelope
-
 from ._collector import ServiceCollector
-from ._observer import OBSERVED_TYPES, Observer
+from ._observer import Observer
 from ._source import MetricsSource
 
 __all__ = ["ServiceMetrics"]
 
 
 class ServiceMetrics:
-    """A service's metrics: ``registry`` to expose, ``observe`` for its metrics worker.
-
-    ``observed_types`` are the event types the metrics worker must subscribe to (not
-    ``error``: see ``_observer``).
-    """
-
-    observed_types: tuple[str, ...] = OBSERVED_TYPES
+    """A service's metrics: ``registry`` to expose, ``observer`` to give the bus as its tap."""
 
     def __init__(self, source: MetricsSource) -> None:
         self.registry = CollectorRegistry()
         self.registry.register(ServiceCollector(source))
-        self._observer = Observer(self.registry)
-
-    def observe(self, envelope: Envelope) -> None:
-        """The metrics worker's handler: one envelope, measured now."""
-        self._observer.observe(envelope, trio.current_time())
+        self.observer = Observer()
+        self.registry.register(self.observer)
 
     def register(self, collector: Collector) -> None:
         """Export ``collector``'s metrics too. Raises ``ValueError`` naming the metrics when

@@ -2,16 +2,20 @@
 
 It is what ``rtbus serve`` runs on the embedded simulator, so the metrics and the dashboard
 show life on a fresh machine with no API key: each session speaks for a second, falls
-silent, lets server VAD answer it with a spoken response, and waits for its next turn.
+silent, lets server VAD answer it with a spoken response, and waits for its next turn. A
+worker takes every response event, as a transcript store would, and logs each transcript
+at debug level: the bus has a subscriber, so its latency shows too.
 """
 
 from __future__ import annotations
 
 import base64
+import logging
 
 import trio
 
 from rtbus import sim
+from rtbus.bus import Envelope
 from rtbus.session import Session
 
 from ._service import Service
@@ -26,8 +30,13 @@ _APPEND_BYTES = 4800  # 100 ms of PCM16 at 24 kHz: the size a real microphone lo
 _APPEND_SECONDS = 0.1
 
 
+_log = logging.getLogger("rtbus.demo")
+
+
 async def run_demo(service: Service, sessions: int, turn_seconds: float) -> None:
     """Run ``sessions`` demo sessions (``demo-1``...) until cancelled; returns at once for 0."""
+    if sessions:
+        await service.add_worker(_transcripts, types="response.*", id="demo-transcripts")
     async with trio.open_nursery() as demo:
         for n in range(sessions):
             demo.start_soon(_demo_session, service, f"demo-{n + 1}", turn_seconds)
@@ -50,3 +59,9 @@ async def speak(session: Session, *, seconds: float) -> None:
             chunk = base64.b64encode(audio[start : start + _APPEND_BYTES]).decode()
             await session.send({"type": "input_audio_buffer.append", "audio": chunk})
             await trio.sleep(_APPEND_SECONDS)
+
+
+def _transcripts(envelope: Envelope) -> None:
+    transcript = getattr(envelope.event, "transcript", None)
+    if envelope.type == "response.output_audio_transcript.done" and transcript:
+        _log.debug("demo transcript session=%s text=%r", envelope.session_id, transcript)

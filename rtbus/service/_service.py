@@ -1,8 +1,7 @@
 """The service: the supervision tree that runs sessions and workers around one bus.
 
     root (one_for_one)
-    ├── system    (one_for_one, static: the metrics worker ``rtbus-metrics``, which feeds
-    │              ``Service.metrics``, and the service's own workers, e.g. ``rtbus-log``)
+    ├── system    (one_for_one, static: the service's own workers, e.g. ``rtbus-log``)
     ├── workers   (one_for_one, dynamic: the subscriber actors ``add_worker`` makes)
     └── sessions  (one_for_one, dynamic: one transient actor per Realtime session)
 
@@ -15,7 +14,9 @@ Invariants:
   is dropped (its waiting senders fail), a worker's subscription is closed and the envelopes
   it had not handled are counted as lost. Only the service's own parts (the system workers,
   the supervisors) share budgets, so only their failures can take the service down.
-* No user worker shares a supervisor with the metrics or log worker: none can take them down.
+* No user worker shares a supervisor with the log worker: none can take it down. Metrics
+  are no worker at all: the bus's tap (``ServiceMetrics.observer``) measures every envelope
+  inline as it is published and as it is taken, so no subscriber wakes per event to count.
 * System workers start first and stop last, then user workers, then sessions: nothing a
   draining session publishes lacks its worker.
 * Supervision events (``rtbus.actor.*``) are published on the bus under their supervisor's
@@ -78,9 +79,6 @@ __all__ = [
 ]
 
 _LIFECYCLE_BUFFER = 1024
-_METRICS_WORKER = "rtbus-metrics"
-# The metrics worker drops its oldest envelopes past this: it must never stall a session.
-_METRICS_BUFFER = 4096
 # The reason label of rtbus_worker_envelopes_lost_total for a worker given up on.
 _GAVE_UP = "gave_up"
 
@@ -118,7 +116,7 @@ class ServiceConfig:
 @attrs.frozen
 class SystemWorker:
     """A worker that is part of the service itself (the lifecycle log): a static child of
-    ``root/system`` beside the metrics worker, apart from user workers. It shares the system
+    ``root/system``, apart from user workers. It shares the system
     supervisor's budget, so its failing for good is the service's failure."""
 
     id: str
@@ -129,11 +127,10 @@ class SystemWorker:
 class Service:
     """A running rtbus service: open sessions, add workers, subscribe on ``bus``."""
 
-    def __init__(
-        self, config: ServiceConfig, bus: Bus, system_workers: Sequence[SystemWorker] = ()
-    ) -> None:
+    def __init__(self, config: ServiceConfig, system_workers: Sequence[SystemWorker] = ()) -> None:
         self.config = config
-        self.bus = bus
+        self.metrics = ServiceMetrics(self)
+        self.bus = bus = Bus(config.bus_limits, tap=self.metrics.observer)
         self._root: Supervisor | None = None
         self._sessions: dict[str, Session] = {}
         # Set, and replaced, each time a session is dropped: what ``wait_session_gone`` waits on.
@@ -146,15 +143,6 @@ class Service:
         self.lifecycle_dropped = 0
         self._ended_counts = SessionCounts()
         self._supervision_counts: Counter[tuple[str, str]] = Counter()
-        self.metrics = ServiceMetrics(self)
-        self._metrics_worker = Worker(
-            _METRICS_WORKER,
-            bus,
-            self.metrics.observe,
-            types=self.metrics.observed_types,
-            maxsize=_METRICS_BUFFER,
-            overflow=OverflowPolicy.DROP_OLDEST,
-        )
         self._system_workers = [Worker(w.id, bus, w.handler, types=w.types) for w in system_workers]
         self._readiness = ReadinessChecks()
         self._readiness.add("bus", bus.readiness_problem)  # a publisher blocked too long
@@ -382,7 +370,7 @@ class Service:
         system = SupervisorSpec(
             [
                 ChildSpec(worker.id, worker.run, shutdown=cfg.worker_shutdown)
-                for worker in (self._metrics_worker, *self._system_workers)
+                for worker in self._system_workers
             ],
             backoff=cfg.worker_backoff,
             on_event=observe,
@@ -453,11 +441,11 @@ async def open_service(
 ) -> AsyncIterator[Service]:
     """Run a service for the body of the ``async with``; leaving it drains and stops it.
 
-    ``system_workers`` run under ``root/system`` beside the metrics worker (see the module).
+    ``system_workers`` run under ``root/system``, apart from user workers (see the module).
     """
     if isinstance(config, OpenAIConfig | AzureConfig):
         config = ServiceConfig(upstream=config)
-    service = Service(config, Bus(config.bus_limits), system_workers)
+    service = Service(config, system_workers)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(service._publish_lifecycle)
         service._root = await nursery.start(serve_supervisor, service._tree())

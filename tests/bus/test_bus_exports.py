@@ -13,6 +13,7 @@ PUBLIC = {
     "BusArgumentError",
     "BusLimits",
     "BusStatistics",
+    "BusTap",
     "Envelope",
     "ErrorCode",
     "GatewayConnectionError",

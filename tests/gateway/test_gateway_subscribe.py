@@ -40,17 +40,13 @@ async def fill_window(service: Service) -> None:
 
 
 def subscriptions(service: Service) -> int:
-    """Subscriptions on the service's bus besides its own metrics worker's."""
-    return service.bus.statistics().subscriptions - 1
+    """Subscriptions on the service's bus (the service itself holds none)."""
+    return service.bus.statistics().subscriptions
 
 
 def gateway_side(service: Service) -> SubscriptionStatistics:
-    """The one subscription the gateway holds (the metrics worker's drops the oldest)."""
-    (ours,) = [
-        stats
-        for stats in service.bus.subscription_statistics()
-        if stats.policy is not OverflowPolicy.DROP_OLDEST
-    ]
+    """The one subscription the gateway holds."""
+    (ours,) = service.bus.subscription_statistics()
     return ours
 
 

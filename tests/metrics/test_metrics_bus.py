@@ -35,13 +35,12 @@ async def test_drops_depth_and_fill_are_counted_by_policy(
     assert dropped["oldest"] > 0
     for scrape in (during, after):
         assert scrape.value("rtbus_bus_dropped_total", policy="drop_newest") == dropped["newest"]
-        # The metrics worker drops its oldest too, but it keeps up with one session.
         assert scrape.value("rtbus_bus_dropped_total", policy="drop_oldest") == dropped["oldest"]
         assert scrape.value("rtbus_bus_dropped_total", policy="block") == 0
     assert during.by("rtbus_bus_subscriptions", "policy") == {
         "block": 1,
         "drop_newest": 1,
-        "drop_oldest": 2,  # ours and the metrics worker's
+        "drop_oldest": 1,
         "disconnect": 0,
     }
     assert during.value("rtbus_bus_queue_depth", policy="drop_newest") == 2

@@ -10,10 +10,11 @@ from typing import Any
 
 import orjson
 import pytest
+import trio
 from prometheus_client import CollectorRegistry
 
-from rtbus.bus import Envelope
-from rtbus.metrics._observer import OBSERVED_TYPES, Observer
+from rtbus.bus import Bus, Envelope
+from rtbus.metrics._observer import Observer
 from rtbus.protocol import decode_server_event
 from rtbus.session import SessionFailed, SessionReconnected
 
@@ -48,7 +49,9 @@ def registry() -> CollectorRegistry:
 
 @pytest.fixture
 def observer(registry: CollectorRegistry) -> Observer:
-    return Observer(registry)
+    observer = Observer()
+    registry.register(observer)
+    return observer
 
 
 def value(registry: CollectorRegistry, metric: str, /, **labels: str) -> float:
@@ -168,7 +171,24 @@ def test_pending_measurements_are_capped(observer: Observer) -> None:
     assert ("s0", "resp_0") not in observer._responses, "the oldest went first"
 
 
-def test_the_worker_never_takes_errors() -> None:
-    # A subscriber to a session's errors counts as handling them (the seed's rule).
-    assert "error" not in OBSERVED_TYPES
-    assert {"response.done", "rtbus.session.reconnected"} <= set(OBSERVED_TYPES)
+async def test_the_tap_measures_every_publish_and_delivery_and_is_no_subscriber(
+    registry: CollectorRegistry,
+) -> None:
+    observer = Observer()
+    registry.register(observer)
+    bus = Bus(tap=observer)
+    # A tap is nobody's subscriber: an error nobody takes still reaches nobody.
+    assert not bus.has_subscriber("s1", "error")
+    async with bus.subscribe() as first, bus.subscribe() as second:
+        created = decode_server_event(
+            orjson.dumps({"event_id": "e", **response("response.created")})
+        )
+        await bus.publish("s1", created.type, created, received_at=trio.current_time())
+        done = decode_server_event(orjson.dumps({"event_id": "f", **response("response.done")}))
+        await bus.publish("s1", done.type, done, received_at=trio.current_time())
+        await first.receive()
+        await first.receive_batch(10)
+        async with second.delivery():
+            pass
+    assert value(registry, "rtbus_frame_to_subscriber_seconds_count") == 3, "per delivery"
+    assert value(registry, "rtbus_response_duration_seconds_count", status="other") == 1
