@@ -17,6 +17,7 @@ from ._readiness import ReadinessCheck as ReadinessCheck
 from ._runtime import RunningService as RunningService
 from ._runtime import SessionsNotStarted as SessionsNotStarted
 from ._runtime import run_service as run_service
+from ._service import DrainSummary as DrainSummary
 from ._service import Service as Service
 from ._service import ServiceConfig as ServiceConfig
 from ._service import SystemWorker as SystemWorker
@@ -33,6 +34,7 @@ from ._settings_load import SettingsError as SettingsError
 from ._settings_load import load_settings as load_settings
 
 __all__ = [
+    "DrainSummary",
     "BusSettings",
     "DemoSettings",
     "HttpAddress",

@@ -114,11 +114,13 @@ async def _run(
 ) -> None:
     async with trio.open_nursery() as infra:
         upstream = await _upstream(infra, settings)
+        service: Service | None = None
+        bridge: list[RedisBridge] = []
         try:
             async with trio.open_nursery() as bridges:
                 config = settings.service_config(upstream)
                 async with open_service(config, system_workers=[_LOG_WORKER]) as service:
-                    await _start_bridge(service, settings, bridges)
+                    bridge = await _start_bridge(service, settings, bridges)
                     with body:
                         try:
                             await _serve(service, settings, infra, task_status)
@@ -128,7 +130,7 @@ async def _run(
                 # The bus has closed: the bridge flushes what the drain published, bounded.
                 bridges.cancel_scope.deadline = trio.current_time() + _FLUSH_SECONDS
         finally:
-            _log.info("drained")
+            _log.info("drained", extra=_fields(**_drained(service, bridge)))
         infra.cancel_scope.cancel()  # HTTP and the simulator stop last
 
 
@@ -152,15 +154,38 @@ async def _serve(
         await trio.sleep_forever()
 
 
-async def _start_bridge(service: Service, settings: Settings, nursery: trio.Nursery) -> None:
+async def _start_bridge(
+    service: Service, settings: Settings, nursery: trio.Nursery
+) -> list[RedisBridge]:
     redis = settings.bus.redis
     if redis is None:
-        return
+        return []
     registry = service.metrics.registry
     start = functools.partial(run_bridge, node=settings.node, registry=registry)
     bridge: RedisBridge = await nursery.start(start, service.bus, redis)
     service.add_readiness_check("redis", bridge.readiness_problem)
     _log.info("publishing to redis", extra=_fields(url=redis.url, node=settings.node))
+    return [bridge]
+
+
+def _drained(service: Service | None, bridge: list[RedisBridge]) -> dict[str, object]:
+    """The drain's summary line: what it closed, finished, cut, stopped, flushed, dropped."""
+    summary = None if service is None else service.drain_summary
+    if summary is None:
+        return {}
+    fields: dict[str, object] = {
+        "sessions": summary.sessions_closed,
+        "responses_finished": summary.responses_finished,
+        "responses_cut": summary.responses_cut,
+        "workers": summary.workers_stopped,
+        "dropped": summary.envelopes_dropped,
+        "seconds": round(summary.seconds, 2),
+    }
+    for each in bridge:
+        stats = each.statistics()
+        fields["redis_published"] = sum(stats.published.values())
+        fields["redis_dropped"] = sum(stats.dropped.values())
+    return fields
 
 
 async def _upstream(infra: trio.Nursery, settings: Settings) -> RealtimeConfig:

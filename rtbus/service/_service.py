@@ -70,6 +70,7 @@ if TYPE_CHECKING:
     from ._placement import Placement
 
 __all__ = [
+    "DrainSummary",
     "PER_CHILD_INTENSITY",
     "RECONCILE_BACKOFF",
     "Service",
@@ -113,6 +114,20 @@ class ServiceConfig:
     bus_limits: BusLimits = attrs.field(factory=BusLimits)
 
 
+@attrs.frozen(kw_only=True)
+class DrainSummary:
+    """What a drain did: the sessions it closed, whether the responses running when it began
+    finished (within the grace) or were cut, the workers it stopped, the envelopes the bus
+    dropped meanwhile, and how long it took."""
+
+    sessions_closed: int
+    responses_finished: int
+    responses_cut: int
+    workers_stopped: int
+    envelopes_dropped: int
+    seconds: float
+
+
 @attrs.frozen
 class SystemWorker:
     """A worker that is part of the service itself (the lifecycle log): a static child of
@@ -148,6 +163,7 @@ class Service:
         self._readiness.add("bus", bus.readiness_problem)  # a publisher blocked too long
         self._reconciler: SessionReconciler | None = None
         self._draining = False
+        self.drain_summary: DrainSummary | None = None
         # Set while ``open_placement`` runs: sessions may then open on other nodes.
         self.placement: Placement | None = None
 
@@ -350,11 +366,29 @@ class Service:
             return {}  # the tree is down, which the supervision check reports
 
     async def aclose(self) -> None:
-        """Drain and stop: sessions, then workers, then the bus. Idempotent."""
+        """Drain and stop: sessions, then workers, then the bus. Idempotent; what the drain
+        did is ``drain_summary`` afterwards."""
+        if self._draining:
+            await self.bus.aclose()
+            return
         self._draining = True
+        started = trio.current_time()
+        sessions = list(self._sessions.values())
+        responding = [s for s in sessions if s.statistics().responses_active]
+        workers = len(self._workers) + len(self._system_workers)
+        dropped = _dropped(self.bus)
         if self._root is not None:
             await self._root.aclose()
         await self.bus.aclose()
+        cut = sum(session.interrupted_response is not None for session in responding)
+        self.drain_summary = DrainSummary(
+            sessions_closed=len(sessions),
+            responses_finished=len(responding) - cut,
+            responses_cut=cut,
+            workers_stopped=workers,
+            envelopes_dropped=_dropped(self.bus) - dropped,
+            seconds=trio.current_time() - started,
+        )
 
     def _supervisor(self, id: str) -> Supervisor:
         if self._root is None:
@@ -455,6 +489,10 @@ async def open_service(
             with trio.CancelScope(shield=True):
                 await service.aclose()
             nursery.cancel_scope.cancel()
+
+
+def _dropped(bus: Bus) -> int:
+    return sum(bus.statistics().dropped.values())
 
 
 def _not_retrying(id: str) -> None:

@@ -248,6 +248,12 @@ class Session:
         error = refused[0].error if refused else None
         return EventOutcome(event_id=event_id, error=error)
 
+    @property
+    def interrupted_response(self) -> str | None:
+        """The id of the response the last lost (or closed) connection cut off, until the
+        conversation is resumed; ``None`` when none was running."""
+        return self._interrupted
+
     def conversation(self) -> ConversationSnapshot:
         """What the session's conversation record holds now (what a new upstream session
         would be given back)."""

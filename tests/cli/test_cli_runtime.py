@@ -113,6 +113,10 @@ async def test_cancelling_drains_then_stops_http(caplog: pytest.LogCaptureFixtur
     assert {"session": "front", "reason": "closed by rtbus"} in fields(
         caplog, "rtbus.session.closed"
     )
+    (summary,) = fields(caplog, "drained")
+    assert summary["sessions"] == 1
+    assert (summary["responses_finished"], summary["responses_cut"]) == (1, 0)
+    assert summary["dropped"] == 0
     with pytest.raises(OSError):  # noqa: PT011 -- refused: nothing listens any more
         await trio.open_tcp_stream(running.http.host, running.http.port)
 
@@ -217,3 +221,33 @@ async def test_a_worker_given_up_on_is_logged_once_and_the_service_goes_on(
         1,
     )
     assert logged["exception"] == "RuntimeError: always"
+
+
+async def test_a_drain_does_not_wait_for_sessions_in_backoff(
+    caplog: pytest.LogCaptureFixture, autojump_clock: trio.testing.MockClock
+) -> None:
+    caplog.set_level(logging.INFO, logger="rtbus")
+    with trio.fail_after(SAFETY_NET):
+        async with trio.open_nursery() as nursery:
+            async with trio.open_nursery() as upstream_side:
+                serve = functools.partial(serve_sim, "127.0.0.1", 0, speed=20.0, api_key="sk-t")
+                sim: SimServer = await upstream_side.start(serve)
+                upstream = OpenAIConfig(api_key="sk-t", base_url=sim.url)
+                configured = settings(upstream=upstream, sessions=(StartupSession(id="front"),))
+                configured = attrs.evolve(
+                    configured, service=attrs.evolve(configured.service, drain_seconds=60.0)
+                )
+                running: RunningService = await nursery.start(run_service, configured)
+                bus = running.service.bus
+                sub = bus.subscribe(sessions=["front"], types="rtbus.session.*")
+                await running.service.sessions["front"].send({"type": "response.create"})
+                upstream_side.cancel_scope.cancel()  # the upstream goes away mid-response
+            async with sub:  # and stays away: the session backs off between attempts
+                async for envelope in sub:
+                    if envelope.type == "rtbus.session.disconnected":
+                        break
+            started = trio.current_time()
+            nursery.cancel_scope.cancel()
+    assert trio.current_time() - started < 5.0, "not the 60 s drain grace"
+    (summary,) = fields(caplog, "drained")
+    assert summary["sessions"] == 1
