@@ -67,6 +67,12 @@ class SubscriptionStatistics:
     * ``blocked_seconds`` -- how long the longest-waiting of them has waited (0.0 if none).
     * ``block_timeout`` -- how long a publisher may wait before the subscription is cut
       loose (``None``: for ever).
+    * ``offered`` -- envelopes published to it; every one is accounted for, always:
+      ``offered == delivered + dropped + queued + publishers_waiting + discarded +
+      withdrawn``, so nothing is ever lost uncounted.
+    * ``discarded`` -- envelopes left unread when the subscriber closed it (or the bus closed
+      on a publisher still waiting): given up by the subscriber, not by a policy.
+    * ``withdrawn`` -- envelopes whose publisher was cancelled while it waited for room.
     """
 
     delivered: int
@@ -79,6 +85,9 @@ class SubscriptionStatistics:
     publishers_waiting: int
     blocked_seconds: float = 0.0
     block_timeout: float | None = None
+    offered: int = 0
+    discarded: int = 0
+    withdrawn: int = 0
 
 
 class Subscription(trio.abc.AsyncResource):
@@ -130,6 +139,7 @@ class Subscription(trio.abc.AsyncResource):
         self._publishers: dict[trio.lowlevel.Task, tuple[Envelope, float]] = {}
         self._delivered = self._dropped = self._redelivered = 0
         self._given_up = 0  # publishers past block_timeout, aborted, not yet counted
+        self._offered = self._discarded = self._withdrawn = 0
         self._stopped: trio.Event | None = None  # made for wait_stopped only
         self._lag = self._dropped_since_read = 0
 
@@ -183,6 +193,9 @@ class Subscription(trio.abc.AsyncResource):
             publishers_waiting=len(self._publishers),
             blocked_seconds=self.blocked_seconds(),
             block_timeout=self._block_timeout,
+            offered=self._offered,
+            discarded=self._discarded,
+            withdrawn=self._withdrawn,
         )
 
     def blocked_seconds(self) -> float:
@@ -347,6 +360,7 @@ class Subscription(trio.abc.AsyncResource):
         """Queue ``envelope``; False when the publisher must wait (``_wait_for_room``)."""
         if self._state is not _State.OPEN:
             return True
+        self._offered += 1
         if self._occupancy() >= self._maxsize:
             return self._on_full(self, envelope)
         self._buffer.append(envelope)
@@ -377,6 +391,8 @@ class Subscription(trio.abc.AsyncResource):
             # them runs: the one that cuts counts the others' envelopes as lost too.
             if timeout is not None and trio.current_time() >= since + timeout:
                 self._given_up += 1
+            else:
+                self._withdrawn += 1
             return trio.lowlevel.Abort.SUCCEEDED
 
         if timeout is None:
@@ -488,10 +504,13 @@ class Subscription(trio.abc.AsyncResource):
         """The bus closed: take nothing more, drain what is queued, then end reads."""
         if self._state is _State.OPEN:
             self._state = _State.ENDED
+            self._discarded += len(self._publishers)  # released: their envelopes never enter
             self._release_publishers()
             self._wake_reader()
 
     def _stop(self, state: _State) -> None:
+        if state is _State.CLOSED:
+            self._discarded += self._occupancy() + len(self._publishers)
         self._state = state
         self._buffer.clear()
         self._held = None
