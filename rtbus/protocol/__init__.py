@@ -30,6 +30,8 @@ from ._codec import server_event_from_dict as server_event_from_dict
 from ._config import AzureConfig as AzureConfig
 from ._config import OpenAIConfig as OpenAIConfig
 from ._config import RealtimeConfig as RealtimeConfig
+from ._config import RealtimeTarget as RealtimeTarget
+from ._config import TargetKind as TargetKind
 from ._config import auth_headers as auth_headers
 from ._config import build_realtime_url as build_realtime_url
 from ._config import is_azure as is_azure
@@ -66,8 +68,10 @@ __all__ = [
     "ProtocolError",
     "RealtimeConfig",
     "RealtimeError",
+    "RealtimeTarget",
     "RtbusError",
     "ServerEvent",
+    "TargetKind",
     "UnknownEvent",
     "auth_headers",
     "build_realtime_url",
