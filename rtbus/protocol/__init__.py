@@ -49,6 +49,21 @@ from ._models_base import JsonValue as JsonValue
 from ._null import NULL as NULL
 from ._null import Null as Null
 from ._redact import redact as redact
+from ._webhook_events import RealtimeCallIncoming as RealtimeCallIncoming
+from ._webhook_events import SipHeader as SipHeader
+from ._webhook_events import UnknownWebhookEvent as UnknownWebhookEvent
+from ._webhook_events import WebhookEvent as WebhookEvent
+from ._webhook_events import decode_webhook_event as decode_webhook_event
+from ._webhooks import DeliveryLog as DeliveryLog
+from ._webhooks import DeliveryLogStatistics as DeliveryLogStatistics
+from ._webhooks import MalformedWebhookError as MalformedWebhookError
+from ._webhooks import VerifiedDelivery as VerifiedDelivery
+from ._webhooks import WebhookError as WebhookError
+from ._webhooks import WebhookSecret as WebhookSecret
+from ._webhooks import WebhookSignatureError as WebhookSignatureError
+from ._webhooks import WebhookTimestampError as WebhookTimestampError
+from ._webhooks import WebhookVerifier as WebhookVerifier
+from ._webhooks import sign_webhook as sign_webhook
 
 __all__ = [
     "CLIENT_EVENT_CLASSES",
@@ -85,5 +100,20 @@ __all__ = [
     "is_azure",
     "redact",
     "server_event_from_dict",
+    "RealtimeCallIncoming",
+    "SipHeader",
+    "UnknownWebhookEvent",
+    "WebhookEvent",
+    "decode_webhook_event",
+    "DeliveryLog",
+    "DeliveryLogStatistics",
+    "MalformedWebhookError",
+    "VerifiedDelivery",
+    "WebhookError",
+    "WebhookSecret",
+    "WebhookSignatureError",
+    "WebhookTimestampError",
+    "WebhookVerifier",
+    "sign_webhook",
     *_models.__all__,
 ]
