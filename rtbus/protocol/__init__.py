@@ -14,6 +14,13 @@ something (``turn_detection: null`` switches server VAD off) take ``NULL``, whic
 """
 
 from . import _models
+from ._calls import CALLS_API as CALLS_API
+from ._calls import DEFAULT_REJECT_STATUS as DEFAULT_REJECT_STATUS
+from ._calls import CallOperation as CallOperation
+from ._calls import Route as Route
+from ._calls import call_id_from_location as call_id_from_location
+from ._calls import match_route as match_route
+from ._calls import rest_base_url as rest_base_url
 from ._codec import CLIENT_EVENT_CLASSES as CLIENT_EVENT_CLASSES
 from ._codec import CLIENT_EVENT_TYPES as CLIENT_EVENT_TYPES
 from ._codec import PREVIEW_EVENT_ALIASES as PREVIEW_EVENT_ALIASES
@@ -115,5 +122,12 @@ __all__ = [
     "WebhookTimestampError",
     "WebhookVerifier",
     "sign_webhook",
+    "CALLS_API",
+    "DEFAULT_REJECT_STATUS",
+    "CallOperation",
+    "Route",
+    "call_id_from_location",
+    "match_route",
+    "rest_base_url",
     *_models.__all__,
 ]
