@@ -13,6 +13,7 @@ import rtbus
 PACKAGES = [
     "rtbus",
     "rtbus.protocol",
+    "rtbus.calls",
     "rtbus.transport",
     "rtbus.actors",
     "rtbus.bus",

@@ -61,12 +61,16 @@ from ._faults import FaultKind as FaultKind
 from ._options import SimOptionFields as SimOptionFields
 from ._options import SimOptions as SimOptions
 from ._options import SimStatistics as SimStatistics
+from ._phone import Delivery as Delivery
+from ._phone import Dial as Dial
 from ._server import SimServer as SimServer
 from ._server import serve_sim as serve_sim
 from ._session import SessionSettings as SessionSettings
 from ._session import SimSession as SimSession
 
 __all__ = [
+    "Delivery",
+    "Dial",
     "Fault",
     "FaultKind",
     "SessionSettings",

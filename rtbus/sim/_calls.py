@@ -278,7 +278,10 @@ class Request:
         return payload if isinstance(payload, dict) else {}
 
     def form(self) -> dict[str, bytes]:
-        """The fields of a ``multipart/form-data`` body, by name."""
+        """The fields of a ``multipart/form-data`` body, by name; a bare ``application/sdp``
+        body (what the ``openai`` package sends when there is no session) is the ``sdp``."""
+        if self.content_type.startswith("application/sdp"):
+            return {"sdp": self.body}
         head = f"Content-Type: {self.content_type}\r\n\r\n".encode()
         message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + self.body)
         fields: dict[str, bytes] = {}
