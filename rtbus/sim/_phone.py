@@ -58,7 +58,7 @@ class Delivery:
     @property
     def acknowledged(self) -> bool:
         """Whether any attempt got a 2xx."""
-        return any(s is not None and 200 <= s < 300 for s in self.statuses)
+        return any(_acknowledged(s) for s in self.statuses)
 
 
 class PhoneNetwork:
@@ -145,6 +145,10 @@ class PhoneNetwork:
             await trio.lowlevel.checkpoint()
         else:
             await trio.sleep(seconds / self._speed)
+
+
+def _acknowledged(status: int | None) -> bool:
+    return status is not None and 200 <= status < 300
 
 
 def _invite_headers(dial: Dial, ids: IdSource) -> tuple[tuple[str, str], ...]:

@@ -33,7 +33,15 @@ from ._calls import CallBook, Reply, Request
 from ._connection import Companion, Counters, SimConnection
 from ._faults import Fault, FaultSchedule, random_fault
 from ._handshake import Admission, Rejection, admit, check_key
-from ._http import MAX_HEAD, FrontDoor, PlainRequest, ReplayStream, read_front_door, serve_plain
+from ._http import (
+    MAX_HEAD,
+    FrontDoor,
+    PlainRequest,
+    ReplayStream,
+    Upgrade,
+    read_front_door,
+    serve_plain,
+)
 from ._options import SimOptionFields, SimOptions, SimStatistics
 from ._phone import Delivery, Dial, PhoneNetwork
 from ._session import SessionSettings, SimSession
@@ -151,9 +159,7 @@ class SimServer:
         accepted = None
         with trio.move_on_after(self.options.handshake_timeout):
             door = await read_front_door(stream, connection)
-            if door is None or isinstance(door, PlainRequest):
-                pass
-            else:
+            if isinstance(door, Upgrade):
                 replay = ReplayStream(stream, door.consumed)
                 accepted = await self._accept(websocket_tasks, replay)
         if isinstance(door, PlainRequest):
