@@ -3,7 +3,7 @@
 A ``Caller`` runs beside a call's control connection (a ``Companion`` of ``SimConnection``)
 and feeds the session ``input_audio_buffer.append`` frames as the phone line would deliver
 the caller's voice: ``speech_seconds`` of the simulator's speech-like audio, then silence, every
-``pause_seconds``, paced like audio (``SimOptions.speed``). The session's own machinery does
+``pause_seconds`` after the agent's answer ends, paced like audio (``SimOptions.speed``). The session's own machinery does
 the rest: server VAD hears the speech (``speech_started``/``speech_stopped``), commits it,
 transcribes it if asked, and answers with a response. After ``turns`` turns the caller hangs up:
 the call ends and the control WebSocket is closed with 1000 ``"call ended"``.
@@ -63,6 +63,7 @@ class Caller:
             await self._wait(self.pause_seconds)
             await self._say(connection)
             call.turns_taken += 1
+            await connection.wait_quiet()
         await self._wait(self.pause_seconds)
         call.end(CallState.ENDED, "caller hung up")
 

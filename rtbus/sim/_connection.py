@@ -93,6 +93,7 @@ class SimConnection:
         self._companions = companions
         self._lock = trio.Lock()
         self._wake = trio.Event()
+        self._quiet = trio.Event()
         self._sent = 0
         self._ending: Fault | None = None
         self._scope = trio.CancelScope()
@@ -109,6 +110,13 @@ class SimConnection:
         await self._send_events(self._session.receive(frame))
         if self._session.responding:
             self._wake.set()
+
+    async def wait_quiet(self) -> None:
+        """Wait until no response is being generated (a caller who lets the agent finish)."""
+        while self._session.responding:
+            if self._quiet.is_set():
+                self._quiet = trio.Event()
+            await self._quiet.wait()
 
     def end(self, code: int, reason: str) -> None:
         """Close the connection with ``code`` once the tasks are gone (a call that ended)."""
@@ -156,6 +164,7 @@ class SimConnection:
         paced_response: str | None = None
         while True:
             if not self._session.responding:
+                self._quiet.set()
                 self._wake = trio.Event()
                 await self._wake.wait()
                 continue

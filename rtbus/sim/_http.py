@@ -129,6 +129,10 @@ async def serve_plain(
 async def _finish(
     stream: trio.SocketStream, connection: h11.Connection, head: h11.Request
 ) -> PlainRequest | None:
+    declared = dict(head.headers).get(b"content-length", b"0")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        await _refuse(stream, connection, 413, "request body too large")
+        return None
     body = bytearray()
     while True:
         event = await _next_event(stream, connection, bytearray())
@@ -151,8 +155,9 @@ async def _next_event(
     while True:
         try:
             event = connection.next_event()
-        except h11.RemoteProtocolError:
-            await _refuse(stream, connection, 400, "malformed request")
+        except h11.RemoteProtocolError as exc:
+            # h11's hint is 400, or 431 for a head past max_incomplete_event_size.
+            await _refuse(stream, connection, exc.error_status_hint, "malformed request")
             return None
         if event is not h11.NEED_DATA:
             return event
@@ -191,7 +196,8 @@ async def _respond(stream: trio.SocketStream, connection: h11.Connection, reply:
 async def _refuse(
     stream: trio.SocketStream, connection: h11.Connection, status: int, message: str
 ) -> None:
-    if connection.our_state is not h11.SEND_RESPONSE:
+    # A server may answer a broken request before reading it whole (IDLE) or after.
+    if connection.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
         return
     reply = Reply.error(status, message, None)
     reply = attrs.evolve(reply, headers=(*reply.headers, ("connection", "close")))

@@ -5,10 +5,12 @@ from __future__ import annotations
 import functools
 import time
 
+import h11
 import openai
 import orjson
 import pytest
 import trio
+import trio.testing
 import trio_websocket
 from openai.types.webhooks import RealtimeCallIncomingWebhookEvent
 from sim_support import Event, conforms_frame, connect
@@ -17,6 +19,7 @@ from support.webhook_receiver import WebhookReceiver, serve_webhook_receiver
 from rtbus.calls import CallsClient
 from rtbus.protocol import OpenAIConfig, RealtimeTarget, WebhookVerifier, build_realtime_url
 from rtbus.sim import Dial, SimServer, serve_sim
+from rtbus.sim._http import MAX_HEAD, read_front_door
 
 SESSION = {"type": "realtime", "model": "gpt-realtime", "instructions": "You answer the phone."}
 
@@ -201,3 +204,59 @@ async def test_calls_arrive_at_a_rate_on_their_own(nursery: trio.Nursery) -> Non
     first = await receiver.incoming.receive()
     second = await receiver.incoming.receive()
     assert first.call_id != second.call_id
+
+
+async def test_a_g711_caller_is_heard_without_the_simulated_vad(nursery: trio.Nursery) -> None:
+    server, receiver, calls = await start(
+        nursery, speed=None, caller_turns=1, response_audio_seconds=0.2
+    )
+    audio = {
+        "input": {"format": {"type": "audio/pcmu"}},
+        "output": {"format": {"type": "audio/pcmu"}},
+    }
+    async with calls:
+        await server.place_call(webhook_url=receiver.url)
+        incoming = await receiver.incoming.receive()
+        await calls.accept(incoming.call_id, {**SESSION, "audio": audio})
+    async with connect(server.port, call_path(server, incoming.call_id)) as ws:
+        events, reason = await read_until_closed(ws)
+    types = [event["type"] for event in events]
+    assert "input_audio_buffer.committed" in types
+    assert "response.done" in types
+    assert reason.code == 1000
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"NOT HTTP AT ALL\r\n\r\n", b"400"),
+        (b"POST /v1/realtime/calls HTTP/1.1\r\nhost: x\r\ncontent-length: 99999999\r\n\r\n",
+         b"413"),
+    ],
+)  # fmt: skip
+async def test_the_front_door_refuses_bad_requests(
+    nursery: trio.Nursery, request_bytes: bytes, status: bytes
+) -> None:
+    server, _, _ = await start(nursery)
+    answer = await raw_exchange(server, request_bytes)
+    assert answer.startswith(b"HTTP/1.1 " + status), answer[:80]
+
+
+async def test_keep_alive_answers_requests_in_turn(nursery: trio.Nursery) -> None:
+    server, _, _ = await start(nursery)
+    one = b"POST /v1/realtime/calls/rtc_x/hangup HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n"
+    last = one.replace(b"host: x", b"host: x\r\nconnection: close")
+    answer = await raw_exchange(server, one + one + last)
+    assert answer.count(b"HTTP/1.1 404") == 3
+
+
+async def test_a_head_past_the_limit_gets_431() -> None:
+    client, server = trio.testing.memory_stream_pair()
+    connection = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+    head = b"GET /v1/x HTTP/1.1\r\nhost: x\r\nx-pad: " + b"p" * (2 * MAX_HEAD)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(client.send_all, head)
+        door = await read_front_door(server, connection)  # type: ignore[arg-type]
+    assert door is None
+    answer = await client.receive_some()
+    assert answer.startswith(b"HTTP/1.1 431")
