@@ -2,11 +2,12 @@
 
 A ``Caller`` runs beside a call's control connection (a ``Companion`` of ``SimConnection``)
 and feeds the session ``input_audio_buffer.append`` frames as the phone line would deliver
-the caller's voice: ``speech_seconds`` of the simulator's speech-like audio, then silence, every
-``pause_seconds`` after the agent's answer ends, paced like audio (``SimOptions.speed``). The session's own machinery does
-the rest: server VAD hears the speech (``speech_started``/``speech_stopped``), commits it,
-transcribes it if asked, and answers with a response. After ``turns`` turns the caller hangs up:
-the call ends and the control WebSocket is closed with 1000 ``"call ended"``.
+the caller's voice: ``speech_seconds`` of the simulator's speech-like audio, then silence,
+``pause_seconds`` after the agent's answer ends, paced like audio (``SimOptions.speed``). The
+session's own machinery does the rest: server VAD hears the speech (``speech_started`` and
+``speech_stopped``), commits it, transcribes it if asked, and answers with a response. After
+``turns`` turns the caller hangs up: the call ends and the control WebSocket is closed with
+1000 ``"call ended"``.
 
 The real service's close on a hang-up is not documented; rtbus's simulator chooses a normal
 closure (1000), so a client treats it as the end of the session and does not reconnect.
