@@ -122,7 +122,7 @@ class CallBook:
         self._settings = settings
         self.ring_seconds = ring_seconds
         self._calls: dict[str, Call] = {}
-        self._handlers: dict[CallOperation, Callable[[str | None, Request, float], Reply]] = {
+        self._handlers: dict[CallOperation, Callable[[str | None, Request], Reply]] = {
             CallOperation.ACCEPT: self._accept,
             CallOperation.REJECT: self._reject,
             CallOperation.HANGUP: self._hangup,
@@ -143,7 +143,7 @@ class CallBook:
     def handle(self, operation: CallOperation, call_id: str | None, request: Request) -> Reply:
         """The answer to one calls API request."""
         self._miss_overdue(request.now)
-        return self._handlers[operation](call_id, request, request.now)
+        return self._handlers[operation](call_id, request)
 
     def attach(self, call_id: str, now: float) -> Call | Reply:
         """The call a ``?call_id=`` WebSocket attaches to, or the refusal (404/400)."""
@@ -159,7 +159,7 @@ class CallBook:
 
     # The operations on a call.
 
-    def _accept(self, call_id: str | None, request: Request, now: float) -> Reply:
+    def _accept(self, call_id: str | None, request: Request) -> Reply:
         call = self._live_call(call_id, CallOperation.ACCEPT)
         if isinstance(call, Reply):
             return call
@@ -169,22 +169,25 @@ class CallBook:
         call.session, call.state = checked, CallState.ACCEPTED
         return Reply(200)
 
-    def _reject(self, call_id: str | None, request: Request, now: float) -> Reply:
+    def _reject(self, call_id: str | None, request: Request) -> Reply:
         call = self._live_call(call_id, CallOperation.REJECT)
         if isinstance(call, Reply):
             return call
         status = request.json().get("status_code", DEFAULT_REJECT_STATUS)
+        if not isinstance(status, int) or isinstance(status, bool) or not 400 <= status <= 699:
+            return Reply.error(400, "Invalid 'status_code': expected a SIP status from 400 to 699.",
+                               "invalid_value", "status_code")  # fmt: skip
         call.end(CallState.REJECTED, f"rejected with SIP {status}")
         return Reply(200)
 
-    def _hangup(self, call_id: str | None, request: Request, now: float) -> Reply:
+    def _hangup(self, call_id: str | None, request: Request) -> Reply:
         call = self._live_call(call_id, CallOperation.HANGUP)
         if isinstance(call, Reply):
             return call
         call.end(CallState.ENDED, "hangup")
         return Reply(200)
 
-    def _refer(self, call_id: str | None, request: Request, now: float) -> Reply:
+    def _refer(self, call_id: str | None, request: Request) -> Reply:
         target = request.json().get("target_uri")
         if not isinstance(target, str) or not target.startswith(("tel:", "sip:")):
             return Reply.error(400, "Invalid 'target_uri': expected a tel: or sip: URI.",
@@ -196,22 +199,25 @@ class CallBook:
         call.end(CallState.ENDED, f"referred to {target}")
         return Reply(200)
 
-    def _create(self, call_id: str | None, request: Request, now: float) -> Reply:
+    def _create(self, call_id: str | None, request: Request) -> Reply:
         parts = request.form()
         offer = parts.get("sdp", b"").decode(errors="replace")
         if not offer.startswith("v=0"):
             return Reply.error(400, "Invalid 'sdp': expected an SDP offer.", "invalid_offer", "sdp")
-        session = self._checked_session(orjson.loads(parts["session"]) if "session" in parts
-                                        else {"type": "realtime"})  # fmt: skip
+        update = _json_object(parts.get("session", b'{"type": "realtime"}'))
+        if update is None:
+            return Reply.error(400, "Invalid 'session': expected a JSON object.",
+                               "invalid_value", "session")  # fmt: skip
+        session = self._checked_session(update)
         if isinstance(session, Reply):
             return session
-        call = Call(self._ids.new("rtc"), CallState.ACCEPTED, now, session=session)
+        call = Call(self._ids.new("rtc"), CallState.ACCEPTED, request.now, session=session)
         self._calls[call.call_id] = call
         location = ("location", f"/v1/realtime/calls/{call.call_id}")
         return Reply(201, _sdp_answer(offer, self._rng).encode(),
                      (("content-type", "application/sdp"), location))  # fmt: skip
 
-    def _client_secret(self, call_id: str | None, request: Request, now: float) -> Reply:
+    def _client_secret(self, call_id: str | None, request: Request) -> Reply:
         body = request.json()
         update = body.get("session", {"type": "realtime"})
         session = self._probe(update if isinstance(update, dict) else {})
@@ -220,7 +226,7 @@ class CallBook:
         ttl = _dig_seconds(body.get("expires_after"))
         payload = {
             "value": self._ids.new("ek"),
-            "expires_at": int(now + ttl),
+            "expires_at": int(request.now + ttl),
             "session": session.session,
         }
         return Reply.json(200, payload)
@@ -270,12 +276,9 @@ class Request:
     now: float
 
     def json(self) -> JSONObject:
-        """The body as a JSON object (an empty or non-object body reads as ``{}``)."""
-        try:
-            payload = orjson.loads(self.body) if self.body else {}
-        except orjson.JSONDecodeError:
-            return {}
-        return payload if isinstance(payload, dict) else {}
+        """The body as a JSON object (an empty or unreadable body reads as ``{}``, which the
+        operations then judge field by field)."""
+        return _json_object(self.body) or {}
 
     def form(self) -> dict[str, bytes]:
         """The fields of a ``multipart/form-data`` body, by name; a bare ``application/sdp``
@@ -291,6 +294,16 @@ class Request:
             if isinstance(name, str) and isinstance(payload, bytes):
                 fields[name] = payload
         return fields
+
+
+def _json_object(data: bytes) -> JSONObject | None:
+    if not data:
+        return None
+    try:
+        payload = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    return payload if isinstance(payload, dict) else None
 
 
 def _not_found(call_id: str) -> Reply:

@@ -13,6 +13,7 @@ beside the connection until the call ends, which closes the connection with 1000
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -47,6 +48,8 @@ from ._phone import Delivery, Dial, PhoneNetwork
 from ._session import SessionSettings, SimSession
 
 __all__ = ["SimServer", "serve_sim"]
+
+log = logging.getLogger("rtbus.sim")
 
 
 class SimServer:
@@ -204,7 +207,13 @@ class SimServer:
         if route is None:
             return Reply.error(404, f"Invalid URL ({request.method} {path})", "not_found")
         body = Request(request.body, request.header(b"content-type"), time.time())
-        return self.calls.handle(*route, body)
+        try:
+            return self.calls.handle(*route, body)
+        except Exception:
+            # A bug here must cost one request, never the server (a real API answers 500).
+            log.exception("the simulated calls API failed on %s %s", request.method, path)
+            message = "The server had an error while processing your request. Sorry about that!"
+            return Reply.error(500, message, "server_error")
 
     async def _serve(
         self,
