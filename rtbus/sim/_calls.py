@@ -136,7 +136,7 @@ class CallBook:
 
     def ring(self, sip_headers: tuple[tuple[str, str], ...], now: float) -> Call:
         """A new incoming SIP call, ringing."""
-        call = Call(self._ids.new("rtc"), CallState.RINGING, now, sip_headers)
+        call = Call(self._call_id(), CallState.RINGING, now, sip_headers)
         self._calls[call.call_id] = call
         return call
 
@@ -156,6 +156,10 @@ class CallBook:
         # An active call takes a new control connection: the old one dropped and reconnects.
         call.state = CallState.ACTIVE
         return call
+
+    def _call_id(self) -> str:
+        # The real service's shape: rtc_u1_ and 32 hex digits.
+        return f"rtc_u1_{self._rng.getrandbits(128):032x}"
 
     # The operations on a call.
 
@@ -211,7 +215,7 @@ class CallBook:
         session = self._checked_session(update)
         if isinstance(session, Reply):
             return session
-        call = Call(self._ids.new("rtc"), CallState.ACCEPTED, request.now, session=session)
+        call = Call(self._call_id(), CallState.ACCEPTED, request.now, session=session)
         self._calls[call.call_id] = call
         location = ("location", f"/v1/realtime/calls/{call.call_id}")
         return Reply(201, _sdp_answer(offer, self._rng).encode(),

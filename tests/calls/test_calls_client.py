@@ -38,6 +38,7 @@ from rtbus.sim._session import SessionSettings
 KEY = "sk-proj-CALLS-SECRET"
 SESSION = {"type": "realtime", "model": "gpt-realtime", "instructions": "Be brief."}
 NO_WAIT = Backoff(base=0.0, max_delay=1.0, jitter=0.0)
+STALL = 999  # a scripted answer that never comes
 
 
 async def sim(nursery: trio.Nursery, **options: object) -> tuple[SimServer, CallsClient]:
@@ -171,7 +172,10 @@ class Scripted:
     async def answer(self, request: PlainRequest) -> Reply:
         self.requests.append(request)
         await trio.lowlevel.checkpoint()
-        return self.answers.pop(0) if self.answers else Reply(200)
+        reply = self.answers.pop(0) if self.answers else Reply(200)
+        if reply.status == STALL:
+            await trio.sleep_forever()
+        return reply
 
     async def handle(self, stream: trio.SocketStream) -> None:
         async with stream:
@@ -248,6 +252,15 @@ async def test_no_answer_is_a_transport_error_after_the_retries() -> None:
             await calls.hangup("rtc_1")
     assert caught.value.__cause__ is not None
     assert "POST /realtime/calls/{call_id}/hangup" in str(caught.value)
+
+
+async def test_an_answer_that_never_comes_times_out_and_is_retried(
+    nursery: trio.Nursery,
+) -> None:
+    server: Scripted = await nursery.start(serve_scripted, [Reply(STALL)])
+    async with client_for(server, timeout=0.2) as calls:
+        await calls.hangup("rtc_1")
+    assert len(server.requests) == 2
 
 
 async def test_create_without_a_location_blames_the_upstream(nursery: trio.Nursery) -> None:

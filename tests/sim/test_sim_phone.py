@@ -260,3 +260,20 @@ async def test_a_head_past_the_limit_gets_431() -> None:
     assert door is None
     answer = await client.receive_some()
     assert answer.startswith(b"HTTP/1.1 431")
+
+
+def test_the_command_line_places_calls_signed_with_the_environment_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from rtbus.protocol import ConfigError
+    from rtbus.sim.__main__ import _options, _parser
+
+    argv = ["--webhook-url", "http://127.0.0.1:9/hooks", "--call-rate", "2"]
+    monkeypatch.setenv("OPENAI_WEBHOOK_SECRET", "whsec_c2VjcmV0")
+    options = _options(_parser().parse_args(argv))
+    assert (options.webhook_url, options.call_rate) == ("http://127.0.0.1:9/hooks", 2.0)
+    assert options.webhook_secret == "whsec_c2VjcmV0"
+    assert "c2VjcmV0" not in repr(options)
+    monkeypatch.delenv("OPENAI_WEBHOOK_SECRET")
+    with pytest.raises(ConfigError, match="OPENAI_WEBHOOK_SECRET"):
+        _options(_parser().parse_args(argv))
