@@ -61,6 +61,11 @@ from ._webhook_events import SipHeader as SipHeader
 from ._webhook_events import UnknownWebhookEvent as UnknownWebhookEvent
 from ._webhook_events import WebhookEvent as WebhookEvent
 from ._webhook_events import decode_webhook_event as decode_webhook_event
+from ._webhook_inbox import ActOnWebhook as ActOnWebhook
+from ._webhook_inbox import WebhookInbox as WebhookInbox
+from ._webhook_inbox import WebhookRedelivery as WebhookRedelivery
+from ._webhook_inbox import WebhookRefusal as WebhookRefusal
+from ._webhook_inbox import WebhookVerdict as WebhookVerdict
 from ._webhooks import DeliveryLog as DeliveryLog
 from ._webhooks import DeliveryLogStatistics as DeliveryLogStatistics
 from ._webhooks import MalformedWebhookError as MalformedWebhookError
@@ -122,6 +127,11 @@ __all__ = [
     "WebhookTimestampError",
     "WebhookVerifier",
     "sign_webhook",
+    "ActOnWebhook",
+    "WebhookInbox",
+    "WebhookRedelivery",
+    "WebhookRefusal",
+    "WebhookVerdict",
     "CALLS_API",
     "DEFAULT_REJECT_STATUS",
     "CallOperation",

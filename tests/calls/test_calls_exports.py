@@ -17,6 +17,11 @@ CALLS = {
 }
 
 PROTOCOL = {
+    "ActOnWebhook",
+    "WebhookInbox",
+    "WebhookRedelivery",
+    "WebhookRefusal",
+    "WebhookVerdict",
     "CALLS_API",
     "DEFAULT_REJECT_STATUS",
     "CallOperation",

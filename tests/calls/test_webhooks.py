@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from openai.types.webhooks import RealtimeCallIncomingWebhookEvent
 
 from rtbus.protocol import (
+    ActOnWebhook,
     ConfigError,
     DeliveryLog,
     MalformedWebhookError,
@@ -21,6 +22,9 @@ from rtbus.protocol import (
     RealtimeCallIncoming,
     SipHeader,
     UnknownWebhookEvent,
+    WebhookInbox,
+    WebhookRedelivery,
+    WebhookRefusal,
     WebhookSecret,
     WebhookSignatureError,
     WebhookTimestampError,
@@ -250,3 +254,26 @@ def test_misshapen_bodies_name_the_field(body: bytes, path: str | None) -> None:
     with pytest.raises(ProtocolError) as caught:
         decode_webhook_event(body)
     assert caught.value.path == path
+
+
+def test_the_inbox_acts_once_acknowledges_redeliveries_and_refuses_with_a_status() -> None:
+    inbox = WebhookInbox(WebhookVerifier(SECRET))
+    first = inbox.receive(sign_webhook(SECRET, "wh_9", 100, BODY), BODY, now=100)
+    assert isinstance(first, ActOnWebhook)
+    assert isinstance(first.event, RealtimeCallIncoming)
+    again = inbox.receive(sign_webhook(SECRET, "wh_9", 160, BODY), BODY, now=160)
+    assert again == WebhookRedelivery("wh_9")
+    inbox.release("wh_9")  # acting failed: the next redelivery acts
+    assert isinstance(inbox.receive(sign_webhook(SECRET, "wh_9", 200, BODY), BODY, now=200),
+                      ActOnWebhook)  # fmt: skip
+    verdicts = [
+        inbox.receive(sign_webhook(OTHER, "wh_a", 100, BODY), BODY, now=100),
+        inbox.receive(sign_webhook(SECRET, "wh_b", 100, BODY), BODY, now=1000),
+        inbox.receive({"webhook-id": "wh_c"}, BODY, now=100),
+        inbox.receive(sign_webhook(SECRET, "wh_d", 100, b"not json"), b"not json", now=100),
+    ]
+    assert [v.status for v in verdicts] == [401, 401, 400, 400]
+    assert all(isinstance(v, WebhookRefusal) for v in verdicts)
+    # Refused deliveries claim nothing: a good delivery with the same id is acted on.
+    good = inbox.receive(sign_webhook(SECRET, "wh_a", 100, BODY), BODY, now=100)
+    assert isinstance(good, ActOnWebhook)

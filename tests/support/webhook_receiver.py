@@ -15,10 +15,11 @@ import h11
 import trio
 
 from rtbus.protocol import (
+    ActOnWebhook,
     RealtimeCallIncoming,
-    WebhookError,
+    WebhookInbox,
+    WebhookRefusal,
     WebhookVerifier,
-    decode_webhook_event,
 )
 from rtbus.sim._calls import Reply
 from rtbus.sim._http import PlainRequest, read_front_door, serve_plain
@@ -28,7 +29,8 @@ class WebhookReceiver:
     def __init__(self, port: int, verifier: WebhookVerifier) -> None:
         self.port = port
         self.verifier = verifier
-        self.log = verifier.delivery_log()
+        self.inbox = WebhookInbox(verifier)
+        self.log = self.inbox.log
         self.deliveries: list[tuple[str, int]] = []  # (webhook-id, status answered)
         self.acted: list[RealtimeCallIncoming] = []
         self.fail_next = 0
@@ -49,17 +51,13 @@ class WebhookReceiver:
         if self.fail_next:
             self.fail_next -= 1
             return Reply.error(500, "receiver down", None)
-        try:
-            delivery = self.verifier.verify(request.headers, request.body, now=time.time())
-        except WebhookError as exc:
-            return Reply.error(401, str(exc), type(exc).__name__)
-        if not self.log.claim(delivery.webhook_id, now=time.time()):
-            return Reply(200)  # a redelivery: acknowledged, never acted on twice
-        event = decode_webhook_event(delivery.body)
-        if isinstance(event, RealtimeCallIncoming):
-            self.acted.append(event)
-            self._send.send_nowait(event)
-        return Reply(200)
+        verdict = self.inbox.receive(request.headers, request.body, now=time.time())
+        if isinstance(verdict, WebhookRefusal):
+            return Reply.error(verdict.status, str(verdict.error), type(verdict.error).__name__)
+        if isinstance(verdict, ActOnWebhook) and isinstance(verdict.event, RealtimeCallIncoming):
+            self.acted.append(verdict.event)
+            self._send.send_nowait(verdict.event)
+        return Reply(verdict.status)
 
     async def handle(self, stream: trio.SocketStream) -> None:
         async with stream:
