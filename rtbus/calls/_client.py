@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Final, Self
 
 import attrs
@@ -57,6 +57,7 @@ JSONObject = Mapping[str, object]
 
 _RETRY_STATUSES: Final = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 _CREDENTIAL_HEADERS: Final = frozenset({"authorization", "api-key"})
+_JSON: Final = "application/json"
 
 
 @attrs.frozen
@@ -79,8 +80,9 @@ class ClientSecret:
 class CallsClient(trio.abc.AsyncResource):
     """The calls API of the upstream ``config`` names.
 
-    ``timeout`` bounds each attempt (connect, write, read); ``max_retries`` and ``backoff``
-    govern retries. ``http`` lets a caller share one httpx2 client (it is then not closed here).
+    ``timeout`` bounds each phase of each attempt (connect, write, each read); ``max_retries``
+    and ``backoff`` govern retries. ``http`` lets a caller share one httpx2 client (it is then
+    not closed here).
     """
 
     def __init__(
@@ -100,7 +102,8 @@ class CallsClient(trio.abc.AsyncResource):
         self._backoff = backoff or Backoff(base=0.5, max_delay=8.0)
         self._rng = rng or random.Random()
         self._owns_http = http is None
-        self._http = http or httpx2.AsyncClient(timeout=timeout)
+        self._timeout = timeout
+        self._http = http or httpx2.AsyncClient()
         self._closed = False
 
     def __repr__(self) -> str:
@@ -122,30 +125,32 @@ class CallsClient(trio.abc.AsyncResource):
     async def accept(self, call_id: str, session: JSONObject) -> None:
         """Accept an incoming call with ``session`` (a realtime session config,
         ``{"type": "realtime", "model": ..., ...}``)."""
-        await self._send(CallOperation.ACCEPT, call_id, json=session)
+        await self._send(CallOperation.ACCEPT, call_id, _Body.json(session))
 
     async def reject(self, call_id: str, status_code: int = DEFAULT_REJECT_STATUS) -> None:
         """Decline an incoming call; the caller hears SIP ``status_code`` (603 Decline)."""
-        await self._send(CallOperation.REJECT, call_id, json={"status_code": status_code})
+        await self._send(CallOperation.REJECT, call_id, _Body.json({"status_code": status_code}))
 
     async def hangup(self, call_id: str) -> None:
         """End an active call (SIP or WebRTC)."""
-        await self._send(CallOperation.HANGUP, call_id)
+        await self._send(CallOperation.HANGUP, call_id, _Body())
 
     async def refer(self, call_id: str, target_uri: str) -> None:
         """Transfer an active SIP call to ``target_uri`` (``tel:`` or ``sip:``)."""
-        await self._send(CallOperation.REFER, call_id, json={"target_uri": target_uri})
+        await self._send(CallOperation.REFER, call_id, _Body.json({"target_uri": target_uri}))
 
     async def create(self, sdp_offer: str, session: JSONObject | None = None) -> CreatedCall:
-        """Start a WebRTC call from the caller's SDP offer: the answer and the new call's id."""
-        files: dict[str, tuple[None, bytes, str]] = {
-            "sdp": (None, sdp_offer.encode(), "application/sdp")
-        }
-        if session is not None:
-            files["session"] = (None, orjson.dumps(session), "application/json")
-        response = await self._send(
-            CallOperation.CREATE, None, files=files, accept="application/sdp"
-        )
+        """Start a WebRTC call from the caller's SDP offer: the answer and the new call's id.
+
+        As the ``openai`` package sends it: with a session, multipart ``sdp`` and ``session``
+        fields; without one, the bare offer as ``application/sdp``."""
+        body: _Body
+        if session is None:
+            body = _Body(content=sdp_offer.encode(), content_type="application/sdp")
+        else:
+            sdp = (None, sdp_offer.encode(), "application/sdp")
+            body = _Body(files={"sdp": sdp, "session": (None, orjson.dumps(session), _JSON)})
+        response = await self._send(CallOperation.CREATE, None, body, accept="application/sdp")
         return CreatedCall(_location_call_id(response), response.text)
 
     async def client_secret(
@@ -156,7 +161,7 @@ class CallsClient(trio.abc.AsyncResource):
         body: dict[str, object] = {"session": session}
         if expires_after is not None:
             body["expires_after"] = expires_after
-        response = await self._send(CallOperation.CLIENT_SECRET, None, json=body)
+        response = await self._send(CallOperation.CLIENT_SECRET, None, _Body.json(body))
         return _client_secret(response, CALLS_API[CallOperation.CLIENT_SECRET].name)
 
     # Sending, retrying, translating.
@@ -165,17 +170,18 @@ class CallsClient(trio.abc.AsyncResource):
         self,
         operation: CallOperation,
         call_id: str | None,
+        body: _Body,
         *,
-        json: JSONObject | None = None,
-        files: Mapping[str, tuple[None, bytes, str]] | None = None,
         accept: str = "*/*",
     ) -> httpx2.Response:
         route = CALLS_API[operation]
         url = self._base + route.path(call_id)  # a missing call id is a ProtocolError here
-        build = _request_builder(self._http, url, self._headers, accept, json, files)
+        headers = {**self._headers, "Accept": accept}
         attempt = 0
         while True:
-            outcome = await self._attempt(build(), route.name, call_id)
+            # A fresh request per attempt: a multipart body is a stream, read once.
+            request = body.request(self._http, url, headers, self._timeout)
+            outcome = await self._attempt(request, route.name, call_id)
             if isinstance(outcome, httpx2.Response):
                 return outcome
             if not _retryable(outcome) or attempt >= self._max_retries:
@@ -206,25 +212,26 @@ class CallsClient(trio.abc.AsyncResource):
         return _status_error(response, endpoint, call_id, self._secrets)
 
 
-def _request_builder(
-    http: httpx2.AsyncClient,
-    url: str,
-    headers: Mapping[str, str],
-    accept: str,
-    json: JSONObject | None,
-    files: Mapping[str, tuple[None, bytes, str]] | None,
-) -> Callable[[], httpx2.Request]:
-    # A fresh request per attempt: a multipart body is a stream, read once.
-    def build() -> httpx2.Request:
-        content = orjson.dumps(json) if json is not None else None
-        request_headers = {**headers, "Accept": accept}
-        if content is not None:
-            request_headers["Content-Type"] = "application/json"
-        return http.build_request(
-            "POST", url, headers=request_headers, content=content, files=files
-        )
+@attrs.frozen
+class _Body:
+    """A request body: JSON, raw content of a type, multipart files, or nothing."""
 
-    return build
+    content: bytes | None = None
+    content_type: str | None = None
+    files: Mapping[str, tuple[None, bytes, str]] | None = None
+
+    @classmethod
+    def json(cls, payload: JSONObject) -> _Body:
+        return cls(orjson.dumps(payload), _JSON)
+
+    def request(
+        self, http: httpx2.AsyncClient, url: str, headers: Mapping[str, str], timeout: float
+    ) -> httpx2.Request:
+        if self.content_type is not None:
+            headers = {**headers, "Content-Type": self.content_type}
+        return http.build_request(
+            "POST", url, headers=headers, content=self.content, files=self.files, timeout=timeout
+        )
 
 
 def _retryable(error: CallsError) -> bool:
