@@ -314,3 +314,54 @@ def test_the_book_judges_accepts_by_the_ring_time() -> None:
     reply = book.handle(CallOperation.ACCEPT, call.call_id, accept)
     assert reply.status == 404
     assert call.state is CallState.MISSED
+
+
+def _shape(request: PlainRequest) -> tuple[str, str, str, object]:
+    """What a calls request says: method, target, media type and body (parsed)."""
+    if not request.body:  # hangup: no body (the SDK names a JSON type anyway)
+        return request.method, request.target, "", None
+    content_type = request.header(b"content-type")
+    media = content_type.split(";")[0]
+    parsed = Request(request.body, content_type, now=0.0)
+    body: object = {
+        "application/json": lambda: orjson.loads(request.body),
+        "multipart/form-data": parsed.form,
+        "application/sdp": parsed.form,
+    }[media]()
+    return request.method, request.target, media, body
+
+
+async def test_requests_are_the_ones_the_official_sdk_sends(nursery: trio.Nursery) -> None:
+    import openai
+
+    created = Reply(201, b"v=0\r\n", (("location", "/v1/realtime/calls/rtc_9"),))
+    secret = Reply.json(200, {"value": "ek_1", "expires_at": 1, "session": {"type": "realtime"}})
+    answers = [Reply(200)] * 4 + [created, created, secret]
+    ours: Scripted = await nursery.start(serve_scripted, list(answers))
+    theirs: Scripted = await nursery.start(serve_scripted, list(answers))
+    offer, session = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n", {"type": "realtime", "model": "m"}
+
+    async with client_for(ours) as calls:
+        await calls.accept("rtc_1", session)
+        await calls.reject("rtc_1", 486)
+        await calls.refer("rtc_1", "tel:+1555")
+        await calls.hangup("rtc_1")
+        await calls.create(offer, session)
+        await calls.create(offer)
+        await calls.client_secret(session)
+
+    sdk = openai.OpenAI(api_key=KEY, base_url=f"http://127.0.0.1:{theirs.port}/v1", max_retries=0)
+
+    def drive() -> None:
+        sdk.realtime.calls.accept("rtc_1", type="realtime", model="m")
+        sdk.realtime.calls.reject("rtc_1", status_code=486)
+        sdk.realtime.calls.refer("rtc_1", target_uri="tel:+1555")
+        sdk.realtime.calls.hangup("rtc_1")
+        sdk.realtime.calls.create(sdp=offer, session={"type": "realtime", "model": "m"})
+        sdk.realtime.calls.create(sdp=offer)
+        sdk.realtime.client_secrets.create(session={"type": "realtime", "model": "m"})
+
+    await trio.to_thread.run_sync(drive)
+    assert [_shape(r) for r in ours.requests] == [_shape(r) for r in theirs.requests]
+    for request in theirs.requests:
+        assert request.header(b"authorization") == f"Bearer {KEY}"
