@@ -277,3 +277,16 @@ def test_the_inbox_acts_once_acknowledges_redeliveries_and_refuses_with_a_status
     # Refused deliveries claim nothing: a good delivery with the same id is acted on.
     good = inbox.receive(sign_webhook(SECRET, "wh_a", 100, BODY), BODY, now=100)
     assert isinstance(good, ActOnWebhook)
+
+
+@given(st.lists(st.tuples(st.sampled_from("abcde"), st.floats(0, 400)), max_size=60))
+def test_a_delivery_is_claimed_once_per_ttl(steps: list[tuple[str, float]]) -> None:
+    log = DeliveryLog(ttl=600, max_ids=1000)
+    claimed_at: dict[str, float] = {}
+    now = 0.0
+    for webhook_id, gap in steps:
+        now += gap
+        expected = webhook_id not in claimed_at or now >= claimed_at[webhook_id] + 600
+        assert log.claim(webhook_id, now) is expected
+        if expected:
+            claimed_at[webhook_id] = now
