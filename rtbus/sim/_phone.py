@@ -110,11 +110,12 @@ class PhoneNetwork:
         return Delivery(call.call_id, webhook_id, statuses)
 
     async def run(self, rate: float) -> NoReturn:
-        """Place a call every ``1 / rate`` seconds (scaled by speed), forever."""
+        """Place a call every ``1 / rate`` seconds, forever. The rate is in real seconds, even
+        unpaced (``speed=None`` paces audio, not callers: it must not mean "infinitely many")."""
         async with trio.open_nursery() as nursery:
             while True:
                 nursery.start_soon(self.place_call)
-                await self._wait(1.0 / rate)
+                await trio.sleep(1.0 / rate)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _deliver(

@@ -9,6 +9,7 @@ first (to see the sender redeliver). ``incoming`` receives each call acted on.
 
 from __future__ import annotations
 
+import math
 import time
 
 import h11
@@ -35,7 +36,7 @@ class WebhookReceiver:
         self.acted: list[RealtimeCallIncoming] = []
         self.fail_next = 0
         self.raw: list[PlainRequest] = []
-        self._send, self.incoming = trio.open_memory_channel[RealtimeCallIncoming](100)
+        self._send, self.incoming = trio.open_memory_channel[RealtimeCallIncoming](math.inf)
 
     @property
     def url(self) -> str:
