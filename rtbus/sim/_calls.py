@@ -82,8 +82,9 @@ class Reply:
 
     @classmethod
     def error(cls, status: int, message: str, code: str | None, param: str | None = None) -> Reply:
-        """An error answer shaped as the REST API's."""
-        error = {"message": message, "type": "invalid_request_error", "param": param, "code": code}
+        """An error answer shaped as the REST API's (a 5xx is a ``server_error``)."""
+        kind = "server_error" if status >= 500 else "invalid_request_error"
+        error = {"message": message, "type": kind, "param": param, "code": code}
         return cls.json(status, {"error": error})
 
 
