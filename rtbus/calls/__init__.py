@@ -2,10 +2,13 @@
 
 ``async with CallsClient(config) as calls`` gives ``accept``, ``reject``, ``hangup``,
 ``refer``, ``create`` (a WebRTC call from an SDP offer) and ``client_secret`` (an ephemeral
-key). Incoming calls arrive as webhooks; their verification and the dedupe of redeliveries are
-sans-IO and live in ``rtbus.protocol`` (``WebhookVerifier``, ``DeliveryLog``,
-``decode_webhook_event``), where the simulator can use them too. Once accepted, a call is
-served over the WebSocket ``RealtimeTarget.call(call_id)`` names.
+key), sending what the ``openai`` package sends. This package sits beside ``rtbus.transport``:
+it imports ``rtbus.protocol`` and ``rtbus._backoff`` only.
+
+Incoming calls arrive as webhooks. Judging them is sans-IO and lives in ``rtbus.protocol``
+(``WebhookInbox`` over ``WebhookVerifier`` and ``DeliveryLog``; ``decode_webhook_event``),
+where the simulator signs with the same code. An accepted call is then served over the
+WebSocket ``RealtimeTarget.call(call_id)`` names. ``docs/calls.md`` describes it all.
 """
 
 from ._client import CallsClient as CallsClient
