@@ -15,6 +15,7 @@ import rtbus
 PACKAGES = [
     "rtbus",
     "rtbus.protocol",
+    "rtbus.calls",
     "rtbus.transport",
     "rtbus.actors",
     "rtbus.bus",

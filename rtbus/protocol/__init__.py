@@ -16,6 +16,13 @@ take ``NULL``, which encodes as ``null``.
 """
 
 from . import _models
+from ._calls import CALLS_API as CALLS_API
+from ._calls import DEFAULT_REJECT_STATUS as DEFAULT_REJECT_STATUS
+from ._calls import CallOperation as CallOperation
+from ._calls import Route as Route
+from ._calls import call_id_from_location as call_id_from_location
+from ._calls import match_route as match_route
+from ._calls import rest_base_url as rest_base_url
 from ._codec import CLIENT_EVENT_CLASSES as CLIENT_EVENT_CLASSES
 from ._codec import CLIENT_EVENT_TYPES as CLIENT_EVENT_TYPES
 from ._codec import PREVIEW_EVENT_ALIASES as PREVIEW_EVENT_ALIASES
@@ -32,6 +39,8 @@ from ._codec import server_event_from_dict as server_event_from_dict
 from ._config import AzureConfig as AzureConfig
 from ._config import OpenAIConfig as OpenAIConfig
 from ._config import RealtimeConfig as RealtimeConfig
+from ._config import RealtimeTarget as RealtimeTarget
+from ._config import TargetKind as TargetKind
 from ._config import auth_headers as auth_headers
 from ._config import build_realtime_url as build_realtime_url
 from ._config import is_azure as is_azure
@@ -52,6 +61,26 @@ from ._null import Null as Null
 from ._outcome import EventOutcome as EventOutcome
 from ._redact import redact as redact
 from ._server_rules import VOICES as VOICES
+from ._webhook_events import RealtimeCallIncoming as RealtimeCallIncoming
+from ._webhook_events import SipHeader as SipHeader
+from ._webhook_events import UnknownWebhookEvent as UnknownWebhookEvent
+from ._webhook_events import WebhookEvent as WebhookEvent
+from ._webhook_events import decode_webhook_event as decode_webhook_event
+from ._webhook_inbox import ActOnWebhook as ActOnWebhook
+from ._webhook_inbox import WebhookInbox as WebhookInbox
+from ._webhook_inbox import WebhookRedelivery as WebhookRedelivery
+from ._webhook_inbox import WebhookRefusal as WebhookRefusal
+from ._webhook_inbox import WebhookVerdict as WebhookVerdict
+from ._webhooks import DeliveryLog as DeliveryLog
+from ._webhooks import DeliveryLogStatistics as DeliveryLogStatistics
+from ._webhooks import MalformedWebhookError as MalformedWebhookError
+from ._webhooks import VerifiedDelivery as VerifiedDelivery
+from ._webhooks import WebhookError as WebhookError
+from ._webhooks import WebhookSecret as WebhookSecret
+from ._webhooks import WebhookSignatureError as WebhookSignatureError
+from ._webhooks import WebhookTimestampError as WebhookTimestampError
+from ._webhooks import WebhookVerifier as WebhookVerifier
+from ._webhooks import sign_webhook as sign_webhook
 
 __all__ = [
     "CLIENT_EVENT_CLASSES",
@@ -72,8 +101,10 @@ __all__ = [
     "ProtocolError",
     "RealtimeConfig",
     "RealtimeError",
+    "RealtimeTarget",
     "RtbusError",
     "ServerEvent",
+    "TargetKind",
     "UnknownEvent",
     "VOICES",
     "Violation",
@@ -89,5 +120,32 @@ __all__ = [
     "is_azure",
     "redact",
     "server_event_from_dict",
+    "RealtimeCallIncoming",
+    "SipHeader",
+    "UnknownWebhookEvent",
+    "WebhookEvent",
+    "decode_webhook_event",
+    "DeliveryLog",
+    "DeliveryLogStatistics",
+    "MalformedWebhookError",
+    "VerifiedDelivery",
+    "WebhookError",
+    "WebhookSecret",
+    "WebhookSignatureError",
+    "WebhookTimestampError",
+    "WebhookVerifier",
+    "sign_webhook",
+    "ActOnWebhook",
+    "WebhookInbox",
+    "WebhookRedelivery",
+    "WebhookRefusal",
+    "WebhookVerdict",
+    "CALLS_API",
+    "DEFAULT_REJECT_STATUS",
+    "CallOperation",
+    "Route",
+    "call_id_from_location",
+    "match_route",
+    "rest_base_url",
     *_models.__all__,
 ]

@@ -46,6 +46,16 @@ N-th event sent; default 1, right after ``session.created``) or ``after_seconds=
     Send the real ``session_expired`` error ("Your session hit the maximum duration of 60
     minutes.") and close with 1001. ``SimOptions.max_session_seconds`` does this on time.
 
+Calls
+-----
+The same port serves the calls REST API (``POST /v1/realtime/calls``, ``.../{id}/accept``,
+``reject``, ``hangup``, ``refer``, ``POST /v1/realtime/client_secrets``) and the call control
+WebSocket ``/v1/realtime?call_id=...``. ``SimServer.place_call(Dial(...))`` rings a SIP call and
+sends a signed ``realtime.call.incoming`` webhook to ``SimOptions.webhook_url`` (duplicates,
+redeliveries and bad signatures on demand; ``call_rate`` places calls on its own). Once
+accepted, the call's caller speaks ``caller_turns`` times and hangs up, which closes the
+WebSocket with 1000 ``call ended``. ``docs/calls.md`` describes it all.
+
 Not simulated
 -------------
 Semantic VAD is treated as energy VAD; VAD runs on ``audio/pcm`` input only (G.711 input is
@@ -66,12 +76,16 @@ from ._faults import FaultKind as FaultKind
 from ._options import SimOptionFields as SimOptionFields
 from ._options import SimOptions as SimOptions
 from ._options import SimStatistics as SimStatistics
+from ._phone import Delivery as Delivery
+from ._phone import Dial as Dial
 from ._server import SimServer as SimServer
 from ._server import serve_sim as serve_sim
 from ._session import SessionSettings as SessionSettings
 from ._session import SimSession as SimSession
 
 __all__ = [
+    "Delivery",
+    "Dial",
     "Fault",
     "FaultKind",
     "SessionSettings",

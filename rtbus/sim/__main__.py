@@ -62,6 +62,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fault", type=_fault, action="append", default=[], help="fault spec")
     parser.add_argument("--fault-rate", type=float, default=0.0)
     parser.add_argument("--max-session-seconds", type=float, default=None)
+    parser.add_argument(
+        "--webhook-url",
+        default=None,
+        help="place calls: post signed realtime.call.incoming webhooks here "
+        "(signed with $OPENAI_WEBHOOK_SECRET, which is then required)",
+    )
+    parser.add_argument(
+        "--call-rate", type=float, default=0.0, help="calls a second to place (0: none)"
+    )
 
 
 def _options(args: argparse.Namespace) -> SimOptions:
@@ -73,7 +82,18 @@ def _options(args: argparse.Namespace) -> SimOptions:
         faults=args.fault,
         fault_rate=args.fault_rate,
         max_session_seconds=args.max_session_seconds,
+        webhook_url=args.webhook_url,
+        # Never from argv (it would show in ps): the receiver and the simulator share it.
+        webhook_secret=_webhook_secret(args.webhook_url),
+        call_rate=args.call_rate,
     )
+
+
+def _webhook_secret(webhook_url: str | None) -> str | None:
+    secret = os.environ.get("OPENAI_WEBHOOK_SECRET") or None
+    if webhook_url is not None and secret is None:
+        raise ConfigError("webhook_secret", "--webhook-url needs $OPENAI_WEBHOOK_SECRET set")
+    return secret
 
 
 async def _run(host: str, port: int, options: SimOptions) -> None:

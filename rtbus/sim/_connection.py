@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import socket
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import attrs
 import orjson
@@ -27,7 +27,7 @@ from ._faults import Fault, FaultKind, FaultSchedule
 from ._options import SimOptions
 from ._session import Event, SimSession
 
-__all__ = ["Counters", "SimConnection"]
+__all__ = ["Companion", "Counters", "SimConnection"]
 
 
 @attrs.define
@@ -81,6 +81,7 @@ class SimConnection:
         options: SimOptions,
         counters: Counters,
         stop_reading: Callable[[], None],
+        companions: Sequence[Companion] = (),
     ) -> None:
         self._ws = ws
         self._stream = stream
@@ -89,12 +90,39 @@ class SimConnection:
         self._options = options
         self._counters = counters
         self._stop_reading = stop_reading
+        self._companions = companions
         self._lock = trio.Lock()
         self._wake = trio.Event()
+        self._quiet = trio.Event()
         self._sent = 0
         self._ending: Fault | None = None
         self._scope = trio.CancelScope()
         self._nursery: trio.Nursery | None = None
+
+    @property
+    def session(self) -> SimSession:
+        """The session this connection serves."""
+        return self._session
+
+    async def feed(self, frame: str | bytes) -> None:
+        """Hand the session a client frame that did not come over the socket (a caller's
+        audio on a phone call), exactly as if it had."""
+        await self._send_events(self._session.receive(frame))
+        if self._session.responding:
+            self._wake.set()
+
+    async def wait_quiet(self) -> None:
+        """Wait until no response is being generated (a caller who lets the agent finish)."""
+        while self._session.responding:
+            if self._quiet.is_set():
+                self._quiet = trio.Event()
+            await self._quiet.wait()
+
+    def end(self, code: int, reason: str) -> None:
+        """Close the connection with ``code`` once the tasks are gone (a call that ended)."""
+        if self._ending is None:
+            self._ending = Fault(FaultKind.CLOSE, code=code, reason=reason)
+        self._scope.cancel()
 
     def inject(self, fault: Fault) -> None:
         """Fire ``fault`` now, whatever its trigger says (a test's fault on demand)."""
@@ -110,6 +138,8 @@ class SimConnection:
                 nursery.start_soon(self._stream_responses)
                 for fault in self._faults.timed:
                     nursery.start_soon(self._fire_later, fault, fault.after_seconds or 0.0)
+                for companion in self._companions:
+                    nursery.start_soon(companion, self)
                 if self._options.max_session_seconds is not None:
                     expiry = Fault(FaultKind.EXPIRE)
                     nursery.start_soon(self._fire_later, expiry, self._options.max_session_seconds)
@@ -127,15 +157,14 @@ class SimConnection:
                 self._scope.cancel()
                 return
             self._counters.frames_received += 1
-            await self._send_events(self._session.receive(frame))
-            if self._session.responding:
-                self._wake.set()
+            await self.feed(frame)
 
     async def _stream_responses(self) -> None:
         pacer = Pacer(self._options.speed)
         paced_response: str | None = None
         while True:
             if not self._session.responding:
+                self._quiet.set()
                 self._wake = trio.Event()
                 await self._wake.wait()
                 continue
@@ -235,6 +264,8 @@ class SimConnection:
 
 
 _FaultAction = Callable[[SimConnection, Fault], Awaitable[None]]
+#: A task that runs beside a connection's own for as long as it is open (a phone caller).
+Companion = Callable[[SimConnection], Awaitable[None]]
 
 _FRAME_FAULTS: dict[FaultKind, _FaultAction] = {
     FaultKind.MALFORMED: SimConnection._malformed,

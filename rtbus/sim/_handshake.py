@@ -17,7 +17,7 @@ from rtbus.protocol._errors import ConfigError
 
 from ._faults import Fault
 
-__all__ = ["REALTIME_PATHS", "Admission", "Rejection", "admit"]
+__all__ = ["REALTIME_PATHS", "Admission", "Rejection", "admit", "check_key"]
 
 #: OpenAI's path, then Azure's preview and GA paths.
 REALTIME_PATHS = frozenset({"/v1/realtime", "/openai/realtime", "/openai/v1/realtime"})
@@ -34,10 +34,12 @@ _WRONG_KEY = (
 
 @attrs.frozen
 class Admission:
-    """The handshake is accepted: the session's model and this connection's scripted faults."""
+    """The handshake is accepted: the session's model (or the call it attaches to, whose
+    model the accept chose) and this connection's scripted faults."""
 
     model: str
     faults: tuple[Fault, ...] = ()
+    call_id: str | None = None
 
 
 @attrs.frozen
@@ -66,13 +68,20 @@ def admit(
         return refusal
     query = parse_qs(url.query)
     model = (query.get("model") or query.get("deployment") or [""])[0]
-    if not model:
+    call_id = (query.get("call_id") or [""])[0]
+    if not model and not call_id:
         return Rejection.of(400, "Missing required parameter: 'model'.", "missing_model")
     try:
         faults = tuple(Fault.parse(spec) for spec in query.get("sim_fault", []))
     except ConfigError as exc:
         return Rejection.of(400, str(exc), "invalid_sim_fault")
-    return Admission(model, faults)
+    return Admission(model, faults, call_id or None)
+
+
+def check_key(headers: list[tuple[bytes, bytes]], api_key: str | None) -> Rejection | None:
+    """The 401 a request without ``api_key`` earns (the REST API checks keys as the handshake
+    does), or ``None``."""
+    return _check_key(headers, api_key)
 
 
 def _check_key(headers: list[tuple[bytes, bytes]], api_key: str | None) -> Rejection | None:

@@ -38,6 +38,12 @@ class SimOptions:
     to every connection; ``fault_rate`` gives each connection that chance of one random fault,
     drawn from a ``random.Random(seed)`` (``seed`` also fixes every id the server makes).
     ``max_session_seconds`` expires sessions as the real service does at 60 minutes.
+
+    The phone network (see ``rtbus.sim``): ``webhook_url`` is where ``realtime.call.incoming``
+    webhooks go, signed with ``webhook_secret`` (``whsec_...``; ``None``: a fresh one, read it
+    from ``SimServer.webhook_secret``); ``call_rate`` places that many calls a second on its own
+    (0: only on demand); a call rings for ``ring_seconds`` before the caller gives up; the
+    caller speaks ``caller_turns`` times, ``caller_pause_seconds`` apart, then hangs up.
     """
 
     api_key: str | None = attrs.field(default=None, repr=False)
@@ -53,6 +59,12 @@ class SimOptions:
     max_session_seconds: float | None = None
     max_message_size: int = 16 * 1024 * 1024
     handshake_timeout: float = 10.0
+    webhook_url: str | None = None
+    webhook_secret: str | None = attrs.field(default=None, repr=False)
+    call_rate: float = 0.0
+    ring_seconds: float = 30.0
+    caller_turns: int = 3
+    caller_pause_seconds: float = 4.0
 
     def __attrs_post_init__(self) -> None:
         speed, expiry = self.speed, self.max_session_seconds
@@ -63,6 +75,10 @@ class SimOptions:
         _require(expiry is None or expiry > 0, "max_session_seconds", "must be positive or None")
         _require(self.max_message_size > 0, "max_message_size", "must be positive")
         _require(self.handshake_timeout > 0, "handshake_timeout", "must be positive")
+        _require(self.call_rate >= 0, "call_rate", "must be >= 0")
+        _require(self.ring_seconds > 0, "ring_seconds", "must be positive")
+        _require(self.caller_turns >= 0, "caller_turns", "must be >= 0")
+        _require(self.caller_pause_seconds >= 0, "caller_pause_seconds", "must be >= 0")
 
 
 class SimOptionFields(TypedDict, total=False):
@@ -81,6 +97,12 @@ class SimOptionFields(TypedDict, total=False):
     max_session_seconds: float | None
     max_message_size: int
     handshake_timeout: float
+    webhook_url: str | None
+    webhook_secret: str | None
+    call_rate: float
+    ring_seconds: float
+    caller_turns: int
+    caller_pause_seconds: float
 
 
 @attrs.frozen

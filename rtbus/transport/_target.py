@@ -8,6 +8,8 @@ Invariants:
 * Its ``repr`` shows the header names, never their values; ``secrets`` lists the values of the
   credential headers so any server text can be scrubbed of them (``protocol.redact``).
 * ``display_url`` (the URL without its query) is what error messages show.
+* ``realtime_target`` says what the connection attaches to (a model, a call, a transcription
+  session) when the target was built from a config; the URL names the same target.
 """
 
 from __future__ import annotations
@@ -19,7 +21,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import attrs
 
-from rtbus.protocol._config import AzureConfig, OpenAIConfig, auth_headers, build_realtime_url
+from rtbus.protocol._config import (
+    AzureConfig,
+    OpenAIConfig,
+    RealtimeTarget,
+    auth_headers,
+    build_realtime_url,
+)
 from rtbus.protocol._errors import ConfigError
 
 __all__ = ["ConnectTarget", "Endpoint"]
@@ -79,6 +87,7 @@ class ConnectTarget:
     headers: Headers = attrs.field(
         default=(), converter=_to_headers, validator=_check_headers, repr=_header_names
     )
+    realtime_target: RealtimeTarget | None = attrs.field(default=None, kw_only=True)
 
     def __attrs_post_init__(self) -> None:
         parts = urlsplit(self.url)
@@ -89,18 +98,22 @@ class ConnectTarget:
     def from_config(
         cls,
         config: OpenAIConfig | AzureConfig,
-        model: str,
+        target: str | RealtimeTarget,
         *,
         extra_headers: Iterable[tuple[str, str]] = (),
         extra_query: Mapping[str, str] | None = None,
     ) -> ConnectTarget:
-        """The target ``config`` names for ``model``, plus extra headers and query parameters.
+        """The connection ``config`` names for ``target`` (a model name, or a
+        :class:`~rtbus.protocol.RealtimeTarget` for a call or a transcription session), plus
+        extra headers and query parameters.
 
         Extra query parameters win over the ones rtbus sets; extra headers are sent after
         the auth headers.
         """
-        target = cls(build_realtime_url(config, model), [*auth_headers(config), *extra_headers])
-        return target.with_query(extra_query or {})
+        resolved = RealtimeTarget.of(target)
+        url = build_realtime_url(config, resolved)
+        headers = [*auth_headers(config), *extra_headers]
+        return cls(url, headers, realtime_target=resolved).with_query(extra_query or {})
 
     def with_query(self, query: Mapping[str, str]) -> ConnectTarget:
         """A copy with ``query`` merged into the URL's query (``query`` wins on a clash)."""

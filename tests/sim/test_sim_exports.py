@@ -14,6 +14,8 @@ from rtbus.sim import SimOptionFields, SimOptions
 
 def test_public_names() -> None:
     assert sorted(rtbus.sim.__all__) == [
+        "Delivery",
+        "Dial",
         "Fault",
         "FaultKind",
         "SessionSettings",
