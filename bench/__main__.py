@@ -19,6 +19,7 @@ MODULES = (
     "bench.bench_service",
     "bench.bench_redis",
     "bench.bench_resume",
+    "bench.bench_chaos",
 )
 
 
