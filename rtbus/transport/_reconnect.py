@@ -20,6 +20,7 @@ anything else                         never
 from __future__ import annotations
 
 import inspect
+import math
 import random
 from collections.abc import Awaitable, Callable
 from typing import Final, TypeVar, cast
@@ -49,13 +50,21 @@ def _max_attempts(instance: object, attribute: attrs.Attribute[int | None], valu
         raise ConfigError("max_attempts", f"must be None or an integer >= 0, got {value!r}")
 
 
+def _stable_after(instance: object, attribute: attrs.Attribute[float], value: object) -> None:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
+        raise ConfigError("stable_after", f"must be a positive number of seconds, got {value!r}")
+
+
 @attrs.frozen(kw_only=True)
 class ReconnectPolicy:
     """When a session reconnects, how long it waits, how often it tries.
 
-    ``max_attempts`` counts consecutive reconnects (``None``: forever); a connection that
-    stayed up ``backoff.reset_after`` seconds starts the count again. ``before_attempt`` may
-    return a different target (a refreshed token) before each reconnect.
+    ``max_attempts`` counts consecutive reconnects (``None``: forever). A connection that got
+    as far as ready and lived ``stable_after`` seconds (or ``backoff.reset_after``, whichever
+    is shorter) was a working one: the count and the backoff start again after it, so a
+    session that drops once an hour never climbs to the longest delay or to its
+    ``max_attempts``. ``before_attempt`` may return a different target (a refreshed token)
+    before each reconnect.
     """
 
     # The defaults are the RECONNECT rows of the one classifier table (protocol._disposition).
@@ -65,6 +74,7 @@ class ReconnectPolicy:
     backoff: Backoff = attrs.field(factory=Backoff)
     max_attempts: int | None = attrs.field(default=None, validator=_max_attempts)
     before_attempt: TargetHook | None = None
+    stable_after: float = attrs.field(default=10.0, validator=_stable_after)
 
     def retries(self, failure: BaseException) -> bool:
         """Whether a session that ended with ``failure`` should reconnect."""
@@ -116,7 +126,10 @@ class ReconnectAttempts:
         """Seconds to wait before reconnecting after ``failure`` at ``now``; ``None``: give up."""
         if not self.policy.retries(failure):
             return None
-        attempt, delay = self._backoff.next_retry(self._up_for(now), self.rng)
+        up_for = self._up_for(now)
+        if up_for >= self.policy.stable_after:
+            up_for = math.inf  # a working connection: start again from the first delay
+        attempt, delay = self._backoff.next_retry(up_for, self.rng)
         limit = self.policy.max_attempts
         return None if limit is not None and attempt > limit else delay
 
