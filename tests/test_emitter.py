@@ -103,7 +103,9 @@ async def test_server_error_without_handler_is_raised_with_hint() -> None:
     with pytest.raises(RealtimeError) as info:
         await rt.feed(ERROR)
     err = info.value
-    assert seen == ["error"], "an error event reaches 'event' handlers first, as in the seed"
+    assert seen == ["error"], (
+        "an error event reaches 'event' handlers first, as in openai-node's realtime base module"
+    )
     assert err.event_id == "e2"
     assert err.error is not None
     assert err.error.code == "invalid_value"

@@ -25,9 +25,9 @@ PACKAGES = [
     "rtbus.sim",
     "rtbus.redis",
 ]
-# Modules DESIGN.md names as layers of their own.
+# Modules that are layers of their own (docs/architecture.md).
 PUBLIC_MODULES = {"rtbus.emitter", "rtbus.redis"}
-CONTRACT = {  # DESIGN.md "Public API": tests outside the project rely on these names
+CONTRACT = {  # the public API contract: tests outside the project rely on these names
     "rtbus": {
         "RealtimeError",
         "OpenAIConfig",

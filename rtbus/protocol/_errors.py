@@ -4,7 +4,7 @@
 
 * ``RealtimeError`` -- the Realtime connection failed or the server said no: an ``error``
   event, a frame the server sent that we cannot read, a transport failure. It keeps the
-  server's error object and the error event's id, as the seed's ``OpenAIRealtimeError`` does.
+  server's error object and the error event's id, as ``OpenAIRealtimeError`` of openai-node's realtime base module does.
 * ``ConnectionClosedError`` -- the WebSocket closed; keeps the close code and reason.
 * ``ProtocolError`` -- a payload does not fit the Realtime protocol (a missing field, a wrong
   type, not JSON, no ``type``; for a client event also an unknown field or a value out of the
@@ -60,11 +60,11 @@ class RealtimeError(RtbusError):
 
     @classmethod
     def from_event(cls, event: ErrorEvent) -> Self:
-        """The error an ``error`` event carries, with the message in the seed's form."""
+        """The error an ``error`` event carries, with the message in openai-node's form."""
         return cls(describe_error(event.error), event)
 
     def with_unhandled_hint(self) -> Self:
-        """A copy whose message says how to bind an ``error`` handler (the seed's rule)."""
+        """A copy whose message says how to bind an ``error`` handler (openai-node's rule: an error nobody handles fails loudly)."""
         hinted = type(self).__new__(type(self))
         hinted.__dict__.update(self.__dict__)
         hinted.args = (str(self) + _UNHANDLED_HINT, *self.args[1:])
@@ -158,7 +158,7 @@ class ConfigError(RtbusError, ValueError):
 
 
 def describe_error(error: ErrorDetails) -> str:
-    """The seed's message form: message, code, param, type and the client event's id."""
+    """openai-node's message form: message, code, param, type and the client event's id."""
     return (
         f"{error.message} code={error.code} param={error.param} "
         f"type={error.type} event_id={error.event_id}"

@@ -11,7 +11,8 @@ and every server event, from the first, is published on the bus in order, with t
 time it arrived. Failures are classified (``rtbus.protocol.Disposition``):
 
 * a recoverable ``error`` event is published; if no subscription takes this session's errors,
-  the seed's rule makes it a failure of the actor (its supervisor decides);
+  openai-node's rule (an error nobody handles fails loudly) makes it a failure of the actor
+  (its supervisor restarts it, and the conversation is resumed);
 * a lost connection, a retryable close code or ``session_expired`` reconnects with backoff,
   re-applies the config, publishes ``rtbus.session.reconnected``, restores the conversation
   record, publishes ``rtbus.session.resumed``, and only then flushes the queued client events;
