@@ -4,7 +4,8 @@
 
 * ``RealtimeError`` -- the Realtime connection failed or the server said no: an ``error``
   event, a frame the server sent that we cannot read, a transport failure. It keeps the
-  server's error object and the error event's id, as ``OpenAIRealtimeError`` of openai-node's realtime base module does.
+  server's error object and the error event's id, as ``OpenAIRealtimeError`` of openai-node's
+  realtime base module does.
 * ``ConnectionClosedError`` -- the WebSocket closed; keeps the close code and reason.
 * ``ProtocolError`` -- a payload does not fit the Realtime protocol (a missing field, a wrong
   type, not JSON, no ``type``; for a client event also an unknown field or a value out of the
@@ -64,7 +65,8 @@ class RealtimeError(RtbusError):
         return cls(describe_error(event.error), event)
 
     def with_unhandled_hint(self) -> Self:
-        """A copy whose message says how to bind an ``error`` handler (openai-node's rule: an error nobody handles fails loudly)."""
+        """A copy whose message says how to bind an ``error`` handler (openai-node's rule: an
+        error nobody handles fails loudly)."""
         hinted = type(self).__new__(type(self))
         hinted.__dict__.update(self.__dict__)
         hinted.args = (str(self) + _UNHANDLED_HINT, *self.args[1:])

@@ -1,4 +1,5 @@
-"""The URL and auth rules (openai-node's realtime base module's, for OpenAI and Azure), as a table of cases."""
+"""The URL and auth rules (openai-node's realtime base module's, for OpenAI and Azure), as a
+table of cases."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The failure classifier is a table; these cases pin the rows the README and docs/architecture.md name."""
+"""The failure classifier is a table; these cases pin the rows the README and
+docs/architecture.md name."""
 
 from __future__ import annotations
 
