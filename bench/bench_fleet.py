@@ -377,7 +377,9 @@ def measure(url: str, count: int, profile: str | None) -> dict[str, float]:
         check=True,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
-    result: dict[str, float] = orjson.loads(done.stdout.strip().splitlines()[-1])
+    # py-spy prints its own lines after the service's: the measurements are the JSON one.
+    line = next(x for x in done.stdout.splitlines() if x.startswith("{"))
+    result: dict[str, float] = orjson.loads(line)
     return result
 
 
