@@ -347,11 +347,11 @@ async def connect(target: ConnectTarget, options: ConnectOptions) -> RealtimeWeb
     with map_exceptions(target), trio.move_on_after(options.connect_timeout) as deadline:
         stream = await open_stream(target.endpoint, options)
         try:
-            protocol = await upgrade(stream, target, options)
+            protocol, early = await upgrade(stream, target, options)
         except BaseException:
             # Refused, failed or cancelled: the stream is ours to close.
             await trio.aclose_forcefully(stream)
             raise
     if deadline.cancelled_caught:
         raise ConnectTimeoutError(target.display_url, options.connect_timeout)
-    return RealtimeWebSocket(Wire(stream, protocol, options), options)
+    return RealtimeWebSocket(Wire(stream, protocol, options, early), options)

@@ -8,8 +8,9 @@ Invariants:
   and the upgrade together.
 * ``open_stream`` hands back an open stream or closes what it opened; the stream given to
   ``upgrade`` stays the caller's to close, whatever the upgrade raised.
-* The protocol handed back is ``OPEN`` and may already hold frames that arrived in the same
-  segments as the ``101`` answer: the reader takes them first, so none is lost.
+* The protocol handed back is ``OPEN`` and has parsed nothing past the ``101`` answer; the
+  bytes that arrived after it in the same segments are handed back beside it, for the wire
+  to read first, so no frame is lost.
 * A refusal is ``InvalidStatus`` with the response's status and body (chunked bodies too);
   anything else wrong with the answer is another ``InvalidHandshake``.
 """
@@ -32,6 +33,8 @@ from ._target import ConnectTarget, Endpoint
 __all__ = ["Stream", "open_stream", "upgrade"]
 
 Stream = trio.SocketStream | trio.SSLStream[trio.SocketStream]
+# websockets' own limits (8 KiB lines, 128 headers) are far below this.
+_HEAD_LIMIT = 1024 * 1024
 
 
 async def open_stream(endpoint: Endpoint, options: ConnectOptions) -> Stream:
@@ -58,8 +61,9 @@ async def upgrade(
     options: ConnectOptions,
     *,
     subprotocols: Sequence[str] | None = None,
-) -> ClientProtocol:
-    """Upgrade ``stream`` to a WebSocket to ``target``: the protocol, ``OPEN``.
+) -> tuple[ClientProtocol, bytes]:
+    """Upgrade ``stream`` to a WebSocket to ``target``: the protocol, ``OPEN``, and the bytes
+    that came after the ``101`` answer (the start of the first frames), not yet parsed.
 
     Raises the handshake's ``InvalidHandshake`` (``InvalidStatus`` for a refusal).
     """
@@ -73,15 +77,52 @@ async def upgrade(
         request.headers[name] = value
     protocol.send_request(request)
     await stream.send_all(b"".join(protocol.data_to_send()))
-    while protocol.state is State.CONNECTING and protocol.handshake_exc is None:
+    head: bytearray | None = bytearray()
+    while _waiting(protocol):
         data = await stream.receive_some(options.receive_buffer_size)
-        if data:
-            protocol.receive_data(bytes(data))  # A no-op on bytes; TLS may give a bytearray.
-        else:
+        if not data:
             protocol.receive_eof()
-    if protocol.handshake_exc is not None:
-        raise protocol.handshake_exc
-    return protocol
+        elif head is None:
+            protocol.receive_data(bytes(data))  # The rest of a refusal's body.
+        else:
+            head += data
+            early = _answer(protocol, head)
+            if early is not None:
+                if _opened(protocol):
+                    protocol.events_received()  # The 101 answer: the wire reads frames only.
+                    return protocol, early
+                head = None
+    if protocol.handshake_exc is None:
+        raise AssertionError("the handshake ended neither open nor failed")
+    raise protocol.handshake_exc
+
+
+def _waiting(protocol: ClientProtocol) -> bool:
+    return protocol.state is State.CONNECTING and protocol.handshake_exc is None
+
+
+def _opened(protocol: ClientProtocol) -> bool:
+    return protocol.state is State.OPEN
+
+
+def _answer(protocol: ClientProtocol, head: bytearray) -> bytes | None:
+    """Give the protocol the answer's head once it is whole; what came after it (frames, or
+    the start of a refusal's body, which the protocol is then given too), or ``None`` while
+    the head is incomplete.
+
+    The protocol gets the head alone because the frames after it are cut by the wire, which
+    must start at a frame boundary (``Wire._split``). A head past ``_HEAD_LIMIT`` without its
+    end goes to the protocol whole: it refuses it.
+    """
+    end = head.find(b"\r\n\r\n")
+    if end < 0 and len(head) <= _HEAD_LIMIT:
+        return None
+    cut = len(head) if end < 0 else end + 4
+    protocol.receive_data(bytes(head[:cut]))
+    rest = bytes(head[cut:])
+    if not _opened(protocol) and rest:
+        protocol.receive_data(rest)
+    return rest
 
 
 @functools.cache
