@@ -3,6 +3,7 @@ garbage, keepalive -- the server's bytes written by hand, so every ordering is t
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -304,3 +305,38 @@ async def test_a_keepalive_reads_its_own_pong_when_nobody_reads(
         assert got is not None
         assert orjson.loads(got.raw)["event_id"] == "ev_1"
         nursery.cancel_scope.cancel()
+
+
+async def test_frames_cut_anywhere_across_receives_come_out_whole() -> None:
+    big = delta(1).replace("word1", "A" * 70_000)  # A 64-bit length.
+    medium = delta(2).replace("word2", "B" * 1_000)  # A 16-bit length.
+    stream = text(big) + text(medium) + text(delta(3))
+    cuts = [0, 1, 3, 9, 70_000, 70_011, 71_020, 71_100, len(stream)]
+    async with connection() as (rt, server), trio.open_nursery() as nursery:
+        got: list[bytes] = []
+
+        async def read() -> None:
+            for _ in range(3):
+                received = await rt.receive()
+                assert received is not None
+                got.append(received.raw)
+
+        nursery.start_soon(read)
+        for start, stop in itertools.pairwise(cuts):
+            await server.send(stream[start:stop])
+            await trio.testing.wait_all_tasks_blocked()
+    assert got == [big.encode(), medium.encode(), delta(3).encode()]
+
+
+async def test_a_text_frame_inside_a_fragmented_message_fails_with_1002() -> None:
+    async with connection() as (rt, server):
+        await server.send(server_frame(OP_TEXT, b'{"a":', fin=False), text(delta(1)))
+        with pytest.raises(RealtimeError, match="code 1002"):
+            await rt.dispatch_events()
+
+
+async def test_a_masked_frame_from_the_server_fails_with_1002() -> None:
+    async with connection() as (rt, server):
+        await server.send(Frame(OP_TEXT, delta(1).encode()).serialize(mask=True))
+        with pytest.raises(RealtimeError, match="code 1002"):
+            await rt.dispatch_events()
