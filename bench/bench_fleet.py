@@ -17,7 +17,8 @@ longer keeps up and latency is queueing, not cost.
 
 ``python -m bench fleet`` (every count) or ``python -m bench fleet --quick`` (100 and 300;
 ``RTBUS_BENCH_FLEET_COUNTS=100,1000`` picks others). ``RTBUS_BENCH_FLEET_PROFILE=out.txt``
-runs the 300-session service under ``py-spy record --format raw`` into ``out.txt``.
+samples the 300-session service during its window with ``py-spy record --format raw`` into
+``out.txt`` (``pip install py-spy``); its CPU figures are then not the table's.
 """
 
 from __future__ import annotations
@@ -312,7 +313,7 @@ def _percentile(ordered: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-async def fleet(url: str, count: int) -> None:
+async def fleet(url: str, count: int, profile: str | None) -> None:
     """Open ``count`` sessions, measure the window, print the measurements as one JSON line
     and end the process there: the responses never end, so a graceful close of every session
     would wait out each one's shutdown grace, and nothing after the window is measured."""
@@ -322,7 +323,7 @@ async def fleet(url: str, count: int) -> None:
         sub = svc.bus.subscribe(maxsize=SUBSCRIBER_SIZE, overflow="block")
         nursery.start_soon(probe.consume, sub)
         await _open_in_batches(svc, count)
-        print(orjson.dumps(await _window(probe, count)).decode(), flush=True)
+        print(orjson.dumps(await _window(probe, count, profile)).decode(), flush=True)
         os._exit(0)
 
 
@@ -339,14 +340,17 @@ async def _open_in_batches(svc: Service, count: int) -> list[Session]:
     return sessions
 
 
-async def _window(probe: _Probe, count: int) -> dict[str, float]:
+async def _window(probe: _Probe, count: int, profile: str | None) -> dict[str, float]:
     await trio.sleep(WARMUP_SECONDS)
     gc.collect()
+    spy = None if profile is None else _py_spy(profile)
     probe.recording = True
     wall, cpu = time.perf_counter(), time.process_time()
     await trio.sleep(WINDOW_SECONDS)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     probe.recording = False
+    if spy is not None:
+        await trio.to_thread.run_sync(spy.wait)
     latencies = sorted(probe.latencies)
     taken = max(1, probe.taken)
     return {
@@ -359,27 +363,33 @@ async def _window(probe: _Probe, count: int) -> dict[str, float]:
     }
 
 
+def _py_spy(path: str) -> subprocess.Popen[bytes]:
+    """py-spy sampling this process for the window (from outside: its CPU is not ours)."""
+    py_spy = os.path.join(os.path.dirname(sys.executable), "py-spy")
+    options = ["--format", "raw", "--rate", "250", "--nonblocking", "--duration"]
+    return subprocess.Popen(
+        [py_spy, "record", *options, str(int(WINDOW_SECONDS)), "-o", path, "-p", str(os.getpid())],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 def fleet_entry() -> None:
     """The service process's entry point: ``fleet(URL, COUNT)``."""
     raise_nofile()
-    trio.run(fleet, sys.argv[1], int(sys.argv[2]))
+    trio.run(fleet, sys.argv[1], int(sys.argv[2]), sys.argv[3] or None)
 
 
 def measure(url: str, count: int, profile: str | None) -> dict[str, float]:
     command = [sys.executable, "-c", "from bench.bench_fleet import fleet_entry; fleet_entry()"]
-    if profile is not None:
-        command = ["py-spy", "record", "--format", "raw", "-o", profile, "--", *command]
-        command[0] = os.path.join(os.path.dirname(sys.executable), "py-spy")
     done = subprocess.run(
-        [*command, url, str(count)],
+        [*command, url, str(count), profile or ""],
         stdout=subprocess.PIPE,
         text=True,
         check=True,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
-    # py-spy prints its own lines after the service's: the measurements are the JSON one.
-    line = next(x for x in done.stdout.splitlines() if x.startswith("{"))
-    result: dict[str, float] = orjson.loads(line)
+    result: dict[str, float] = orjson.loads(done.stdout)
     return result
 
 
