@@ -44,7 +44,7 @@ import orjson
 import trio
 
 from bench._table import Row, render
-from bench.bench_service import Recording, record, simulator
+from bench.bench_service import Recording, Upstream, record, simulator
 from rtbus import OpenAIConfig, Service, ServiceConfig, Session, open_service
 from rtbus.bus import Subscription
 
@@ -267,7 +267,7 @@ def _script_json(script: Script) -> bytes:
 
 
 @contextmanager
-def fleet_upstream(script: Script, directory: str) -> Iterator[str]:
+def fleet_upstream(script: Script, directory: str) -> Iterator[Upstream]:
     path = os.path.join(directory, "script.json")
     pathlib.Path(path).write_bytes(_script_json(script))
     code = "from bench.bench_fleet import upstream_entry; upstream_entry()"
@@ -279,7 +279,7 @@ def fleet_upstream(script: Script, directory: str) -> Iterator[str]:
     )
     try:
         assert process.stdout is not None
-        yield process.stdout.readline().strip()
+        yield Upstream(process.stdout.readline().strip(), process.pid)
     finally:
         process.terminate()
         process.wait()
@@ -313,17 +313,18 @@ def _percentile(ordered: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-async def fleet(url: str, count: int, profile: str | None) -> None:
+async def fleet(upstream: Upstream, count: int, profile: str | None) -> None:
     """Open ``count`` sessions, measure the window, print the measurements as one JSON line
     and end the process there: the responses never end, so a graceful close of every session
     would wait out each one's shutdown grace, and nothing after the window is measured."""
-    config = ServiceConfig(upstream=OpenAIConfig(api_key=API_KEY, base_url=url))
+    config = ServiceConfig(upstream=OpenAIConfig(api_key=API_KEY, base_url=upstream.url))
     probe = _Probe()
     async with trio.open_nursery() as nursery, open_service(config) as svc:
         sub = svc.bus.subscribe(maxsize=SUBSCRIBER_SIZE, overflow="block")
         nursery.start_soon(probe.consume, sub)
         await _open_in_batches(svc, count)
-        print(orjson.dumps(await _window(probe, count, profile)).decode(), flush=True)
+        result = await _window(probe, count, profile, upstream)
+        print(orjson.dumps(result).decode(), flush=True)
         os._exit(0)
 
 
@@ -340,14 +341,17 @@ async def _open_in_batches(svc: Service, count: int) -> list[Session]:
     return sessions
 
 
-async def _window(probe: _Probe, count: int, profile: str | None) -> dict[str, float]:
+async def _window(
+    probe: _Probe, count: int, profile: str | None, upstream: Upstream
+) -> dict[str, float]:
     await trio.sleep(WARMUP_SECONDS)
     gc.collect()
     spy = None if profile is None else _py_spy(profile)
     probe.recording = True
-    wall, cpu = time.perf_counter(), time.process_time()
+    wall, cpu, theirs = time.perf_counter(), time.process_time(), upstream.cpu_seconds()
     await trio.sleep(WINDOW_SECONDS)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    theirs = upstream.cpu_seconds() - theirs
     probe.recording = False
     if spy is not None:
         await trio.to_thread.run_sync(spy.wait)
@@ -356,6 +360,7 @@ async def _window(probe: _Probe, count: int, profile: str | None) -> dict[str, f
     return {
         "cpu_us_per_event": cpu / taken * 1e6,
         "cpu_per_wall": cpu / wall,
+        "upstream_cpu_per_wall": theirs / wall,
         "events_per_second": probe.taken / wall,
         "real_time": probe.taken / wall / (EVENTS_PER_SESSION_SECOND * count),
         "p50_ms": _percentile(latencies, 0.50) * 1e3,
@@ -377,13 +382,14 @@ def _py_spy(path: str) -> subprocess.Popen[bytes]:
 def fleet_entry() -> None:
     """The service process's entry point: ``fleet(URL, COUNT)``."""
     raise_nofile()
-    trio.run(fleet, sys.argv[1], int(sys.argv[2]), sys.argv[3] or None)
+    upstream = Upstream(sys.argv[1], int(sys.argv[2]))
+    trio.run(fleet, upstream, int(sys.argv[3]), sys.argv[4] or None)
 
 
-def measure(url: str, count: int, profile: str | None) -> dict[str, float]:
+def measure(upstream: Upstream, count: int, profile: str | None) -> dict[str, float]:
     command = [sys.executable, "-c", "from bench.bench_fleet import fleet_entry; fleet_entry()"]
     done = subprocess.run(
-        [*command, url, str(count), profile or ""],
+        [*command, upstream.url, str(upstream.pid), str(count), profile or ""],
         stdout=subprocess.PIPE,
         text=True,
         check=True,
@@ -415,6 +421,7 @@ def _rows(count: int, m: dict[str, float]) -> list[Row]:
             "events/s",
             f"{m['real_time']:.2f}x real time",
         ),
+        Row("fleet", f"{name}: upstream CPU", m["upstream_cpu_per_wall"], "cpu-s/s"),
         Row("fleet", f"{name}: latency p50", m["p50_ms"], "ms"),
         Row(
             "fleet",
@@ -442,10 +449,10 @@ def run() -> list[Row]:
         script = Script.from_recording(trio.run(record, sim.url))
     profile = os.environ.get("RTBUS_BENCH_FLEET_PROFILE")
     rows: list[Row] = []
-    with tempfile.TemporaryDirectory() as directory, fleet_upstream(script, directory) as url:
+    with tempfile.TemporaryDirectory() as directory, fleet_upstream(script, directory) as upstream:
         for count in counts():
             output = profile if profile and count == PROFILE_COUNT else None
-            rows.extend(_rows(count, measure(url, count, output)))
+            rows.extend(_rows(count, measure(upstream, count, output)))
     return rows
 
 
