@@ -2,8 +2,10 @@
 
 No task of its own reads the socket: whoever needs frames receives -- the connection's reader,
 a keepalive waiting for its pong, a close waiting for the server's answer -- and every frame
-that receive brought is handled in the same pass (websockets' sans-IO protocol parses them).
-Data messages wait in ``inbox`` for the reader: no channel, no task switch per message.
+that receive brought is handled in the same pass. ``_split`` cuts the bytes into frames and
+takes whole TEXT frames itself (the hot path); every other frame goes whole to websockets'
+sans-IO protocol, which checks it and answers pings and closes. Data messages wait in
+``inbox`` for the reader: no channel, no task switch per message.
 
 Invariants:
 
@@ -13,7 +15,8 @@ Invariants:
   so its keepalive fails instead of buffering without bound.
 * ``inbox`` holds data messages in arrival order as ``(payload, is_text, arrival time)``; the
   payload is the bytes that came off the socket (a fragmented message joined once), never
-  decoded here. Control frames are handled where they arrive: a ping answered, a pong matched
+  decoded here. The protocol only ever sees whole frames, so it is always at a frame
+  boundary when the cutter takes the next one; a partial frame waits in ``_partial``. Control frames are handled where they arrive: a ping answered, a pong matched
   to our ping, a close echoed and the stream closed.
 * Bytes go out whole and in order under one FIFO lock: a frame is serialized and taken from
   the protocol with no checkpoint in between. A write cut short (cancelled midway, or the
