@@ -371,7 +371,7 @@ async def _window(
 def _py_spy(path: str) -> subprocess.Popen[bytes]:
     """py-spy sampling this process for the window (from outside: its CPU is not ours)."""
     py_spy = os.path.join(os.path.dirname(sys.executable), "py-spy")
-    options = ["--format", "raw", "--rate", "250", "--nonblocking", "--duration"]
+    options = ["--format", "raw", "--rate", "1000", "--nonblocking", "--duration"]
     return subprocess.Popen(
         [py_spy, "record", *options, str(int(WINDOW_SECONDS)), "-o", path, "-p", str(os.getpid())],
         stdout=subprocess.DEVNULL,
