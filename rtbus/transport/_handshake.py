@@ -11,6 +11,7 @@ Invariants:
 * The protocol handed back is ``OPEN`` and has parsed nothing past the ``101`` answer; the
   bytes that arrived after it in the same segments are handed back beside it, for the wire
   to read first, so no frame is lost.
+* Nothing is logged at DEBUG: websockets would log the request's headers, secrets included.
 * A refusal is ``InvalidStatus`` with the response's status and body (chunked bodies too);
   anything else wrong with the answer is another ``InvalidHandshake``.
 """
@@ -18,6 +19,7 @@ Invariants:
 from __future__ import annotations
 
 import functools
+import logging
 import ssl
 from collections.abc import Sequence
 
@@ -33,6 +35,17 @@ from ._target import ConnectTarget, Endpoint
 __all__ = ["Stream", "open_stream", "upgrade"]
 
 Stream = trio.SocketStream | trio.SSLStream[trio.SocketStream]
+
+
+class _QuietLog(logging.LoggerAdapter[logging.Logger]):
+    """websockets' log with its DEBUG level switched off for good: at DEBUG it writes every
+    request header (the API key among them) and every frame, whatever the app configured."""
+
+    def isEnabledFor(self, level: int) -> bool:
+        return level > logging.DEBUG and super().isEnabledFor(level)
+
+
+_LOG = _QuietLog(logging.getLogger("websockets.client"))
 # websockets' own limits (8 KiB lines, 128 headers) are far below this.
 _HEAD_LIMIT = 1024 * 1024
 
@@ -71,6 +84,7 @@ async def upgrade(
         parse_uri(target.url),
         subprotocols=None if subprotocols is None else [Subprotocol(s) for s in subprotocols],
         max_size=options.max_message_size,
+        logger=_LOG,
     )
     request = protocol.connect()
     for name, value in target.headers:

@@ -16,8 +16,9 @@ Invariants:
 * ``inbox`` holds data messages in arrival order as ``(payload, is_text, arrival time)``; the
   payload is the bytes that came off the socket (a fragmented message joined once), never
   decoded here. The protocol only ever sees whole frames, so it is always at a frame
-  boundary when the cutter takes the next one; a partial frame waits in ``_partial``. Control frames are handled where they arrive: a ping answered, a pong matched
-  to our ping, a close echoed and the stream closed.
+  boundary when the cutter takes the next one; a partial frame waits in ``_partial``.
+  Control frames are handled where they arrive: a ping answered, a pong matched to our ping,
+  a close echoed and the stream closed.
 * Bytes go out whole and in order under one FIFO lock: a frame is serialized and taken from
   the protocol with no checkpoint in between. A write cut short (cancelled midway, or the
   stream broke) aborts the stream: a half-written frame would corrupt every later one.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
@@ -217,3 +218,15 @@ async def test_frames_in_the_same_segment_as_the_101_are_read_first(nursery: tri
 async def _received(rt: RealtimeWebSocket) -> AsyncIterator[Received]:
     while (received := await rt.receive()) is not None:
         yield received
+
+
+async def test_no_log_line_carries_the_key_even_at_debug(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    upstream = await start_upstream(nursery, play(delta(1)))
+    async with open_realtime(upstream.config()) as rt:
+        await rt.send({"type": "input_audio_buffer.clear"})
+        assert [event.type async for event in rt] == ["response.output_audio_transcript.delta"]
+    assert API_KEY not in caplog.text
+    assert "websockets" not in caplog.text
