@@ -5,8 +5,8 @@ library, every frame encoded once before the run. After the handshake answers th
 recorded (``session.created``, then ``session.updated`` for the client's ``session.update``)
 and the start of a response, each connection gets one ~6.6 KB audio delta every 100 ms and a
 transcript delta every 300 ms: 13.3 events per session-second, paced on a 10 ms tick with the
-sessions spread over the tick's phases. The upstream costs a few percent of a core at 2,000
-sessions, so the service has the other core to itself.
+sessions spread over the tick's phases. The upstream costs under a quarter of a core at 2,000
+sessions (the table says how much in each window), so it is never what the service waits for.
 
 The service runs in a fresh process per session count (``open_service``, N sessions, one
 ``block`` subscriber measuring frame-to-subscriber latency from ``envelope.received_at``).
