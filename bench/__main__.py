@@ -7,6 +7,7 @@ ratios against the peers come from one run on one (shared, noisy) machine.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 from bench._table import Row, render
@@ -14,6 +15,7 @@ from bench._table import Row, render
 MODULES = (
     "bench.bench_decode",
     "bench.bench_transport",
+    "bench.bench_fleet",
     "bench.bench_bus",
     "bench.bench_gateway",
     "bench.bench_service",
@@ -24,12 +26,21 @@ MODULES = (
 
 
 def main(argv: list[str]) -> None:
-    names = argv or list(MODULES)
+    """``python -m bench [NAME ...] [--quick]``: a NAME is ``fleet``, ``bench_fleet`` or
+    ``bench.bench_fleet``; ``--quick`` asks the benches that know it for a subset."""
+    if "--quick" in argv:
+        os.environ["RTBUS_BENCH_QUICK"] = "1"
+    names = [name for name in argv if not name.startswith("--")] or list(MODULES)
     rows: list[Row] = []
     for name in names:
-        module = importlib.import_module(name if "." in name else f"bench.{name}")
-        rows.extend(module.run())
+        rows.extend(importlib.import_module(_module(name)).run())
     print(render(rows))
+
+
+def _module(name: str) -> str:
+    if "." in name:
+        return name
+    return f"bench.{name}" if name.startswith("bench_") else f"bench.bench_{name}"
 
 
 if __name__ == "__main__":

@@ -98,10 +98,13 @@ class RealtimeEmitter(TypedHandlers, abc.ABC):
 
         An event of a type rtbus does not model reaches the ``"event"`` handlers only.
         """
-        await self._emit(_EVERY_EVENT, event)
+        # Every event passes here: look before awaiting, most names have no handlers.
+        bindings = self._bindings
+        if bindings.get(_EVERY_EVENT):
+            await self._emit(_EVERY_EVENT, event)
         if isinstance(event, ErrorEvent):
             await self._on_error(event)
-        else:
+        elif bindings.get(event.type):
             await self._emit(event.type, event)
 
     async def _on_error(

@@ -26,7 +26,7 @@ import trio_websocket
 from rtbus._unwrapping import unwrap_lone_exception
 from rtbus.protocol._errors import RtbusError
 from rtbus.transport import ConnectOptions, ConnectTarget
-from rtbus.transport._connection import handshake
+from rtbus.transport._handshake import open_stream
 from rtbus.transport._keepalive import keep_alive
 
 from ._gateway_wire import SUBPROTOCOL
@@ -97,6 +97,36 @@ async def open_link(
         url = target.display_url
         raise GatewayConnectionError(f"connecting to {url} timed out after {timeout:g}s")
     return link, stream
+
+
+async def handshake(
+    nursery: trio.Nursery,
+    target: ConnectTarget,
+    options: ConnectOptions,
+    *,
+    subprotocols: list[str],
+) -> tuple[trio_websocket.WebSocketConnection, trio.abc.Stream]:
+    """A handshaken trio-websocket to ``target`` whose reader runs in ``nursery``, and the
+    stream under it, which is the caller's to close (trio-websocket leaks it otherwise)."""
+    endpoint = target.endpoint
+    stream = await open_stream(endpoint, options)
+    try:
+        ws = await trio_websocket.wrap_client_stream(
+            nursery,
+            stream,
+            endpoint.host_header,
+            endpoint.resource,
+            subprotocols=subprotocols,
+            extra_headers=target.encoded_headers(),
+            message_queue_size=options.message_queue_size,
+            max_message_size=options.max_message_size,
+            receive_buffer_size=options.receive_buffer_size,
+        )
+    except BaseException:
+        # Rejected, timed out or cancelled: trio-websocket leaves the stream open; it is ours.
+        await trio.aclose_forcefully(stream)
+        raise
+    return ws, stream
 
 
 async def close_link(

@@ -1,12 +1,13 @@
-"""The Realtime connection on trio-websocket: connect, keepalive, reconnect policy, send queue.
+"""The Realtime connection on trio: connect, read in the caller's task, keepalive, reconnect
+policy, send queue.
 
 ``open_realtime`` gives a :class:`RealtimeWebSocket`, the concrete ``RealtimeEmitter``;
 ``ReconnectPolicy`` and ``SendQueue`` are the parts a session actor reconnects with.
 """
 
-from ._connection import CloseStatus as CloseStatus
 from ._connection import ConnectionStatistics as ConnectionStatistics
 from ._connection import RealtimeWebSocket as RealtimeWebSocket
+from ._connection import Received as Received
 from ._exceptions import ConnectError as ConnectError
 from ._exceptions import ConnectionRejectedError as ConnectionRejectedError
 from ._exceptions import ConnectTimeoutError as ConnectTimeoutError
@@ -23,6 +24,7 @@ from ._reconnect import ReconnectAttempts as ReconnectAttempts
 from ._reconnect import ReconnectPolicy as ReconnectPolicy
 from ._reconnect import TargetHook as TargetHook
 from ._target import ConnectTarget as ConnectTarget
+from ._wire import CloseStatus as CloseStatus
 
 __all__ = [
     "CloseStatus",
@@ -35,6 +37,7 @@ __all__ = [
     "FrameSink",
     "KeepaliveTimeoutError",
     "RealtimeWebSocket",
+    "Received",
     "ReconnectAttempts",
     "ReconnectPolicy",
     "SendQueue",

@@ -1,4 +1,4 @@
-"""The transport's exceptions, and the translation of trio-websocket's where they enter.
+"""The transport's exceptions, and the translation of websockets' and the OS's where they enter.
 
 Whose fault each one is:
 
@@ -11,8 +11,8 @@ Whose fault each one is:
   aborted.
 * ``ConnectionClosedError`` (in ``rtbus.protocol``) -- the WebSocket closed; code and reason.
 
-All are ``RealtimeError``. :func:`map_exceptions` is the one place trio-websocket's and the
-OS's exceptions become these, with ``raise ... from`` so the original stays the cause.
+All are ``RealtimeError``. :func:`map_exceptions` is the one place the handshake's (websockets')
+and the OS's exceptions become these, with ``raise ... from`` so the original stays the cause.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from contextlib import contextmanager
 from typing import Final, TypeVar, cast
 
 import trio
-import trio_websocket
+import websockets.exceptions
 
-from rtbus.protocol._errors import ConnectionClosedError, RealtimeError
+from rtbus.protocol._errors import RealtimeError
 from rtbus.protocol._redact import redact
 
 from ._target import ConnectTarget
@@ -75,28 +75,18 @@ class KeepaliveTimeoutError(RealtimeError):
         self.timeout = timeout
 
 
-def closed_error(reason: trio_websocket.CloseReason | None) -> ConnectionClosedError:
-    """The error for a close; no reason at all means the TCP connection dropped (1006)."""
-    if reason is None:
-        return ConnectionClosedError(1006)
-    return ConnectionClosedError(int(reason.code), reason.reason or "")
+def _rejected(exc: websockets.exceptions.InvalidStatus, target: ConnectTarget) -> RealtimeError:
+    response = exc.response
+    body = bytes(response.body or b"")[:_BODY_LIMIT].decode("utf-8", errors="replace")
+    return ConnectionRejectedError(response.status_code, redact(body.strip(), target.secrets))
 
 
-def _rejected(exc: trio_websocket.ConnectionRejected, target: ConnectTarget) -> RealtimeError:
-    body = (exc.body or b"")[:_BODY_LIMIT].decode("utf-8", errors="replace")
-    return ConnectionRejectedError(exc.status_code, redact(body.strip(), target.secrets))
-
-
-def _timed_out(exc: trio_websocket.ConnectionTimeout, target: ConnectTarget) -> RealtimeError:
-    return ConnectError(f"the WebSocket handshake with {target.display_url} timed out")
-
-
-def _handshake_failed(exc: trio_websocket.HandshakeError, target: ConnectTarget) -> RealtimeError:
-    return ConnectError(f"the WebSocket handshake with {target.display_url} failed")
-
-
-def _closed(exc: trio_websocket.ConnectionClosed, target: ConnectTarget) -> RealtimeError:
-    return closed_error(exc.reason)
+def _handshake_failed(
+    exc: websockets.exceptions.InvalidHandshake, target: ConnectTarget
+) -> RealtimeError:
+    # The detail (a header, the answer's first line) may quote the server: scrubbed.
+    detail = redact(str(exc), target.secrets)
+    return ConnectError(f"the WebSocket handshake with {target.display_url} failed: {detail}")
 
 
 def _unreachable(exc: OSError, target: ConnectTarget) -> RealtimeError:
@@ -122,13 +112,11 @@ def _entry(
 
 
 # Looked up along the exception's MRO, so the most specific class wins
-# (ConnectionRejected before HandshakeError).
+# (InvalidStatus before InvalidHandshake).
 _TRANSLATORS: Final = dict(
     [
-        _entry(trio_websocket.ConnectionRejected, _rejected),
-        _entry(trio_websocket.ConnectionTimeout, _timed_out),
-        _entry(trio_websocket.HandshakeError, _handshake_failed),
-        _entry(trio_websocket.ConnectionClosed, _closed),
+        _entry(websockets.exceptions.InvalidStatus, _rejected),
+        _entry(websockets.exceptions.InvalidHandshake, _handshake_failed),
         _entry(OSError, _unreachable),
         _entry(trio.BrokenResourceError, _tls_failed),
     ]
@@ -136,7 +124,7 @@ _TRANSLATORS: Final = dict(
 
 
 def translate(exc: BaseException, target: ConnectTarget) -> BaseException:
-    """The rtbus error for a trio-websocket or OS error; any other exception unchanged."""
+    """The rtbus error for a handshake or OS error; any other exception unchanged."""
     for cls in type(exc).__mro__:
         translator = _TRANSLATORS.get(cls)
         if translator is not None:
@@ -146,7 +134,7 @@ def translate(exc: BaseException, target: ConnectTarget) -> BaseException:
 
 @contextmanager
 def map_exceptions(target: ConnectTarget) -> Iterator[None]:
-    """Translate trio-websocket's and the OS's exceptions raised inside, ``from`` the original."""
+    """Translate the handshake's and the OS's exceptions raised inside, ``from`` the original."""
     try:
         yield
     except Exception as exc:

@@ -1,10 +1,10 @@
 """``open_realtime``: connect, hand out the connection for the body of an ``async with``, close.
 
-The connection's background tasks (trio-websocket's reader, the keepalive) run in a nursery
-around the body. They never raise on purpose -- failures reach the reader of the connection
-through the one error path -- so an exception group out of that nursery holds the body's
-exception or one from the handshake; it is unwrapped so callers see plain exceptions (as
-trio-websocket's own ``open_websocket`` does), and a handshake error is translated.
+Nothing reads the connection in the background: the body reads it (``receive``, ``async
+for``, ``dispatch_events``). The one background task is the keepalive, when configured, in a
+nursery around the body; it never raises (a timeout reaches the reader through the one error
+path), so a group out of that nursery holds the body's exception alone and is unwrapped:
+callers see plain exceptions. Connecting translates its own errors (``connect``).
 """
 
 from __future__ import annotations
@@ -16,11 +16,10 @@ from typing import Final
 
 import trio
 
-from rtbus._unwrapping import reraise, sole_exception
+from rtbus._unwrapping import unwrap_lone_exception
 from rtbus.protocol._config import AzureConfig, OpenAIConfig
 
 from ._connection import RealtimeWebSocket, connect
-from ._exceptions import translate
 from ._options import ConnectOptions
 from ._target import ConnectTarget
 
@@ -54,24 +53,24 @@ async def open_target(
     target: ConnectTarget, *, options: ConnectOptions = _DEFAULT_OPTIONS
 ) -> AsyncIterator[RealtimeWebSocket]:
     """Like :func:`open_realtime`, for a prepared :class:`ConnectTarget` (reconnect hooks)."""
-    body_error: BaseException | None = None
+    rt = await connect(target, options)
     try:
+        async with _kept_alive(rt, options):
+            yield rt
+    finally:
+        await rt.aclose()
+
+
+@asynccontextmanager
+async def _kept_alive(rt: RealtimeWebSocket, options: ConnectOptions) -> AsyncIterator[None]:
+    """Run ``rt``'s keepalive around the body, if it has one; a task only then."""
+    if options.keepalive_interval is None:
+        yield
+        return
+    with unwrap_lone_exception():
         async with trio.open_nursery() as nursery:
-            rt = await connect(nursery, target, options)
+            nursery.start_soon(rt._run_keepalive)
             try:
-                yield rt
-            except BaseException as exc:
-                body_error = exc
-                raise
+                yield
             finally:
-                await rt.aclose()
-    except BaseExceptionGroup as group:
-        error = sole_exception(group)
-        if error is None:
-            raise
-        if error is body_error:
-            reraise(error)
-        translated = translate(error, target)
-        if translated is error:
-            reraise(error)
-        raise translated from error
+                nursery.cancel_scope.cancel()

@@ -42,16 +42,18 @@ class ConnectOptions:
     * ``connect_timeout``: seconds for TCP, TLS and the WebSocket handshake together.
     * ``close_timeout``: seconds :meth:`RealtimeWebSocket.aclose` waits for the server's close
       frame before it aborts the stream (the real server does not always send one).
-    * ``max_message_size``: the largest frame accepted, in characters. An item with audio is
-      over 3 MB and an audio append up to 15 MiB, hence 16 MiB; a larger frame fails the
-      connection with close code 1009.
-    * ``receive_buffer_size``: bytes per socket read. 64 KiB takes a whole burst of 6.4 KB audio
-      deltas in one read; trio-websocket's 4 KiB default halves throughput on them.
-    * ``message_queue_size``: frames read ahead of the consumer. Pongs are only seen while the
-      reader is not blocked on a full queue, so a consumer that stops reading for longer than
-      ``pong_timeout`` while the server streams fails the keepalive.
-    * ``keepalive_interval``: seconds between pings (``None``: no keepalive);
-      ``pong_timeout``: seconds a ping may wait for its pong before the connection fails.
+    * ``max_message_size``: the largest message accepted, in bytes (fragments joined). An item
+      with audio is over 3 MB and an audio append up to 15 MiB, hence 16 MiB; a larger one
+      fails the connection with close code 1009.
+    * ``receive_buffer_size``: bytes per socket read; every frame one read brings is handled
+      in one pass. 64 KiB takes a whole burst of 6.4 KB audio deltas in one read.
+    * ``message_queue_size``: messages the keepalive may read ahead of the consumer while it
+      waits for a pong (the consumer reads in its own task; nothing else reads ahead). Pongs
+      are only seen while that queue is not full, so a consumer that stops reading for longer
+      than ``pong_timeout`` while the server streams fails the keepalive.
+    * ``keepalive_interval``: seconds of silence from the server before a ping (``None``: no
+      keepalive); ``pong_timeout``: seconds a ping may wait for its pong before the
+      connection fails.
     * ``ssl_context``: for ``wss`` URLs; ``None`` uses the system's default trust store.
     """
 

@@ -73,7 +73,7 @@ class SendQueueClosed(RtbusError):
 class FrameSink(Protocol):
     """Where the writer puts frames: a live connection (``RealtimeWebSocket``)."""
 
-    async def send_frame(self, frame: str) -> None:
+    async def send_frame(self, frame: bytes) -> None:
         """Send one encoded client event; ``ConnectionClosedError`` if the connection is gone."""
 
 
@@ -101,7 +101,7 @@ class SendQueueStatistics:
 @attrs.define(eq=False)
 class _Pending:
     event: ClientEventLike
-    frame: str
+    frame: bytes
     done: trio.Event = attrs.Factory(trio.Event)
     writing: bool = False
     failure: BaseException | None = None

@@ -110,8 +110,10 @@ async def test_a_worker_past_its_own_budget_is_given_up_on_and_counted(
         session = await svc.open_session(id="s1")
         await svc.add_worker(broken, sessions="s1", maxsize=1)
         await session.send(CREATE)
-        gave_up = (await take_until(sub, "rtbus.actor.gave_up"))[-1].event
-        await take_until(sub, "response.done")
+        taken = await take_until(sub, "rtbus.actor.gave_up")
+        gave_up = taken[-1].event
+        if "response.done" not in {envelope.type for envelope in taken}:
+            await take_until(sub, "response.done")
         scrape = Scrape(svc)
     assert isinstance(gave_up, ActorGaveUp)
     # The envelope it failed on, and the one waiting behind it in its one-slot buffer.

@@ -16,6 +16,7 @@ PUBLIC = {
     "FrameSink",
     "KeepaliveTimeoutError",
     "RealtimeWebSocket",
+    "Received",
     "ReconnectAttempts",
     "ReconnectPolicy",
     "SendQueue",

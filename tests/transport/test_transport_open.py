@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import functools
+import logging
+from collections.abc import AsyncIterator
 
 import pytest
 import trio
 import trio.testing
+import wsproto
+import wsproto.events
 from transport_upstream import (
     API_KEY,
     delta,
@@ -23,6 +27,8 @@ from rtbus.transport import (
     ConnectOptions,
     ConnectTarget,
     ConnectTimeoutError,
+    RealtimeWebSocket,
+    Received,
     open_realtime,
     open_target,
 )
@@ -75,7 +81,7 @@ async def test_a_rejection_keeps_status_and_scrubbed_body(nursery: trio.Nursery)
     assert "Incorrect API key provided: ***" in error.body
     assert API_KEY not in str(error)
     assert isinstance(error, RealtimeError)
-    assert type(error.__cause__).__name__ == "ConnectionRejected"
+    assert type(error.__cause__).__name__ == "InvalidStatus"  # websockets' own, kept as the cause
 
 
 async def test_a_refused_connection_is_a_connect_error() -> None:
@@ -187,3 +193,40 @@ def test_the_endpoint_comes_from_the_url() -> None:
     )
     endpoint = ConnectTarget("ws://[::1]:8080").endpoint
     assert (endpoint.resource, endpoint.host_header) == ("/", "[::1]:8080")
+
+
+async def test_frames_in_the_same_segment_as_the_101_are_read_first(nursery: trio.Nursery) -> None:
+    async def accept_and_stream(stream: trio.SocketStream) -> None:
+        ws = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
+        while not any(isinstance(e, wsproto.events.Request) for e in ws.events()):
+            ws.receive_data(await stream.receive_some())
+        answer = ws.send(wsproto.events.AcceptConnection())
+        frames = b"".join(ws.send(wsproto.events.TextMessage(delta(n))) for n in (1, 2))
+        await stream.send_all(answer + frames + ws.send(wsproto.events.CloseConnection(1000)))
+        await trio.sleep_forever()
+
+    listeners = await nursery.start(
+        functools.partial(trio.serve_tcp, accept_and_stream, 0, host="127.0.0.1")
+    )
+    port = listeners[0].socket.getsockname()[1]
+    config = OpenAIConfig(api_key=API_KEY, base_url=f"http://127.0.0.1:{port}/v1")
+    async with open_realtime(config) as rt:
+        raws = [received.raw async for received in _received(rt)]
+    assert raws == [delta(1).encode(), delta(2).encode()]
+
+
+async def _received(rt: RealtimeWebSocket) -> AsyncIterator[Received]:
+    while (received := await rt.receive()) is not None:
+        yield received
+
+
+async def test_no_log_line_carries_the_key_even_at_debug(
+    nursery: trio.Nursery, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    upstream = await start_upstream(nursery, play(delta(1)))
+    async with open_realtime(upstream.config()) as rt:
+        await rt.send({"type": "input_audio_buffer.clear"})
+        assert [event.type async for event in rt] == ["response.output_audio_transcript.delta"]
+    assert API_KEY not in caplog.text
+    assert "websockets" not in caplog.text

@@ -1,0 +1,466 @@
+"""The real-time fleet: N sessions streaming real-time audio into one service, CPU per event.
+
+A cheap upstream runs in another process: one thread, non-blocking sockets, no event loop
+library, every frame encoded once before the run. After the handshake answers the simulator
+recorded (``session.created``, then ``session.updated`` for the client's ``session.update``)
+and the start of a response, each connection gets one ~6.6 KB audio delta every 100 ms and a
+transcript delta every 300 ms: 13.3 events per session-second, paced on a 10 ms tick with the
+sessions spread over the tick's phases. The upstream costs under a quarter of a core at 2,000
+sessions (the table says how much in each window), so it is never what the service waits for.
+
+The service runs in a fresh process per session count (``open_service``, N sessions, one
+``block`` subscriber measuring frame-to-subscriber latency from ``envelope.received_at``).
+Over a fixed window after a warm-up it measures the process's CPU time (``time.process_time``,
+user + system) per event the subscriber took, and p50/p99 latency. "real time" is the events
+taken per second over the events the upstream paces per second: below ~0.98 the service no
+longer keeps up and latency is queueing, not cost.
+
+``python -m bench fleet`` (every count) or ``python -m bench fleet --quick`` (100 and 300;
+``RTBUS_BENCH_FLEET_COUNTS=100,1000`` picks others). ``RTBUS_BENCH_FLEET_PROFILE=out.txt``
+samples the 300-session service during its window with ``py-spy record --format raw`` into
+``out.txt`` (``pip install py-spy``); its CPU figures are then not the table's.
+"""
+
+from __future__ import annotations
+
+import base64
+import gc
+import hashlib
+import os
+import pathlib
+import resource
+import selectors
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Final
+
+import attrs
+import orjson
+import trio
+
+from bench._table import Row, render
+from bench.bench_service import Recording, Upstream, record, simulator
+from rtbus import OpenAIConfig, Service, ServiceConfig, Session, open_service
+from rtbus.bus import Subscription
+
+API_KEY = "sk-bench"
+MODEL = "gpt-realtime"
+COUNTS: Final = (100, 300, 1_000, 2_000)
+QUICK_COUNTS: Final = (100, 300)
+PROFILE_COUNT: Final = 300
+WARMUP_SECONDS = 3.0
+WINDOW_SECONDS = 10.0
+OPEN_BATCH = 100
+SUBSCRIBER_SIZE = 4_096
+TICK: Final = 0.010
+AUDIO_EVERY: Final = 10  # ticks: 100 ms
+TRANSCRIPT_EVERY: Final = 30  # ticks: 300 ms
+EVENTS_PER_SESSION_SECOND: Final = 1 / (AUDIO_EVERY * TICK) + 1 / (TRANSCRIPT_EVERY * TICK)
+TARGET_CPU_US = 70.0
+TARGET_P99_MS = 25.0
+NOFILE = 16_384
+_GUID: Final = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+# The upstream (its own process): one thread, non-blocking sockets -----------------------
+
+
+def server_frame(payload: bytes, opcode: int = 0x1) -> bytes:
+    """One unmasked frame from the server: written by hand, once per payload, before the run."""
+    length = len(payload)
+    if length < 126:
+        head = bytes([0x80 | opcode, length])
+    elif length < 65_536:
+        head = bytes([0x80 | opcode, 126]) + length.to_bytes(2, "big")
+    else:
+        head = bytes([0x80 | opcode, 127]) + length.to_bytes(8, "big")
+    return head + payload
+
+
+@attrs.frozen
+class Script:
+    """What every connection is sent: the answers, the response's start, the two deltas."""
+
+    created: bytes
+    updated: bytes
+    start: bytes
+    audio: bytes
+    transcript: bytes
+
+    @classmethod
+    def from_recording(cls, recording: Recording) -> Script:
+        types = [orjson.loads(text)["type"] for text in recording.response]
+        first_audio = types.index("response.output_audio.delta")
+        transcript = types.index("response.output_audio_transcript.delta")
+        return cls(
+            created=server_frame(recording.created.encode()),
+            updated=server_frame(recording.updated.encode()),
+            start=b"".join(server_frame(t.encode()) for t in recording.response[:first_audio]),
+            audio=server_frame(recording.response[first_audio].encode()),
+            transcript=server_frame(recording.response[transcript].encode()),
+        )
+
+
+@attrs.define(eq=False)
+class _Peer:
+    """One client connection on the upstream: what it sent so far, what waits to go out."""
+
+    sock: socket.socket
+    index: int
+    inbound: bytearray = attrs.Factory(bytearray)
+    outbound: bytearray = attrs.Factory(bytearray)
+    upgraded: bool = False
+    streaming: bool = False
+
+
+def _accept_key(request: bytes) -> bytes:
+    for line in request.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"sec-websocket-key":
+            return base64.b64encode(hashlib.sha1(value.strip() + _GUID).digest())
+    raise ValueError("no Sec-WebSocket-Key")
+
+
+def _client_frames(peer: _Peer) -> Iterator[tuple[int, bytes]]:
+    """Complete (masked) client frames out of ``peer.inbound``: (opcode, payload)."""
+    buffer = peer.inbound
+    while len(buffer) >= 2:
+        length, offset = buffer[1] & 0x7F, 2
+        if length == 126:
+            length, offset = int.from_bytes(buffer[2:4], "big"), 4
+        elif length == 127:
+            length, offset = int.from_bytes(buffer[2:10], "big"), 10
+        if len(buffer) < offset + 4 + length:
+            return
+        mask = bytes(buffer[offset : offset + 4]) * (length // 4 + 1)
+        masked = buffer[offset + 4 : offset + 4 + length]
+        payload = (int.from_bytes(masked, "big") ^ int.from_bytes(mask[:length], "big")).to_bytes(
+            length, "big"
+        )
+        opcode = buffer[0] & 0x0F
+        del buffer[: offset + 4 + length]
+        yield opcode, payload
+
+
+class FleetUpstream:
+    """Accepts connections, answers the handshakes, paces the deltas on a 10 ms tick."""
+
+    def __init__(self, script: Script) -> None:
+        self.script = script
+        self.selector = selectors.DefaultSelector()
+        self.peers: dict[int, _Peer] = {}
+        self.accepted = 0
+
+    def serve(self, listener: socket.socket) -> None:
+        listener.setblocking(False)
+        self.selector.register(listener, selectors.EVENT_READ, None)
+        tick, next_tick = 0, time.monotonic()
+        while True:
+            timeout = max(0.0, next_tick - time.monotonic())
+            for key, _ in self.selector.select(timeout):
+                if key.data is None:
+                    self._accept(listener)
+                else:
+                    self._readable(key.data)
+            if time.monotonic() >= next_tick:
+                self._tick(tick)
+                tick, next_tick = tick + 1, next_tick + TICK
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                sock, _ = listener.accept()
+            except BlockingIOError:
+                return
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            peer = _Peer(sock, self.accepted)
+            self.accepted += 1
+            self.peers[sock.fileno()] = peer
+            self.selector.register(sock, selectors.EVENT_READ, peer)
+
+    def _readable(self, peer: _Peer) -> None:
+        try:
+            data = peer.sock.recv(65_536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(peer)
+            return
+        peer.inbound += data
+        if not peer.upgraded:
+            self._upgrade(peer)
+        for opcode, payload in _client_frames(peer):
+            self._client_frame(peer, opcode, payload)
+
+    def _upgrade(self, peer: _Peer) -> None:
+        end = peer.inbound.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        request = bytes(peer.inbound[:end])
+        del peer.inbound[: end + 4]
+        peer.upgraded = True
+        answer = (
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Accept: " + _accept_key(request) + b"\r\n\r\n"
+        )
+        self._send(peer, answer + self.script.created)
+
+    def _client_frame(self, peer: _Peer, opcode: int, payload: bytes) -> None:
+        if opcode == 0x8:  # close: answer it, the client closes TCP
+            self._send(peer, server_frame(payload[:2], 0x8))
+        elif opcode == 0x9:  # ping
+            self._send(peer, server_frame(payload, 0xA))
+        elif opcode == 0x1 and orjson.loads(payload).get("type") == "session.update":
+            self._send(peer, self.script.updated + self.script.start)
+            peer.streaming = True
+
+    def _tick(self, tick: int) -> None:
+        audio_phase, transcript_phase = tick % AUDIO_EVERY, tick % TRANSCRIPT_EVERY
+        for peer in list(self.peers.values()):
+            if not peer.streaming:
+                continue
+            frames = b""
+            if peer.index % AUDIO_EVERY == audio_phase:
+                frames += self.script.audio
+            if peer.index % TRANSCRIPT_EVERY == transcript_phase:
+                frames += self.script.transcript
+            if frames:
+                self._send(peer, frames)
+
+    def _send(self, peer: _Peer, data: bytes) -> None:
+        peer.outbound += data
+        try:
+            sent = peer.sock.send(peer.outbound)
+        except (BlockingIOError, InterruptedError):
+            return  # The client is behind: it stays queued, and it is late.
+        except OSError:
+            self._drop(peer)
+            return
+        del peer.outbound[:sent]
+
+    def _drop(self, peer: _Peer) -> None:
+        if self.peers.pop(peer.sock.fileno(), None) is not None:
+            self.selector.unregister(peer.sock)
+            peer.sock.close()
+
+
+def upstream_entry() -> None:
+    """The upstream's entry point (its own process): ``serve(SCRIPT_PATH)``, port printed."""
+    raise_nofile()
+    raw = orjson.loads(pathlib.Path(sys.argv[1]).read_bytes())
+    script = Script(**{name: text.encode("latin-1") for name, text in raw.items()})
+    listener = socket.create_server(("127.0.0.1", 0), backlog=4_096)
+    print(f"http://127.0.0.1:{listener.getsockname()[1]}/v1", flush=True)
+    FleetUpstream(script).serve(listener)
+
+
+def _script_json(script: Script) -> bytes:
+    return orjson.dumps({k: v.decode("latin-1") for k, v in attrs.asdict(script).items()})
+
+
+@contextmanager
+def fleet_upstream(script: Script, directory: str) -> Iterator[Upstream]:
+    path = os.path.join(directory, "script.json")
+    pathlib.Path(path).write_bytes(_script_json(script))
+    code = "from bench.bench_fleet import upstream_entry; upstream_entry()"
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, path],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    try:
+        assert process.stdout is not None
+        yield Upstream(process.stdout.readline().strip(), process.pid)
+    finally:
+        process.terminate()
+        process.wait()
+
+
+# The service (its own process per count) ---------------------------------------------------
+
+
+@attrs.define
+class _Probe:
+    """The one subscriber: counts what it takes, and times it inside the window."""
+
+    recording: bool = False
+    taken: int = 0
+    latencies: list[float] = attrs.Factory(list)
+
+    async def consume(self, sub: Subscription) -> None:
+        async for envelope in sub:
+            if self.recording:
+                self.taken += 1
+                self.latencies.append(trio.current_time() - envelope.received_at)
+
+
+def raise_nofile() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < NOFILE:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(NOFILE, hard), hard))
+
+
+def _percentile(ordered: list[float], q: float) -> float:
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+async def fleet(upstream: Upstream, count: int, profile: str | None) -> None:
+    """Open ``count`` sessions, measure the window, print the measurements as one JSON line
+    and end the process there: the responses never end, so a graceful close of every session
+    would wait out each one's shutdown grace, and nothing after the window is measured."""
+    config = ServiceConfig(upstream=OpenAIConfig(api_key=API_KEY, base_url=upstream.url))
+    probe = _Probe()
+    async with trio.open_nursery() as nursery, open_service(config) as svc:
+        sub = svc.bus.subscribe(maxsize=SUBSCRIBER_SIZE, overflow="block")
+        nursery.start_soon(probe.consume, sub)
+        await _open_in_batches(svc, count)
+        result = await _window(probe, count, profile, upstream)
+        print(orjson.dumps(result).decode(), flush=True)
+        os._exit(0)
+
+
+async def _open_in_batches(svc: Service, count: int) -> list[Session]:
+    sessions: list[Session] = []
+
+    async def open_one(index: int) -> None:
+        sessions.append(await svc.open_session(id=f"s{index:04d}", model=MODEL))
+
+    for first in range(0, count, OPEN_BATCH):
+        async with trio.open_nursery() as nursery:
+            for index in range(first, min(count, first + OPEN_BATCH)):
+                nursery.start_soon(open_one, index)
+    return sessions
+
+
+async def _window(
+    probe: _Probe, count: int, profile: str | None, upstream: Upstream
+) -> dict[str, float]:
+    await trio.sleep(WARMUP_SECONDS)
+    gc.collect()
+    spy = None if profile is None else _py_spy(profile)
+    probe.recording = True
+    wall, cpu, theirs = time.perf_counter(), time.process_time(), upstream.cpu_seconds()
+    await trio.sleep(WINDOW_SECONDS)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    theirs = upstream.cpu_seconds() - theirs
+    probe.recording = False
+    if spy is not None:
+        await trio.to_thread.run_sync(spy.wait)
+    latencies = sorted(probe.latencies)
+    taken = max(1, probe.taken)
+    return {
+        "cpu_us_per_event": cpu / taken * 1e6,
+        "cpu_per_wall": cpu / wall,
+        "upstream_cpu_per_wall": theirs / wall,
+        "events_per_second": probe.taken / wall,
+        "real_time": probe.taken / wall / (EVENTS_PER_SESSION_SECOND * count),
+        "p50_ms": _percentile(latencies, 0.50) * 1e3,
+        "p99_ms": _percentile(latencies, 0.99) * 1e3,
+    }
+
+
+def _py_spy(path: str) -> subprocess.Popen[bytes]:
+    """py-spy sampling this process for the window (from outside: its CPU is not ours)."""
+    py_spy = os.path.join(os.path.dirname(sys.executable), "py-spy")
+    options = ["--format", "raw", "--rate", "1000", "--nonblocking", "--duration"]
+    return subprocess.Popen(
+        [py_spy, "record", *options, str(int(WINDOW_SECONDS)), "-o", path, "-p", str(os.getpid())],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def fleet_entry() -> None:
+    """The service process's entry point: ``fleet(URL, COUNT)``."""
+    raise_nofile()
+    upstream = Upstream(sys.argv[1], int(sys.argv[2]))
+    trio.run(fleet, upstream, int(sys.argv[3]), sys.argv[4] or None)
+
+
+def measure(upstream: Upstream, count: int, profile: str | None) -> dict[str, float]:
+    command = [sys.executable, "-c", "from bench.bench_fleet import fleet_entry; fleet_entry()"]
+    done = subprocess.run(
+        [*command, upstream.url, str(upstream.pid), str(count), profile or ""],
+        stdout=subprocess.PIPE,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    result: dict[str, float] = orjson.loads(done.stdout)
+    return result
+
+
+def _rows(count: int, m: dict[str, float]) -> list[Row]:
+    real_time = m["real_time"] >= 0.98
+    name = f"{count:,} sessions"
+    cpu_ok = m["cpu_us_per_event"] <= TARGET_CPU_US
+    p99_ok = m["p99_ms"] <= TARGET_P99_MS
+    return [
+        Row(
+            "fleet",
+            f"{name}: CPU per event",
+            m["cpu_us_per_event"],
+            "us/event",
+            f"{m['cpu_per_wall']:.2f} cpu-s/s",
+            f"<= {TARGET_CPU_US:g}",
+            "ok" if cpu_ok else "MISS",
+        ),
+        Row(
+            "fleet",
+            f"{name}: events taken",
+            m["events_per_second"],
+            "events/s",
+            f"{m['real_time']:.2f}x real time",
+        ),
+        Row("fleet", f"{name}: upstream CPU", m["upstream_cpu_per_wall"], "cpu-s/s"),
+        Row("fleet", f"{name}: latency p50", m["p50_ms"], "ms"),
+        Row(
+            "fleet",
+            f"{name}: latency p99",
+            m["p99_ms"],
+            "ms",
+            "" if real_time else "behind real time",
+            f"<= {TARGET_P99_MS:g}",
+            ("ok" if p99_ok else "MISS") if real_time else "n/a",
+        ),
+    ]
+
+
+def counts() -> tuple[int, ...]:
+    chosen = os.environ.get("RTBUS_BENCH_FLEET_COUNTS")
+    if chosen:
+        return tuple(int(c) for c in chosen.split(","))
+    return QUICK_COUNTS if os.environ.get("RTBUS_BENCH_QUICK") else COUNTS
+
+
+def run() -> list[Row]:
+    """Record the simulator's frames, start the upstream, measure every count."""
+    raise_nofile()  # the upstream inherits it
+    with simulator("unpaced", 2.0) as sim:
+        script = Script.from_recording(trio.run(record, sim.url))
+    profile = os.environ.get("RTBUS_BENCH_FLEET_PROFILE")
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as directory, fleet_upstream(script, directory) as upstream:
+        for count in counts():
+            output = profile if profile and count == PROFILE_COUNT else None
+            rows.extend(_rows(count, measure(upstream, count, output)))
+    return rows
+
+
+def main() -> None:
+    if "--quick" in sys.argv:
+        os.environ["RTBUS_BENCH_QUICK"] = "1"
+    print(render(run()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,346 @@
+"""``Wire``: one client WebSocket on one trio stream, driven by the tasks that use it.
+
+No task of its own reads the socket: whoever needs frames receives -- the connection's reader,
+a keepalive waiting for its pong, a close waiting for the server's answer -- and every frame
+that receive brought is handled in the same pass. ``_split`` cuts the bytes into frames and
+takes whole TEXT frames itself (the hot path); every other frame goes whole to websockets'
+sans-IO protocol, which checks it and answers pings and closes. Data messages wait in
+``inbox`` for the reader: no channel, no task switch per message.
+
+Invariants:
+
+* One receive at a time. A task that needs frames while another receives parks until that
+  receive has been handled, then looks again. A task other than the reader also parks while
+  ``inbox`` holds ``read_ahead`` messages: a reader that stopped reading stops the pongs too,
+  so its keepalive fails instead of buffering without bound.
+* ``inbox`` holds data messages in arrival order as ``(payload, is_text, arrival time)``; the
+  payload is the bytes that came off the socket (a fragmented message joined once), never
+  decoded here. The protocol only ever sees whole frames, so it is always at a frame
+  boundary when the cutter takes the next one; a partial frame waits in ``_partial``.
+  Control frames are handled where they arrive: a ping answered, a pong matched to our ping,
+  a close echoed and the stream closed.
+* Bytes go out whole and in order under one FIFO lock: a frame is serialized and taken from
+  the protocol with no checkpoint in between. A write cut short (cancelled midway, or the
+  stream broke) aborts the stream: a half-written frame would corrupt every later one.
+* ``close`` records how the connection ended, once: the first account wins. ``done`` says
+  nothing more will be received; what ``inbox`` holds stays readable. Once ``closing`` (our
+  close started) data frames are dropped, and once ``close`` is set sending raises
+  ``ConnectionClosedError``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Final, cast
+
+import attrs
+import trio
+from websockets.frames import OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, Frame
+from websockets.protocol import Protocol, State
+
+from rtbus.protocol._errors import ConnectionClosedError
+
+from ._options import ConnectOptions
+
+__all__ = ["CloseStatus", "Message", "Wire"]
+
+Message = tuple[bytes, bool, float]
+"""A data message: its payload bytes, whether it was a TEXT one, when it was received."""
+
+
+@attrs.frozen
+class CloseStatus:
+    """How the connection ended: the close code and reason (1006: dropped, no close frame)."""
+
+    code: int
+    reason: str = ""
+
+
+_DROPPED: Final = CloseStatus(1006)
+_CUT_SHORT: Final = CloseStatus(1006, "aborted: a write was cut short")
+
+
+class Wire:
+    """Frames in and out of one upgraded stream; see the module's invariants."""
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        protocol: Protocol,
+        options: ConnectOptions,
+        early: bytes = b"",
+    ) -> None:
+        self.inbox: deque[Message] = deque()
+        self.close: CloseStatus | None = None
+        self.done = False
+        self.closing = False
+        self.heard_at = trio.current_time()
+        """``trio.current_time()`` of the last receive that brought anything."""
+        self.pings_sent = self.pongs_received = 0
+        self._stream = stream
+        self._protocol = protocol
+        self._receive_size = options.receive_buffer_size
+        self._read_ahead = options.message_queue_size
+        self._max_size = options.max_message_size
+        self._send_lock = trio.StrictFIFOLock()
+        self._receiving = False
+        self._received = trio.lowlevel.ParkingLot()
+        self._fragments: list[bytes | bytearray | memoryview] = []
+        self._fragmented_text = False
+        self._ping: bytes | None = None
+        self._must_reply = False
+        self._partial = bytearray()
+        # Bytes that came in the same segments as the 101 answer: the first receive's.
+        self._early = early
+
+    # -- receiving ----------------------------------------------------------------------
+
+    async def fill(self) -> bool:
+        """The reader's receive: take one receive's frames (or wait for the task receiving
+        now). ``False`` once nothing more will come."""
+        if self.done:
+            return False
+        if self._receiving:
+            await self._received.park()
+        else:
+            await self._receive()
+        return True
+
+    async def receive_until(self, done: Callable[[], bool], *, read_ahead: bool) -> None:
+        """Receive (or wait for whoever receives) until ``done()`` or nothing more will come.
+
+        With ``read_ahead``, it does not receive while ``inbox`` is full: that is the reader's.
+        """
+        while not done() and not self.done:
+            if self._receiving or (read_ahead and len(self.inbox) >= self._read_ahead):
+                await self._received.park()
+            else:
+                await self._receive()
+
+    async def _receive(self) -> None:
+        self._receiving = True
+        try:
+            try:
+                data: bytes | bytearray = self._early
+                self._early = b""
+                if not data:
+                    data = await self._stream.receive_some(self._receive_size)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                data = b""  # Reset, or aborted by a close or a keepalive: said in ``close``.
+            finally:
+                self._receiving = False
+            if not data:
+                await self._end(_DROPPED)
+            elif self._take(bytes(data)):  # No copy of bytes; TLS may give a bytearray.
+                await self._follow_up()
+        finally:
+            if self._received:
+                self._received.unpark_all()
+
+    def _take(self, data: bytes) -> bool:
+        """Handle every whole frame in what has arrived; keep the tail of a partial one.
+        Whether anything needs an answer or ends the connection."""
+        now = self.heard_at = trio.current_time()
+        partial = self._partial
+        if partial:
+            partial += data
+            del partial[: self._split(partial, now)]
+        else:
+            taken = self._split(data, now)
+            if taken < len(data):
+                self._partial = bytearray(data[taken:])
+        protocol = self._protocol
+        return (
+            self._must_reply or protocol.close_rcvd is not None or protocol.parser_exc is not None
+        )
+
+    def _split(self, buffer: bytes | bytearray, now: float) -> int:
+        """Cut ``buffer`` into whole frames; how many bytes that took.
+
+        Written by hand, and only the cutting: websockets' parser costs about 2 us per frame
+        and this about 0.4 (BENCHMARKS.md), on the path every server event takes. A whole,
+        unfragmented TEXT frame goes to ``inbox`` here; every other frame goes whole to the
+        protocol, which checks and handles it (control frames, fragments, their joined size),
+        so the protocol is always at a frame boundary. A header no server may send (masked),
+        or a frame over the size limit, hands the protocol the rest: it fails the connection.
+        """
+        inbox, limit, end, pos = self.inbox, self._max_size, len(buffer), 0
+        while end - pos >= 2:
+            length, start = buffer[pos + 1], pos + 2
+            if length >= 126:
+                if length > 127:
+                    return self._to_protocol(buffer, pos, end, now)
+                start = pos + (4 if length == 126 else 10)
+                if start > end:
+                    break
+                length = int.from_bytes(buffer[pos + 2 : start], "big")
+            if length > limit:
+                return self._to_protocol(buffer, pos, end, now)
+            stop = start + length
+            if stop > end:
+                break
+            # 0x81: FIN, no reserved bits, TEXT. Inside a fragmented message it is an error
+            # the protocol reports, so it goes there.
+            if buffer[pos] == 0x81 and not self._fragments:
+                if not self.closing:
+                    inbox.append((bytes(buffer[start:stop]), True, now))
+            elif self._to_protocol(buffer, pos, stop, now) == end:
+                return end
+            pos = stop
+        return pos
+
+    def _to_protocol(self, buffer: bytes | bytearray, pos: int, stop: int, now: float) -> int:
+        """Hand ``buffer[pos:stop]`` to the protocol and handle what it made of it; ``stop``,
+        or the end of ``buffer`` once the connection is over (the rest is never read)."""
+        protocol = self._protocol
+        protocol.receive_data(bytes(buffer[pos:stop]))
+        self._handle(cast(list[Frame], protocol.events_received()), now)
+        if protocol.close_rcvd is not None or protocol.parser_exc is not None:
+            return len(buffer)
+        return stop
+
+    def _handle(self, frames: Iterable[Frame], now: float) -> None:
+        inbox = self.inbox
+        for frame in frames:
+            # The common case first, without a table lookup: a whole TEXT message.
+            if frame.opcode is OP_TEXT and frame.fin:
+                if not self.closing:
+                    inbox.append((bytes(frame.data), True, now))
+            else:
+                _HANDLERS[frame.opcode](self, frame, now)
+
+    def _data(self, frame: Frame, now: float) -> None:
+        if not frame.fin:
+            self._fragments = [frame.data]
+            self._fragmented_text = frame.opcode is OP_TEXT
+        elif not self.closing:
+            self.inbox.append((bytes(frame.data), frame.opcode is OP_TEXT, now))
+
+    def _continuation(self, frame: Frame, now: float) -> None:
+        # The protocol checks the sequence (no stray continuation) and the joined size.
+        self._fragments.append(frame.data)
+        if frame.fin:
+            payload = b"".join(self._fragments)
+            self._fragments = []
+            if not self.closing:
+                self.inbox.append((payload, self._fragmented_text, now))
+
+    def _pinged(self, frame: Frame, now: float) -> None:
+        self._must_reply = True  # The protocol queued the pong; it goes out in _follow_up.
+
+    def _ponged(self, frame: Frame, now: float) -> None:
+        if self._ping is not None and frame.data == self._ping:
+            self._ping = None
+            self.pongs_received += 1
+
+    def _close_frame(self, frame: Frame, now: float) -> None:
+        pass  # The protocol keeps it (``close_rcvd``) and queued the echo: see _follow_up.
+
+    async def _follow_up(self) -> None:
+        """Send what the frames asked for (pongs, the close echo, our close after a protocol
+        error), then end the connection if it is over."""
+        self._must_reply = False
+        protocol = self._protocol
+        try:
+            async with self._send_lock:
+                await self._write(protocol.data_to_send())
+        except ConnectionClosedError:
+            pass  # The stream is gone: ``close`` says why.
+        if protocol.parser_exc is not None:
+            # The protocol failed the connection (garbage, an oversized message): our close
+            # frame says why, and nothing the peer sends from here is read.
+            sent = protocol.close_sent
+            await self._end(_DROPPED if sent is None else CloseStatus(sent.code, sent.reason))
+        elif protocol.close_rcvd is not None:
+            received = protocol.close_rcvd
+            # Both close frames crossed: nothing is left to wait for on this stream.
+            await self._end(CloseStatus(received.code, received.reason))
+
+    # -- sending ------------------------------------------------------------------------
+
+    async def send_text(self, payload: bytes) -> None:
+        """Send ``payload`` as one TEXT frame; ``ConnectionClosedError`` once closed."""
+        async with self._send_lock:
+            self._check_open()
+            await trio.lowlevel.checkpoint_if_cancelled()
+            self._protocol.send_text(payload)
+            await self._write(self._protocol.data_to_send())
+
+    async def ping(self) -> None:
+        """Send a ping and return once its pong came back, receiving for it while nobody
+        else does. ``ConnectionClosedError`` if the connection ended first."""
+        payload = self.pings_sent.to_bytes(4, "big")
+        async with self._send_lock:
+            self._check_open()
+            await trio.lowlevel.checkpoint_if_cancelled()
+            self._protocol.send_ping(payload)
+            self._ping = payload
+            self.pings_sent += 1
+            await self._write(self._protocol.data_to_send())
+        await self.receive_until(lambda: self._ping != payload, read_ahead=True)
+        if self._ping == payload:
+            raise self._closed_error()
+
+    async def close_handshake(self, code: int, reason: str) -> None:
+        """Send our close frame and receive until the server's answer (or the end).
+
+        Unbounded: the caller brings the deadline, then :meth:`abort` s.
+        """
+        self.closing = True
+        async with self._send_lock:
+            if not self.done and self._protocol.state is State.OPEN:
+                await trio.lowlevel.checkpoint_if_cancelled()
+                self._protocol.send_close(code, reason)
+                await self._write(self._protocol.data_to_send())
+        await self.receive_until(lambda: False, read_ahead=False)
+
+    def record(self, status: CloseStatus) -> None:
+        """Record how the connection ended, unless an earlier account did."""
+        if self.close is None:
+            self.close = status
+
+    async def abort(self) -> None:
+        """Close the stream now, with no (further) close handshake; idempotent."""
+        self.done = True
+        if self._received:
+            self._received.unpark_all()
+        await trio.aclose_forcefully(self._stream)
+
+    async def _end(self, status: CloseStatus) -> None:
+        self.record(status)
+        await self.abort()
+
+    async def _write(self, chunks: list[bytes]) -> None:
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        if not data:
+            return  # Nothing, or only the protocol's end-of-stream marker.
+        try:
+            await self._stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            await self._end(_DROPPED)
+            raise self._closed_error() from exc
+        except BaseException:
+            # Cancelled midway: part of a frame may be out, which would corrupt the rest.
+            await self._end(_CUT_SHORT)
+            raise
+
+    def _check_open(self) -> None:
+        if self.close is not None or self.done:
+            raise self._closed_error()
+
+    def _closed_error(self) -> ConnectionClosedError:
+        status = self.close or _DROPPED
+        return ConnectionClosedError(status.code, status.reason)
+
+
+_Handler = Callable[[Wire, Frame, float], None]
+# Everything but a whole TEXT message, which _handle takes without a lookup.
+_HANDLERS: Final[dict[object, _Handler]] = {
+    OP_TEXT: Wire._data,
+    OP_BINARY: Wire._data,
+    OP_CONT: Wire._continuation,
+    OP_PING: Wire._pinged,
+    OP_PONG: Wire._ponged,
+    OP_CLOSE: Wire._close_frame,
+}
