@@ -30,8 +30,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final, TypeVar, cast
 
-import trio_websocket
-
 from rtbus._unwrapping import cause_chain
 from rtbus.protocol import ConnectionClosedError, RealtimeError
 from rtbus.transport import (
@@ -87,7 +85,6 @@ _RULES: Final = dict(
         _rule(UnhandledServerError, _constant(UNHANDLED_ERROR)),
         _rule(HandshakeTimeoutError, _constant("handshake_timeout")),
         _rule(ConnectTimeoutError, _constant("connect_timeout")),
-        _rule(trio_websocket.ConnectionTimeout, _constant("handshake_timeout")),
         _rule(OSError, _constant("connect_refused")),
         _rule(ConnectionRejectedError, _rejected),
         _rule(ConnectionClosedError, _closed),

@@ -26,6 +26,7 @@ from rtbus.protocol import (
     ServerEvent,
     UnknownEvent,
 )
+from rtbus.transport import Received
 
 from ._link import Link
 from ._record import RestorePlan
@@ -33,7 +34,7 @@ from ._record import RestorePlan
 __all__ = ["Restored", "Take", "restore"]
 
 AnyServerEvent = ServerEvent | UnknownEvent
-Take = Callable[[AnyServerEvent, Link], Awaitable[None]]
+Take = Callable[[Received], Awaitable[None]]
 """What to do with each event read during a restore (publish it, or hold it back)."""
 
 
@@ -62,8 +63,9 @@ async def _restore(link: Link, events: list[dict[str, Any]], take: Take) -> Rest
     refused = 0
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_send_all, link, events)
-        async for event in link.rt:
-            await take(event, link)
+        while (received := await link.rt.receive()) is not None:
+            await take(received)
+            event = received.event
             if isinstance(event, ConversationItemAddedEvent):
                 items.discard(event.item.id or "")
             elif isinstance(event, ErrorEvent) and event.error.event_id in waiting:

@@ -63,6 +63,7 @@ from rtbus.protocol import (
 )
 from rtbus.transport import (
     ConnectTarget,
+    Received,
     ReconnectAttempts,
     SendQueue,
     SendQueueStatistics,
@@ -139,7 +140,7 @@ class _Prepared:
     upstream_id: str
     restored: frozenset[str]
     started_at: float
-    held_back: list[tuple[AnyServerEvent, float, bytes]]
+    held_back: list[Received]
 
 
 class _Recycle(Exception):
@@ -493,11 +494,11 @@ class Session:
         held back until the switch. ``None`` if it could not be had: the recycle then
         connects anew after closing this one."""
         started_at = trio.current_time()
-        held_back: list[tuple[AnyServerEvent, float, bytes]] = []
+        held_back: list[Received] = []
         link: Link | None = None
 
-        async def hold_back(event: AnyServerEvent, link: Link) -> None:
-            held_back.append((event, link.rt.last_frame_at, link.rt.last_frame.encode()))
+        async def hold_back(received: Received) -> None:
+            held_back.append(received)
 
         try:
             with trio.fail_after(self.spec.ready_timeout):
@@ -516,8 +517,8 @@ class Session:
         give it what the record gained since its restore, and say so."""
         self._lost()
         self._happen(Happening.RESTORING)
-        for event, received_at, raw in prepared.held_back:
-            await self._take_frame(event, received_at, raw)
+        for received in prepared.held_back:
+            await self._take(received)
         plan = self._record.restore_plan(since=prepared.restored)
         restored = await self._restore(prepared.link, plan, self._take)
         self._tally.recycled(len(prepared.restored) + restored.restored)
@@ -559,27 +560,26 @@ class Session:
         self, link: Link, take: Take, type: str, refused_if: str | None
     ) -> AnyServerEvent:
         """Take events until one of ``type``; the config being refused is fatal."""
-        async for event in link.rt:
+        while (received := await link.rt.receive()) is not None:
+            event = received.event
             if _refuses(event, refused_if):
                 assert isinstance(event, ErrorEvent)
                 refused = RealtimeError.from_event(event)
                 raise Fatal(f"the session config was refused: {event.error.message}") from refused
-            await take(event, link)
+            await take(received)
             if event.type == type:
                 return event
         raise link.failure or RealtimeError(f"the connection closed before {type}")
 
     async def _pump(self, link: Link) -> None:
-        async for event in link.rt:
-            await self._take(event, link)
+        while (received := await link.rt.receive()) is not None:
+            await self._take(received)
 
-    async def _take(self, event: AnyServerEvent, link: Link) -> None:
-        """Publish one server event, with the time its frame arrived and its bytes."""
-        await self._take_frame(event, link.rt.last_frame_at, link.rt.last_frame.encode())
-
-    async def _take_frame(self, event: AnyServerEvent, received_at: float, raw: bytes) -> None:
-        """Publish one server event, then let the record and the session react to it."""
-        await self._publish(event, received_at=received_at, raw=raw)
+    async def _take(self, received: Received) -> None:
+        """Publish one server event with the time its frame arrived and its bytes, then let
+        the record and the session react to it."""
+        event = received.event
+        await self._publish(event, received_at=received.received_at, raw=received.raw)
         self._record.observe(event)
         react = _REACTIONS.get(event.type)
         if react is not None:

@@ -163,18 +163,6 @@ class RealtimeWebSocket(RealtimeEmitter, trio.abc.AsyncResource):
         self._last_raw = b""
 
     @property
-    def last_frame_at(self) -> float:
-        """``trio.current_time()`` when the newest frame was taken off the connection, before
-        it was decoded: a subscriber's latency is measured from here."""
-        return self._last_frame_at
-
-    @property
-    def last_frame(self) -> str:
-        """The newest text frame, decoded to text. Prefer :meth:`receive`, whose ``raw`` is
-        the frame's bytes with no decoding and no copy."""
-        return self._last_raw.decode()
-
-    @property
     def close_status(self) -> CloseStatus | None:
         """How the connection ended, or ``None`` while it is open."""
         return self._wire.close

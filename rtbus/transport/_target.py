@@ -155,5 +155,5 @@ class ConnectTarget:
         return Endpoint(parts.hostname or "", port, tls, resource)
 
     def encoded_headers(self) -> list[tuple[bytes, bytes]]:
-        """The headers as trio-websocket sends them."""
+        """The headers as the handshake sends them: names and values as latin-1 bytes."""
         return [(n.encode("latin-1"), v.encode("latin-1")) for n, v in self.headers]

@@ -9,7 +9,6 @@ from typing import Any
 
 import orjson
 import pytest
-import trio_websocket
 
 from rtbus.actors import Fatal
 from rtbus.protocol import ConnectionClosedError, ErrorEvent, RealtimeError, decode_server_event
@@ -51,10 +50,6 @@ def transport_failure(cause: BaseException) -> RealtimeError:
 CASES: list[tuple[str, BaseException]] = [
     ("connect_timeout", ConnectTimeoutError("ws://h/v1/realtime", 10.0)),
     ("connect_refused", caused(ConnectError("could not connect"), OSError("refused"))),
-    (
-        "handshake_timeout",
-        caused(ConnectError("handshake timed out"), trio_websocket.ConnectionTimeout()),
-    ),
     ("handshake_timeout", HandshakeTimeoutError(5.0)),
     ("http_401", ConnectionRejectedError(401, "bad key")),
     ("http_503", caused(Fatal("gave up"), ConnectionRejectedError(503))),

@@ -120,8 +120,7 @@ async def test_receive_hands_out_the_bytes_off_the_socket() -> None:
         assert type(got.raw) is bytes
         assert got.raw == payload.encode()
         assert got.event.type == "response.output_audio_transcript.delta"
-        assert rt.last_frame == payload
-        assert got.received_at == rt.last_frame_at
+        assert got.received_at <= trio.current_time()
         assert rt.statistics().bytes_received == len(payload.encode())
 
 
