@@ -29,7 +29,7 @@ import trio
 
 from bench._table import Row, render
 from rtbus import OpenAIConfig
-from rtbus.bus import RemoteBus, connect
+from rtbus.gateway import RemoteBus, connect
 from rtbus.protocol import decode_server_event
 from rtbus.service import HttpAddress, HttpConfig, Service, open_service, serve_http
 

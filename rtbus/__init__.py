@@ -16,9 +16,9 @@ if _typing.TYPE_CHECKING:
     from . import protocol as protocol
     from . import redis as redis
     from . import sim as sim
-    from .bus import RemoteBus as RemoteBus
-    from .bus import connect as connect
     from .emitter import RealtimeEmitter as RealtimeEmitter
+    from .gateway import RemoteBus as RemoteBus
+    from .gateway import connect as connect
     from .protocol import AzureConfig as AzureConfig
     from .protocol import ConfigError as ConfigError
     from .protocol import ConnectionClosedError as ConnectionClosedError
@@ -45,8 +45,8 @@ _EXPORTS: dict[str, str] = {
     "protocol": "rtbus.protocol",
     "redis": "rtbus.redis",
     "sim": "rtbus.sim",
-    "RemoteBus": "rtbus.bus",
-    "connect": "rtbus.bus",
+    "RemoteBus": "rtbus.gateway",
+    "connect": "rtbus.gateway",
     "RealtimeEmitter": "rtbus.emitter",
     "AzureConfig": "rtbus.protocol",
     "ConfigError": "rtbus.protocol",

@@ -10,32 +10,33 @@ async with bus.subscribe(types=["response.*", "error"], overflow="drop_oldest") 
 A supervised worker reads with ``async with sub.delivery() as envelope`` instead, so an
 envelope whose handler fails stays at the head of the buffer for the restarted worker.
 
-Another process gets the same ``subscribe`` over a service's gateway with ``connect(url,
-token=...)``, which also opens, closes and sends to the service's sessions.
+Another process gets the same ``subscribe`` over a service's gateway (``rtbus.gateway``), and
+other machines through Redis Streams (``rtbus.redis``); both build on the filters, policies
+and the event JSON exported here.
 """
 
 from ._bus import Bus as Bus
 from ._bus import BusLimits as BusLimits
 from ._bus import BusStatistics as BusStatistics
+from ._bus import check_maxsize as check_maxsize
+from ._bus import checked_timeout as checked_timeout
 from ._envelope import Envelope as Envelope
+from ._envelope import event_json as event_json
 from ._errors import BusArgumentError as BusArgumentError
 from ._errors import SubscriberOverflowError as SubscriberOverflowError
 from ._errors import SubscriberTooSlowError as SubscriberTooSlowError
-from ._gateway_wire import ErrorCode as ErrorCode
+from ._filters import SessionFilter as SessionFilter
+from ._filters import TypeFilter as TypeFilter
+from ._filters import parse_sessions as parse_sessions
+from ._filters import parse_types as parse_types
 from ._lifecycle import SubscriberDisconnected as SubscriberDisconnected
 from ._overflow import OverflowPolicy as OverflowPolicy
-from ._remote import RemoteBus as RemoteBus
-from ._remote import RemoteSession as RemoteSession
-from ._remote import connect as connect
-from ._remote_link import GatewayConnectionError as GatewayConnectionError
-from ._remote_link import GatewayError as GatewayError
-from ._remote_subscription import GatewayGap as GatewayGap
-from ._remote_subscription import GatewayReconnected as GatewayReconnected
-from ._remote_subscription import RemoteSubscription as RemoteSubscription
+from ._overflow import parse_policy as parse_policy
 from ._subscription import Subscription as Subscription
 from ._subscription import SubscriptionStatistics as SubscriptionStatistics
 from ._tap import BusTap as BusTap
 from ._worker import Worker as Worker
+from ._worker import WorkerHandler as WorkerHandler
 
 __all__ = [
     "Bus",
@@ -44,20 +45,20 @@ __all__ = [
     "BusStatistics",
     "BusTap",
     "Envelope",
-    "ErrorCode",
-    "GatewayConnectionError",
-    "GatewayError",
-    "GatewayGap",
-    "GatewayReconnected",
     "OverflowPolicy",
-    "RemoteBus",
-    "RemoteSession",
-    "RemoteSubscription",
+    "SessionFilter",
     "SubscriberDisconnected",
     "SubscriberOverflowError",
     "SubscriberTooSlowError",
     "Subscription",
     "SubscriptionStatistics",
+    "TypeFilter",
     "Worker",
-    "connect",
+    "WorkerHandler",
+    "check_maxsize",
+    "checked_timeout",
+    "event_json",
+    "parse_policy",
+    "parse_sessions",
+    "parse_types",
 ]

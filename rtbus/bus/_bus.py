@@ -43,14 +43,14 @@ from ._routing import RoutingIndex
 from ._subscription import Subscription, SubscriptionStatistics
 from ._tap import BusTap
 
-__all__ = ["Bus", "BusLimits", "BusStatistics"]
+__all__ = ["Bus", "BusLimits", "BusStatistics", "check_maxsize", "checked_timeout"]
 
 _log = logging.getLogger("rtbus.bus")
 
 _NO_DISCONNECTIONS: Final = MappingProxyType(dict.fromkeys(OverflowPolicy, 0))
 
 
-def _checked_timeout(argument: str, seconds: float) -> float:
+def checked_timeout(argument: str, seconds: float) -> float:
     # bool is an int, but block_timeout=True is a mistake, not one second.
     number = isinstance(seconds, int | float) and not isinstance(seconds, bool)
     if number and seconds > 0 and math.isfinite(seconds):
@@ -59,7 +59,7 @@ def _checked_timeout(argument: str, seconds: float) -> float:
 
 
 def _timeout(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    _checked_timeout(attribute.name, value)
+    checked_timeout(attribute.name, value)
 
 
 @attrs.frozen(kw_only=True)
@@ -151,9 +151,9 @@ class Bus(trio.abc.AsyncResource):
         argument and ``trio.ClosedResourceError`` once the bus is closed.
         """
         self._raise_if_closed()
-        _check_maxsize(maxsize)
+        check_maxsize(maxsize)
         if block_timeout is not None:
-            _checked_timeout("block_timeout", block_timeout)
+            checked_timeout("block_timeout", block_timeout)
         type_filter, session_filter = parse_types(types), parse_sessions(sessions)
         subscription = Subscription(
             types=type_filter,
@@ -372,7 +372,7 @@ class Bus(trio.abc.AsyncResource):
             raise trio.ClosedResourceError("the bus is closed")
 
 
-def _check_maxsize(maxsize: object) -> None:
+def check_maxsize(maxsize: object) -> None:
     # bool is an int, but maxsize=True is a mistake, not a buffer of one.
     if not isinstance(maxsize, int) or isinstance(maxsize, bool) or maxsize < 1:
         raise BusArgumentError("maxsize", f"must be an int of at least 1, got {maxsize!r}")

@@ -16,7 +16,7 @@ All sit under ``RtbusError``; messages carry only argument names, policies and c
 
 from __future__ import annotations
 
-from rtbus.protocol._errors import RtbusError
+from rtbus.protocol import RtbusError
 
 __all__ = ["BusArgumentError", "SubscriberOverflowError", "SubscriberTooSlowError"]
 

@@ -17,7 +17,8 @@ from collections.abc import AsyncIterator, Callable
 
 import trio
 
-from rtbus.bus import Envelope, OverflowPolicy, connect
+from rtbus.bus import Envelope, OverflowPolicy
+from rtbus.gateway import connect
 from rtbus.protocol import RtbusError
 
 from ._args import Subcommands, first_message, usage_error

@@ -44,10 +44,15 @@ from ._config import TargetKind as TargetKind
 from ._config import auth_headers as auth_headers
 from ._config import build_realtime_url as build_realtime_url
 from ._config import is_azure as is_azure
+from ._disposition import ERROR_CODES as ERROR_CODES
+from ._disposition import ERROR_TYPES as ERROR_TYPES
 from ._disposition import Disposition as Disposition
 from ._disposition import classify_close as classify_close
 from ._disposition import classify_error as classify_error
 from ._disposition import classify_status as classify_status
+from ._disposition import reconnect_close_codes as reconnect_close_codes
+from ._disposition import reconnect_error_codes as reconnect_error_codes
+from ._disposition import reconnect_http_statuses as reconnect_http_statuses
 from ._errors import ConfigError as ConfigError
 from ._errors import ConnectionClosedError as ConnectionClosedError
 from ._errors import ProtocolError as ProtocolError
@@ -83,6 +88,8 @@ from ._webhooks import WebhookVerifier as WebhookVerifier
 from ._webhooks import sign_webhook as sign_webhook
 
 __all__ = [
+    "ERROR_CODES",
+    "ERROR_TYPES",
     "CLIENT_EVENT_CLASSES",
     "CLIENT_EVENT_TYPES",
     "NULL",
@@ -113,6 +120,9 @@ __all__ = [
     "classify_close",
     "classify_error",
     "classify_status",
+    "reconnect_close_codes",
+    "reconnect_error_codes",
+    "reconnect_http_statuses",
     "client_event_from_dict",
     "decode_client_event",
     "decode_server_event",

@@ -38,7 +38,7 @@ import trio
 
 from rtbus._unwrapping import cause_chain
 from rtbus.actors import ChildStartFailed, DuplicateChild, UnknownChild
-from rtbus.bus import ErrorCode
+from rtbus.gateway import ErrorCode
 from rtbus.protocol import (
     ClientEvent,
     ConfigError,

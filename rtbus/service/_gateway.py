@@ -1,7 +1,7 @@
 """The bus gateway: the service's bus over one WebSocket per client (``WebSocket /v1/bus``).
 
 An ASGI websocket handler the HTTP surface routes to; the wire format is
-``rtbus.bus._gateway_wire`` (docs/gateway.md). One connection goes:
+``rtbus.gateway`` (docs/gateway.md). One connection goes:
 
     accept -> token and version checked (close 1008 / 1002 if not) -> requests, until either
     side closes; the bus closing (the service drains) closes it with 1001
@@ -49,14 +49,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from rtbus._unwrapping import unwrap_lone_exception
 from rtbus.bus import SubscriberOverflowError, SubscriberTooSlowError, Subscription
-from rtbus.bus._gateway_frames import (
-    encode_batch,
-    encode_error,
-    encode_event,
-    encode_refused,
-    encode_result,
-)
-from rtbus.bus._gateway_wire import (
+from rtbus.gateway import (
     PROTOCOL_VERSION,
     SUBPROTOCOL,
     CloseSession,
@@ -72,6 +65,11 @@ from rtbus.bus._gateway_wire import (
     Subscribe,
     Unsubscribe,
     WireError,
+    encode_batch,
+    encode_error,
+    encode_event,
+    encode_refused,
+    encode_result,
     parse_request,
 )
 from rtbus.protocol import ErrorEvent

@@ -34,9 +34,7 @@ import coredis
 import trio
 
 from rtbus.actors import DuplicateChild, UnknownChild
-from rtbus.bus._redis._client import RedisLink, open_link
-from rtbus.bus._redis._config import RedisConfig
-from rtbus.bus._redis._errors import GroupMissingError, RedisError
+from rtbus.redis import GroupMissingError, RedisConfig, RedisError, RedisLink, open_link
 
 from ._placement_config import (
     COUNTS,

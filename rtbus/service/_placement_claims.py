@@ -24,7 +24,7 @@ import attrs
 import coredis
 from coredis.commands.script import Script
 
-from rtbus.bus._redis._client import RedisLink
+from rtbus.redis import RedisLink
 
 from ._placement_wire import ControlKeys
 

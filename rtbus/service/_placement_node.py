@@ -35,9 +35,8 @@ import trio
 from coredis.response.types import StreamEntry
 
 from rtbus.actors import ChildStartFailed, DuplicateChild, UnknownChild
-from rtbus.bus._redis._client import RedisLink
-from rtbus.bus._redis._errors import RedisError
 from rtbus.protocol import ConfigError, ProtocolError, redact
+from rtbus.redis import RedisError, RedisLink
 
 from ._placement_claims import Claim, Claims
 from ._placement_wire import (

@@ -56,8 +56,7 @@ from rtbus.actors import (
     UnknownChild,
     serve_supervisor,
 )
-from rtbus.bus import Bus, BusLimits, OverflowPolicy, Worker
-from rtbus.bus._worker import WorkerHandler
+from rtbus.bus import Bus, BusLimits, OverflowPolicy, Worker, WorkerHandler
 from rtbus.metrics import ServiceMetrics
 from rtbus.protocol import AzureConfig, OpenAIConfig, RealtimeConfig
 from rtbus.session import Session, SessionCounts, SessionSpec, SessionStatistics

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from rtbus.protocol import CLIENT_EVENT_TYPES, SERVER_EVENT_TYPES
-from rtbus.protocol._disposition import ERROR_CODES, ERROR_TYPES
+from rtbus.protocol import CLIENT_EVENT_TYPES, ERROR_CODES, ERROR_TYPES, SERVER_EVENT_TYPES
 from rtbus.transport import CloseStatus
 
 from ._lifecycle import LIFECYCLE_TYPES

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import trio
 
-from rtbus.protocol._errors import ConfigError
+from rtbus.protocol import ConfigError
 
 from ._faults import Fault
 from ._options import SimOptions

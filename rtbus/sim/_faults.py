@@ -19,7 +19,7 @@ from typing import TypeVar
 
 import attrs
 
-from rtbus.protocol._errors import ConfigError
+from rtbus.protocol import ConfigError
 
 __all__ = ["Fault", "FaultKind", "FaultSchedule", "random_fault"]
 

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import attrs
 import orjson
 
-from rtbus.protocol._errors import ConfigError
+from rtbus.protocol import ConfigError
 
 from ._faults import Fault
 

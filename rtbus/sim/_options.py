@@ -7,7 +7,7 @@ from typing import TypedDict
 
 import attrs
 
-from rtbus.protocol._errors import ConfigError
+from rtbus.protocol import ConfigError
 
 from ._faults import Fault
 

@@ -12,6 +12,8 @@ from ._exceptions import ConnectError as ConnectError
 from ._exceptions import ConnectionRejectedError as ConnectionRejectedError
 from ._exceptions import ConnectTimeoutError as ConnectTimeoutError
 from ._exceptions import KeepaliveTimeoutError as KeepaliveTimeoutError
+from ._handshake import open_stream as open_stream
+from ._keepalive import keep_alive as keep_alive
 from ._open import open_realtime as open_realtime
 from ._open import open_target as open_target
 from ._options import ConnectOptions as ConnectOptions
@@ -27,6 +29,8 @@ from ._target import ConnectTarget as ConnectTarget
 from ._wire import CloseStatus as CloseStatus
 
 __all__ = [
+    "keep_alive",
+    "open_stream",
     "CloseStatus",
     "ConnectError",
     "ConnectOptions",

@@ -35,6 +35,7 @@ from rtbus.emitter import RealtimeEmitter
 from rtbus.protocol import (
     CLIENT_EVENT_CLASSES,
     ClientEvent,
+    ConnectionClosedError,
     ProtocolError,
     RealtimeError,
     ServerEvent,
@@ -44,7 +45,6 @@ from rtbus.protocol import (
     decode_server_event,
     encode,
 )
-from rtbus.protocol._errors import ConnectionClosedError
 
 from ._exceptions import ConnectTimeoutError, KeepaliveTimeoutError, map_exceptions
 from ._handshake import open_stream, upgrade

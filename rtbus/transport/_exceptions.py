@@ -24,8 +24,7 @@ from typing import Final, TypeVar, cast
 import trio
 import websockets.exceptions
 
-from rtbus.protocol._errors import RealtimeError
-from rtbus.protocol._redact import redact
+from rtbus.protocol import RealtimeError, redact
 
 from ._target import ConnectTarget
 

@@ -17,7 +17,7 @@ from typing import Final
 import trio
 
 from rtbus._unwrapping import unwrap_lone_exception
-from rtbus.protocol._config import AzureConfig, OpenAIConfig
+from rtbus.protocol import AzureConfig, OpenAIConfig
 
 from ._connection import RealtimeWebSocket, connect
 from ._options import ConnectOptions

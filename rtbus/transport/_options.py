@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import attrs
 
-from rtbus.protocol._errors import ConfigError
+from rtbus.protocol import ConfigError
 
 __all__ = ["ConnectOptions"]
 

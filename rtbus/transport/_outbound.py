@@ -30,8 +30,7 @@ from typing import Any, Protocol
 import attrs
 import trio
 
-from rtbus.protocol import ClientEvent
-from rtbus.protocol._errors import ConfigError, ConnectionClosedError, RtbusError
+from rtbus.protocol import ClientEvent, ConfigError, ConnectionClosedError, RtbusError
 
 from ._connection import client_frame
 

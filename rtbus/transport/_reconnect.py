@@ -29,12 +29,14 @@ import attrs
 
 from rtbus._backoff import Backoff, BackoffState
 from rtbus._unwrapping import cause_chain
-from rtbus.protocol._disposition import (
+from rtbus.protocol import (
+    ConfigError,
+    ConnectionClosedError,
+    RealtimeError,
     reconnect_close_codes,
     reconnect_error_codes,
     reconnect_http_statuses,
 )
-from rtbus.protocol._errors import ConfigError, ConnectionClosedError, RealtimeError
 
 from ._exceptions import ConnectError, ConnectionRejectedError, KeepaliveTimeoutError
 from ._target import ConnectTarget

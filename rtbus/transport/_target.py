@@ -21,14 +21,14 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import attrs
 
-from rtbus.protocol._config import (
+from rtbus.protocol import (
     AzureConfig,
+    ConfigError,
     OpenAIConfig,
     RealtimeTarget,
     auth_headers,
     build_realtime_url,
 )
-from rtbus.protocol._errors import ConfigError
 
 __all__ = ["ConnectTarget", "Endpoint"]
 

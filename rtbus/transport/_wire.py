@@ -39,7 +39,7 @@ import trio
 from websockets.frames import OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, Frame
 from websockets.protocol import Protocol, State
 
-from rtbus.protocol._errors import ConnectionClosedError
+from rtbus.protocol import ConnectionClosedError
 
 from ._options import ConnectOptions
 

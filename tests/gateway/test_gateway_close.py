@@ -15,7 +15,7 @@ import trio
 import trio_websocket
 from support.gateway import TOKEN, GatewayApp, client, publish
 
-from rtbus.bus._gateway_wire import SUBPROTOCOL
+from rtbus.gateway import SUBPROTOCOL
 from rtbus.service import Service
 
 PROMPTLY = 2.0  # seconds of real time; the client's close timeout is 10

@@ -12,8 +12,7 @@ import trio_websocket
 from support.gateway import FAST, TOKEN, GatewayApp, Raw, client, publish, raw_socket, serving
 from support.tcp_proxy import TcpProxy, handshake_then_close
 
-from rtbus.bus import GatewayConnectionError, connect
-from rtbus.bus._gateway_wire import Limits
+from rtbus.gateway import GatewayConnectionError, Limits, connect
 from rtbus.service import Service
 
 LIMITS = Limits()
@@ -233,7 +232,7 @@ async def test_no_token_is_asked_for_when_none_is_configured(service: Service) -
 
 
 def test_the_client_refuses_a_token_in_the_url() -> None:
-    from rtbus.bus._remote_link import gateway_url
+    from rtbus.gateway._link import gateway_url
 
     for url in ("ws://user:pw@host/v1/bus", "ws://host/v1/bus?token=abc", "ftp://host"):
         with pytest.raises(ValueError, match="must") as caught:
@@ -245,7 +244,7 @@ def test_the_client_refuses_a_token_in_the_url() -> None:
 
 
 async def test_a_token_with_a_line_break_is_refused_before_connecting() -> None:
-    from rtbus.bus import connect
+    from rtbus.gateway import connect
 
     with pytest.raises(ValueError, match="printable") as caught:
         async with connect("ws://127.0.0.1:1/v1/bus", token=TOKEN + "\r\nX-Evil: 1"):
@@ -256,7 +255,7 @@ async def test_a_token_with_a_line_break_is_refused_before_connecting() -> None:
 async def test_an_unreachable_gateway_raises_at_connect() -> None:
     from support.binaries import free_port
 
-    from rtbus.bus import connect
+    from rtbus.gateway import connect
 
     with pytest.raises(GatewayConnectionError, match="could not connect") as caught:
         async with connect(f"ws://127.0.0.1:{free_port()}/v1/bus", token=TOKEN):

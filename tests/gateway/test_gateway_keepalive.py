@@ -15,7 +15,7 @@ import trio
 from support.gateway import FAST, TOKEN, GatewayApp, publish
 from support.tcp_proxy import TcpProxy
 
-from rtbus.bus import GatewayReconnected, connect
+from rtbus.gateway import GatewayReconnected, connect
 from rtbus.protocol import ConfigError
 from rtbus.service import Service
 

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from support.gateway import TOKEN, GatewayApp, publish, raw_socket
 from support.http_client import request
 
-from rtbus.bus import connect
+from rtbus.gateway import connect
 from rtbus.service import HttpAddress, HttpConfig, Service, serve_http
 
 

@@ -11,14 +11,14 @@ import trio
 import trio.testing
 from support.gateway import GatewayApp, client, publish, take
 
-from rtbus.bus import (
+from rtbus.gateway import (
+    GATEWAY_SESSION,
     GatewayConnectionError,
     GatewayError,
     GatewayGap,
     GatewayReconnected,
     RemoteSession,
 )
-from rtbus.bus._remote_subscription import GATEWAY_SESSION
 from rtbus.service import Service
 
 

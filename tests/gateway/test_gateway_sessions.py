@@ -12,7 +12,8 @@ from support.gateway import MODEL, TOKEN, GatewayApp, client
 from support.upstream import upstream
 
 from rtbus import SessionSpec
-from rtbus.bus import Envelope, GatewayError, RemoteSubscription, Subscription, connect
+from rtbus.bus import Envelope, Subscription
+from rtbus.gateway import GatewayError, RemoteSubscription, connect
 from rtbus.protocol import ResponseCreateEvent
 from rtbus.service import (
     HttpAddress,

@@ -18,14 +18,8 @@ from support.http_client import HttpResponse, request
 from support.upstream import CREATE, take_until, upstream
 
 from rtbus import ServiceConfig
-from rtbus.bus import (
-    BusLimits,
-    Envelope,
-    GatewayError,
-    OverflowPolicy,
-    SubscriberTooSlowError,
-    connect,
-)
+from rtbus.bus import BusLimits, Envelope, OverflowPolicy, SubscriberTooSlowError
+from rtbus.gateway import GatewayError, connect
 from rtbus.service import HttpConfig, Service, open_service
 from rtbus.service._http import HttpAddress, serve_http
 from rtbus.sim import SimServer

@@ -18,13 +18,8 @@ import trio
 import trio.testing
 from support.gateway import GatewayApp, client, publish, take
 
-from rtbus.bus import (
-    Envelope,
-    OverflowPolicy,
-    RemoteSubscription,
-    SubscriberOverflowError,
-    SubscriptionStatistics,
-)
+from rtbus.bus import Envelope, OverflowPolicy, SubscriberOverflowError, SubscriptionStatistics
+from rtbus.gateway import RemoteSubscription
 from rtbus.service import Service
 
 settle = trio.testing.wait_all_tasks_blocked

@@ -11,32 +11,30 @@ from hypothesis import strategies as st
 
 from rtbus.bus import Envelope, OverflowPolicy
 from rtbus.bus._envelope import event_json
-from rtbus.bus._gateway_frames import (
-    ErrorFrame,
-    EventFrame,
-    ResultFrame,
-    encode_batch,
-    encode_error,
-    encode_event,
-    encode_result,
-    parse_server_frame,
-    parse_server_frames,
-)
-from rtbus.bus._gateway_wire import (
+from rtbus.gateway import (
     CloseSession,
     Credit,
     ErrorCode,
+    ErrorFrame,
+    EventFrame,
     Hello,
     Limits,
     ListSessions,
     OpenSession,
     Request,
+    ResultFrame,
     Send,
     Subscribe,
     Unsubscribe,
     WireError,
+    encode_batch,
+    encode_error,
+    encode_event,
     encode_request,
+    encode_result,
     parse_request,
+    parse_server_frame,
+    parse_server_frames,
 )
 from rtbus.protocol import UnknownEvent, decode_server_event
 from rtbus.session import SessionReady

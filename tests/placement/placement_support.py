@@ -16,8 +16,7 @@ from support.redis_server import RedisServer
 from support.upstream import KEY, upstream
 
 from rtbus._backoff import Backoff
-from rtbus.bus._redis._client import RedisLink, open_link
-from rtbus.redis import RedisConfig
+from rtbus.redis import RedisConfig, RedisLink, open_link
 from rtbus.service import Service, open_service
 from rtbus.service._placement import Placement, PlacementConfig, open_placement
 from rtbus.sim import SimServer

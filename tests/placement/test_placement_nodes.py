@@ -28,9 +28,8 @@ from support.redis_server import RedisServer
 from support.upstream import MODEL, upstream
 
 from rtbus.actors import DuplicateChild
-from rtbus.bus._redis._client import open_link
 from rtbus.protocol import ConfigError
-from rtbus.redis import RedisUnavailableError
+from rtbus.redis import RedisUnavailableError, open_link
 from rtbus.service import Service, open_service
 from rtbus.service._placement import (
     Placement,

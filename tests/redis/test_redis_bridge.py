@@ -16,13 +16,13 @@ from support.redis_server import RedisServer
 
 from rtbus.actors import ActorFailed
 from rtbus.bus import Bus
-from rtbus.bus._redis._client import open_link
 from rtbus.protocol import decode_server_event
 from rtbus.redis import (
     RedisBridge,
     RedisCommandError,
     RedisConfig,
     TrimStrategy,
+    open_link,
     run_bridge,
     subscribe,
 )

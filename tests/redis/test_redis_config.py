@@ -12,9 +12,15 @@ from support.redis_load import AUDIO, TEXT, frame
 
 from rtbus.bus import Bus, BusArgumentError, Envelope, OverflowPolicy
 from rtbus.bus._filters import parse_types
-from rtbus.bus._redis._layout import StreamLayout, decode_entry, encode_entry
 from rtbus.protocol import ConfigError, ProtocolError, decode_server_event
-from rtbus.redis import DEFAULT_STREAMS, RedisBridge, RedisConfig, TrimStrategy, subscribe
+from rtbus.redis import (
+    DEFAULT_STREAMS,
+    RedisBridge,
+    RedisConfig,
+    TrimStrategy,
+    subscribe,
+)
+from rtbus.redis._layout import StreamLayout, decode_entry, encode_entry
 from rtbus.session import SessionReconnected
 
 SECRET = "hunter2-very-secret"

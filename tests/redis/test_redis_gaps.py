@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rtbus.bus._redis._gaps import Gap, SeqTracker
+from rtbus.redis._gaps import Gap, SeqTracker
 
 
 def test_a_jump_is_a_gap_once_settled_after_the_read_that_found_it() -> None:

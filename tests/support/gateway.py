@@ -21,8 +21,8 @@ import trio
 import trio_websocket
 
 from rtbus._backoff import Backoff
-from rtbus.bus import Envelope, RemoteBus, RemoteSubscription, connect
-from rtbus.bus._gateway_wire import SUBPROTOCOL
+from rtbus.bus import Envelope
+from rtbus.gateway import SUBPROTOCOL, RemoteBus, RemoteSubscription, connect
 from rtbus.service import Service
 from rtbus.service._gateway import gateway_endpoint
 from support.upstream import MODEL as MODEL

@@ -6,6 +6,8 @@ import rtbus.transport
 from rtbus.protocol._redact import REDACTED, redact
 
 PUBLIC = {
+    "keep_alive",
+    "open_stream",
     "CloseStatus",
     "ConnectError",
     "ConnectOptions",

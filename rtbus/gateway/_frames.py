@@ -24,10 +24,10 @@ from typing import Any, Final, TypeAlias
 import attrs
 import orjson
 
+from rtbus.bus import Envelope, event_json
 from rtbus.protocol import ProtocolError
 
-from ._envelope import Envelope, event_json
-from ._gateway_wire import ErrorCode, ReqId, WireError
+from ._wire import ErrorCode, ReqId, WireError
 
 __all__ = [
     "ErrorFrame",

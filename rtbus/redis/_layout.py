@@ -22,9 +22,7 @@ from types import MappingProxyType
 
 import attrs
 
-from rtbus.bus._envelope import Envelope, event_json
-from rtbus.bus._filters import TypeFilter, parse_types
-from rtbus.bus._routing import MAX_CACHED_TYPES
+from rtbus.bus import Envelope, TypeFilter, event_json, parse_types
 from rtbus.protocol import ProtocolError
 
 from ._config import RedisConfig
@@ -37,6 +35,9 @@ __all__ = [
     "encode_entry",
     "entry_time",
 ]
+
+# Types whose streams are cached, at most: a peer inventing event types cannot grow it.
+_MAX_CACHED_TYPES = 4096
 
 SESSION, SEQ, TYPE, NODE, TIME, EVENT = b"session", b"seq", b"type", b"node", b"time", b"event"
 ENTRY_FIELDS = (SESSION, SEQ, TYPE, NODE, TIME, EVENT)
@@ -103,7 +104,7 @@ class StreamLayout:
         except KeyError:
             pass
         key = next((key for key, types in self._routes if types.matches(type)), None)
-        if len(self._cache) >= MAX_CACHED_TYPES:
+        if len(self._cache) >= _MAX_CACHED_TYPES:
             self._cache.clear()  # a peer inventing endless types cannot grow it without bound
         self._cache[type] = key
         return key

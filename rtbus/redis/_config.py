@@ -25,9 +25,7 @@ from urllib.parse import SplitResult, urlsplit
 import attrs
 
 from rtbus._backoff import Backoff
-from rtbus.bus._errors import BusArgumentError
-from rtbus.bus._filters import parse_types
-from rtbus.bus._overflow import OverflowPolicy, parse_policy
+from rtbus.bus import BusArgumentError, OverflowPolicy, parse_policy, parse_types
 from rtbus.protocol import ConfigError
 
 __all__ = ["DEFAULT_STREAMS", "RedisConfig", "TrimStrategy"]

@@ -27,11 +27,8 @@ from typing import Any, Final, TypeAlias
 import attrs
 import orjson
 
-from rtbus.protocol._errors import RtbusError
-
-from ._errors import BusArgumentError
-from ._filters import parse_sessions, parse_types
-from ._overflow import OverflowPolicy, parse_policy
+from rtbus.bus import BusArgumentError, OverflowPolicy, parse_policy, parse_sessions, parse_types
+from rtbus.protocol import RtbusError
 
 __all__ = [
     "PROTOCOL_VERSION",

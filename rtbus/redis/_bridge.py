@@ -34,10 +34,7 @@ import coredis
 import trio
 
 from rtbus._unwrapping import unwrap_lone_exception
-from rtbus.bus._bus import Bus
-from rtbus.bus._envelope import Envelope
-from rtbus.bus._errors import SubscriberTooSlowError
-from rtbus.bus._subscription import Subscription
+from rtbus.bus import Bus, Envelope, SubscriberTooSlowError, Subscription
 from rtbus.protocol import ProtocolError
 
 from ._client import Client, RedisLink, open_link

@@ -6,7 +6,7 @@ from typing import Any
 
 import trio
 
-from rtbus.bus._bus import Bus
+from rtbus.bus import Bus
 
 from ._bridge import RedisBridge
 from ._config import RedisConfig

@@ -24,12 +24,10 @@ import trio
 import trio_websocket
 
 from rtbus._unwrapping import unwrap_lone_exception
-from rtbus.protocol._errors import RtbusError
-from rtbus.transport import ConnectOptions, ConnectTarget
-from rtbus.transport._handshake import open_stream
-from rtbus.transport._keepalive import keep_alive
+from rtbus.protocol import RtbusError
+from rtbus.transport import ConnectOptions, ConnectTarget, keep_alive, open_stream
 
-from ._gateway_wire import SUBPROTOCOL
+from ._wire import SUBPROTOCOL
 
 __all__ = [
     "GatewayConnectionError",

@@ -7,7 +7,7 @@ import os
 import socket
 from collections.abc import Iterable
 
-from rtbus.bus._errors import BusArgumentError
+from rtbus.bus import BusArgumentError
 
 from ._config import RedisConfig
 from ._consumer import RedisSubscription

@@ -34,14 +34,17 @@ import attrs
 import orjson
 import trio
 
+from rtbus.bus import (
+    Envelope,
+    OverflowPolicy,
+    SubscriberOverflowError,
+    SubscriberTooSlowError,
+    SubscriptionStatistics,
+)
 from rtbus.protocol import decode_server_event
 
-from ._envelope import Envelope
-from ._errors import SubscriberOverflowError, SubscriberTooSlowError
-from ._gateway_frames import EventFrame
-from ._gateway_wire import Subscribe
-from ._overflow import OverflowPolicy
-from ._subscription import SubscriptionStatistics
+from ._frames import EventFrame
+from ._wire import Subscribe
 
 __all__ = [
     "GATEWAY_SESSION",

@@ -44,7 +44,7 @@ from typing import TypeVar
 import attrs
 import trio
 
-from rtbus.bus._filters import parse_sessions, parse_types
+from rtbus.bus import parse_sessions, parse_types
 from rtbus.protocol import ProtocolError, decode_server_event
 
 from ._client import RedisLink, open_link

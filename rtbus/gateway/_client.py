@@ -44,19 +44,38 @@ import trio
 import trio_websocket
 
 from rtbus._backoff import Backoff, BackoffState
+from rtbus.bus import (
+    OverflowPolicy,
+    check_maxsize,
+    checked_timeout,
+    parse_policy,
+    parse_sessions,
+    parse_types,
+)
 from rtbus.protocol import ClientEvent, ErrorDetails, EventOutcome, decode_server_event, encode
 from rtbus.transport import ConnectOptions, ConnectTarget
 
-from ._bus import _check_maxsize, _checked_timeout
-from ._filters import parse_sessions, parse_types
-from ._gateway_frames import (
+from ._frames import (
     ErrorFrame,
     EventFrame,
     RefusedFrame,
     ResultFrame,
     parse_server_frames,
 )
-from ._gateway_wire import (
+from ._link import (
+    GatewayConnectionError,
+    GatewayError,
+    auth_headers,
+    close_link,
+    closed_error,
+    gateway_url,
+    lost_error,
+    open_link,
+    ping_until_stalled,
+    quiet_nursery,
+)
+from ._subscription import GatewayReconnected, RemoteSubscription
+from ._wire import (
     PROTOCOL_VERSION,
     CloseSession,
     Credit,
@@ -71,20 +90,6 @@ from ._gateway_wire import (
     WireError,
     encode_request,
 )
-from ._overflow import OverflowPolicy, parse_policy
-from ._remote_link import (
-    GatewayConnectionError,
-    GatewayError,
-    auth_headers,
-    close_link,
-    closed_error,
-    gateway_url,
-    lost_error,
-    open_link,
-    ping_until_stalled,
-    quiet_nursery,
-)
-from ._remote_subscription import GatewayReconnected, RemoteSubscription
 
 __all__ = [
     "RefusalHandler",
@@ -237,9 +242,9 @@ class RemoteBus(trio.abc.AsyncResource):
         parse_types(types)
         parse_sessions(sessions)
         policy = parse_policy(overflow)
-        _check_maxsize(maxsize)
+        check_maxsize(maxsize)
         if block_timeout is not None:
-            _checked_timeout("block_timeout", block_timeout)
+            checked_timeout("block_timeout", block_timeout)
         id = f"s{next(self._ids)}"
         subscription = RemoteSubscription(
             id,
