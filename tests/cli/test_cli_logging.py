@@ -109,3 +109,16 @@ def test_the_level_filters() -> None:
     logging.getLogger("rtbus.test").warning("quiet")
     logging.getLogger("rtbus.test").error("loud")
     assert [logfmt(line)["msg"] for line in stream.getvalue().splitlines()] == ["loud"]
+
+
+@pytest.mark.parametrize("format", ["json", "logfmt"])
+def test_numbers_are_rounded_for_reading(format: Format) -> None:
+    stream = io.StringIO()
+    configure_logging(LogSettings(format=format), stream=stream)
+    fields = {"delay": 0.4712093857, "big": 1234.5678, "tiny": 0.000412, "n": 3, "zero": 0.0}
+    logging.getLogger("rtbus.test").info("restarting", extra={"fields": fields})
+    line = stream.getvalue().strip()
+    shown = orjson.loads(line) if format == "json" else logfmt(line)
+    expected = {"delay": 0.47, "big": 1234.57, "tiny": 0.00041, "n": 3, "zero": 0.0}
+    for key, value in expected.items():
+        assert shown[key] == (value if format == "json" else str(value)), key
