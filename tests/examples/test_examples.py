@@ -1,0 +1,120 @@
+"""Every example runs, as is, as a reader would run it: a real process, with ``--turns`` (or
+``--events``) small so it stops by itself.
+
+The gateway examples run against one ``rtbus serve`` (the embedded default, faster: the demo
+speaks often and its audio is not paced in real time) found through ``RTBUS_URL``, as the
+README says; the others start what they need themselves.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pytest
+from support.binaries import free_port
+from support.polling import poll_until
+
+EXAMPLES = Path(__file__).parents[2] / "examples"
+RUN_LIMIT = 60  # seconds: only a hung example meets it
+
+
+def environment(**extra: str) -> dict[str, str]:
+    """This environment without rtbus's or OpenAI's variables (the examples read them)."""
+    own = {k: v for k, v in os.environ.items() if not k.startswith(("RTBUS_", "OPENAI_"))}
+    return {**own, **extra}
+
+
+def run_example(name: str, *args: str, env: Mapping[str, str] | None = None) -> str:
+    """Run ``examples/NAME`` to its end; its stdout. Fails on a non-zero exit."""
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *args],
+        capture_output=True,
+        text=True,
+        timeout=RUN_LIMIT,
+        env=dict(env) if env is not None else environment(),
+    )
+    assert done.returncode == 0, f"{name} exited {done.returncode}:\n{done.stderr}"
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def service_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url = f"http://127.0.0.1:{free_port()}"
+    log = (tmp_path_factory.mktemp("serve") / "stderr").open("w+")
+    fast = {
+        "RTBUS_UPSTREAM_SPEED": "20",
+        "RTBUS_DEMO_TURN_SECONDS": "0.5",
+        "RTBUS_SERVICE_DRAIN_SECONDS": "2",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rtbus.cli", "serve", "--http", url.removeprefix("http://")],
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+        env=environment(**fast),
+    )
+
+    def alive() -> str | None:
+        if process.poll() is not None:
+            log.seek(0)
+            raise AssertionError(f"rtbus serve exited {process.returncode}:\n{log.read()}")
+        return None
+
+    try:
+        poll_until(lambda: _ready(url), "rtbus serve was not ready", RUN_LIMIT, alive)
+        yield url
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(RUN_LIMIT) == 0
+    finally:
+        process.kill()
+        process.wait()
+        log.close()
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url + "/readyz", timeout=5) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
+
+
+def test_quickstart(service_url: str) -> None:
+    out = run_example("quickstart.py", "--turns", "2", env=environment(RTBUS_URL=service_url))
+    assert len(out.splitlines()) == 2
+    assert all(line.strip() for line in out.splitlines())
+
+
+def test_tool_worker_through_the_gateway(service_url: str) -> None:
+    env = environment(RTBUS_URL=service_url)
+    out = run_example("tool_worker_gateway.py", "--turns", "2", env=env).splitlines()
+    assert [line.split(":")[0] for line in out] == ["tool call", "answer"] * 2
+    assert out[0].startswith('tool call: get_weather({"city":')
+
+
+def test_gateway_raw(service_url: str) -> None:
+    env = environment(RTBUS_URL=service_url)
+    out = run_example("gateway_raw.py", "--events", "3", env=env).splitlines()
+    assert len(out) == 3
+    assert all(" response." in line and line.endswith(" bytes") for line in out)
+
+
+def test_tool_worker_in_process() -> None:
+    out = run_example("tool_worker_in_process.py", "--turns", "2").splitlines()
+    assert [line.split(":")[0] for line in out] == ["tool call", "answer"] * 2
+
+
+def test_service_in_process() -> None:
+    out = run_example("service.py", "--sessions", "2", "--turns", "2").splitlines()
+    assert len(out) == 4
+    assert all(line.endswith(" response.done") for line in out)
+
+
+def test_connection_on_its_own_simulator() -> None:
+    out = run_example("connection.py", "--turns", "2").splitlines()
+    assert len(out) == 2
