@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from support.binaries import free_port
 from support.polling import poll_until
+from support.redis_server import RedisServer
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 RUN_LIMIT = 60  # seconds: only a hung example meets it
@@ -118,3 +119,12 @@ def test_service_in_process() -> None:
 def test_connection_on_its_own_simulator() -> None:
     out = run_example("connection.py", "--turns", "2").splitlines()
     assert len(out) == 2
+
+
+def test_redis_worker(tmp_path: Path) -> None:
+    with RedisServer.running(tmp_path) as redis:
+        env = environment(RTBUS_BUS_REDIS_URL=redis.url)
+        out = run_example("redis_worker.py", "--turns", "2", env=env).splitlines()
+    assert len(out) == 2
+    assert all(line.startswith("response.done #") for line in out)
+    assert all(line.endswith(" from svc-a") for line in out)
