@@ -150,8 +150,12 @@ async def _stop_on_signals(
 
 
 def _line_writer(console: Console) -> Write:
+    # NO_COLOR asks for plain text: rich would still embolden and dim.
+    plain = bool(os.environ.get("NO_COLOR"))
+
     def write(envelope: Envelope, at: float) -> None:
-        console.print(styled_line(envelope, at))
+        line = styled_line(envelope, at)
+        console.print(line.plain if plain else line, markup=False, emoji=False)
 
     return write
 

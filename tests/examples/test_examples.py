@@ -1,34 +1,25 @@
 """Every example runs, as is, as a reader would run it: a real process, with ``--turns`` (or
 ``--events``) small so it stops by itself.
 
-The gateway examples run against one ``rtbus serve`` (the embedded default, faster: the demo
-speaks often and its audio is not paced in real time) found through ``RTBUS_URL``, as the
-README says; the others start what they need themselves.
+The gateway examples run against one ``rtbus serve`` (the embedded default, made faster)
+found through ``RTBUS_URL``, as the README says; the others start what they need themselves.
 """
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
 from support.binaries import free_port
-from support.polling import poll_until
 from support.redis_server import RedisServer
+from support.rtbus_serve import clean_environment as environment
+from support.rtbus_serve import serving
 
 EXAMPLES = Path(__file__).parents[2] / "examples"
 RUN_LIMIT = 60  # seconds: only a hung example meets it
-
-
-def environment(**extra: str) -> dict[str, str]:
-    """This environment without rtbus's or OpenAI's variables (the examples read them)."""
-    own = {k: v for k, v in os.environ.items() if not k.startswith(("RTBUS_", "OPENAI_"))}
-    return {**own, **extra}
 
 
 def run_example(name: str, *args: str, env: Mapping[str, str] | None = None) -> str:
@@ -46,43 +37,9 @@ def run_example(name: str, *args: str, env: Mapping[str, str] | None = None) -> 
 
 @pytest.fixture(scope="module")
 def service_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    url = f"http://127.0.0.1:{free_port()}"
-    log = (tmp_path_factory.mktemp("serve") / "stderr").open("w+")
-    fast = {
-        "RTBUS_UPSTREAM_SPEED": "20",
-        "RTBUS_DEMO_TURN_SECONDS": "0.5",
-        "RTBUS_SERVICE_DRAIN_SECONDS": "2",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "rtbus.cli", "serve", "--http", url.removeprefix("http://")],
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-        env=environment(**fast),
-    )
-
-    def alive() -> str | None:
-        if process.poll() is not None:
-            log.seek(0)
-            raise AssertionError(f"rtbus serve exited {process.returncode}:\n{log.read()}")
-        return None
-
-    try:
-        poll_until(lambda: _ready(url), "rtbus serve was not ready", RUN_LIMIT, alive)
+    log = tmp_path_factory.mktemp("serve") / "stderr"
+    with serving(free_port(), log) as url:
         yield url
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(RUN_LIMIT) == 0
-    finally:
-        process.kill()
-        process.wait()
-        log.close()
-
-
-def _ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url + "/readyz", timeout=5) as answer:
-            return bool(answer.status == 200)
-    except OSError:
-        return False
 
 
 def test_quickstart(service_url: str) -> None:
