@@ -29,7 +29,7 @@ import orjson
 from rtbus.protocol import redact
 from rtbus.service import LogSettings
 
-__all__ = ["StructuredFormatter", "configure_logging"]
+__all__ = ["StructuredFormatter", "configure_logging", "rounded"]
 
 # Anything that looks like a credential, wherever it came from (a server's echo, an exception).
 _CREDENTIAL = re.compile(r"(?i)(?<=bearer )[^\s\"',;]+|\b(?:sk|ek)[-_][A-Za-z0-9_\-]{6,}")
@@ -62,7 +62,7 @@ class StructuredFormatter(logging.Formatter):
         }
         fields.update(getattr(record, "fields", None) or {})
         fields.update((k, v) for k, v in vars(record).items() if k not in _STANDARD_ATTRIBUTES)
-        fields.update((k, _rounded(v)) for k, v in fields.items() if isinstance(v, float))
+        fields.update((k, rounded(v)) for k, v in fields.items() if isinstance(v, float))
         if record.exc_info:
             fields["exc"] = self.formatException(record.exc_info)
         return fields
@@ -83,7 +83,7 @@ def configure_logging(
     return handler
 
 
-def _rounded(value: float) -> float:
+def rounded(value: float) -> float:
     """What a person reads in a log line: ``delay=0.47``, not ``delay=0.4712093857``; two
     significant digits under 1, two decimals above."""
     if not math.isfinite(value) or value == 0:

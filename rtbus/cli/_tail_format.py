@@ -24,6 +24,8 @@ from rich.text import Text
 from rtbus.bus import Envelope
 from rtbus.protocol import encode
 
+from ._logging import rounded
+
 __all__ = ["format_json", "format_line", "styled_line", "wall_clock_iso"]
 
 _TEXT_LIMIT = 80  # characters of a text delta shown; the rest is elided
@@ -159,7 +161,7 @@ def _plain(value: object) -> object:
 
 
 def _short(value: object) -> str:
-    text = str(value)
+    text = str(rounded(value) if isinstance(value, float) else value)
     return repr(text) if " " in text or not text else text
 
 

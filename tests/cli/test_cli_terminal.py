@@ -4,6 +4,7 @@ a person sees on the screen (read with pexpect), colours included, and how they 
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,3 +90,23 @@ def test_no_color_means_none(service: tuple[str, Path]) -> None:
         tail.expect(pexpect.EOF)
     finally:
         tail.close()
+
+
+def test_top_once_prints_one_plain_view_for_scripts(service: tuple[str, Path]) -> None:
+    url, _ = service
+    once = [sys.executable, "-m", "rtbus.cli", "top", "--once", "--interval", "0.2"]
+    done = subprocess.run(
+        [*once, "--url", url], capture_output=True, text=True, timeout=SCREEN_LIMIT
+    )
+    assert done.returncode == 0, done.stderr
+    assert "\x1b[" not in done.stdout  # piped: no colours, no cursor moves
+    rows = [line for line in done.stdout.splitlines() if "│ demo-" in line]
+    assert len(rows) == 3
+    assert all(" ready " in row for row in rows)
+    nobody = f"http://127.0.0.1:{free_port()}"
+    refused = subprocess.run(
+        [*once, "--url", nobody], capture_output=True, text=True, timeout=SCREEN_LIMIT
+    )
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(f"rtbus top: cannot reach {nobody}: ")
+    assert len(refused.stderr.splitlines()) == 1
