@@ -67,4 +67,5 @@ def plain(doc: str | None) -> str:
     """A module docstring as a command's description: without its ``rtbus X:`` title and
     without reST markup, which means nothing in a terminal."""
     text = re.sub(r"``([^`]*)``", r"\1", doc or "")
-    return re.sub(r"^rtbus [a-z ]+: ", "", text).strip()
+    text = re.sub(r"^rtbus [a-z ]+: ", "", text).strip()
+    return text[:1].upper() + text[1:]
