@@ -85,3 +85,10 @@ def test_redis_worker(tmp_path: Path) -> None:
     assert len(out) == 2
     assert all(line.startswith("response.done #") for line in out)
     assert all(line.endswith(" from svc-a") for line in out)
+
+
+def test_conversation_summary() -> None:
+    out = run_example("conversation_summary.py", "--turns", "4").splitlines()
+    # 4 turns are 8 items; the bound keeps 4 and the summary holds the gist of the rest.
+    assert out[0] == "items kept: 4, dropped: 4"
+    assert out[1].startswith("summary: user: Turn 1: remember 1. assistant: ")

@@ -33,7 +33,7 @@ class Subscribable(Protocol):
     """What both sides have: ``subscribe``, ``send``, ``open_session``, ``close_session``."""
 
     def subscribe(self, *, sessions: str = ..., types: Any = ..., maxsize: int = ...) -> Any: ...
-    def send(self, session_id: str, event: Any) -> Awaitable[None]: ...
+    def send(self, session_id: str, event: Any) -> Awaitable[str]: ...
     def open_session(self, *, session: Any = ..., id: str | None = ...) -> Awaitable[Any]: ...
     def close_session(self, id: str) -> Awaitable[None]: ...
 
@@ -43,7 +43,7 @@ async def conversation(api: Subscribable, id: str) -> tuple[str, list[str], str]
     session = await api.open_session(session=TEXT_ONLY, id=id)
     types = ["conversation.item.done", "response.*"]
     async with api.subscribe(sessions=session.id, types=types, maxsize=1024) as sub:
-        await api.send(session.id, ASK)
+        assert await api.send(session.id, ASK)  # both return the event's id
         await api.send(session.id, {"type": "response.create"})
         seen: list[Envelope] = []
         while not seen or seen[-1].type != "response.done":
@@ -51,6 +51,10 @@ async def conversation(api: Subscribable, id: str) -> tuple[str, list[str], str]
     await api.close_session(session.id)
     text = next(e.event.text for e in seen if isinstance(e.event, ResponseOutputTextDoneEvent))
     return session.id, [e.type for e in seen], text
+
+
+async def _sent(sending: Awaitable[str]) -> None:
+    await sending
 
 
 @pytest.fixture
@@ -74,7 +78,7 @@ async def test_a_conversation_reads_the_same_in_and_out_of_process(running: Runn
 
 async def test_a_session_that_is_not_there(running: RunningService) -> None:
     attempts: list[Callable[[Subscribable], Awaitable[None]]] = [
-        lambda api: api.send("nobody", {"type": "response.create"}),
+        lambda api: _sent(api.send("nobody", {"type": "response.create"})),
         lambda api: api.close_session("nobody"),
     ]
     async with rtbus.connect(running.http.url) as bus:
