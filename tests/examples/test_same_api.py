@@ -36,6 +36,7 @@ class Subscribable(Protocol):
     def send(self, session_id: str, event: Any) -> Awaitable[str]: ...
     def open_session(self, *, session: Any = ..., id: str | None = ...) -> Awaitable[Any]: ...
     def close_session(self, id: str) -> Awaitable[None]: ...
+    def submit(self, session_id: str, event: Any, *, within: float) -> Awaitable[Any]: ...
 
 
 async def conversation(api: Subscribable, id: str) -> tuple[str, list[str], str]:
@@ -74,6 +75,17 @@ async def test_a_conversation_reads_the_same_in_and_out_of_process(running: Runn
     assert there[0] == "there"
     assert here[1:] == there[1:]
     assert here[1][-1] == "response.done"
+
+
+async def test_an_outcome_reads_the_same_in_and_out_of_process(running: RunningService) -> None:
+    async with rtbus.connect(running.http.url) as bus:
+        outcomes = []
+        for api, id in ((running.service, "here"), (bus, "there")):
+            await api.open_session(session=TEXT_ONLY, id=id)
+            outcome = await api.submit(id, ASK, within=0.05)
+            outcomes.append((outcome.status, outcome.error))
+            await api.close_session(id)
+    assert outcomes == [("accepted", None)] * 2
 
 
 async def test_a_session_that_is_not_there(running: RunningService) -> None:
