@@ -1,14 +1,8 @@
 """The shortest complete rtbus program: a session of a running service, through its gateway.
 
-Start the service (``make run``, or ``rtbus serve``), then, in another terminal::
-
-    .venv/bin/python examples/quickstart.py --turns 2
-
-Each turn asks a question and prints the answer as it streams. ``RTBUS_URL`` says where the
-service is (default http://127.0.0.1:9464), ``RTBUS_HTTP_TOKEN`` its token if it has one.
+Start the service (`make run`), then: `.venv/bin/python examples/quickstart.py --turns 2`.
+RTBUS_URL says where the service is, RTBUS_HTTP_TOKEN its token if it has one.
 """
-
-from __future__ import annotations
 
 import argparse
 import os
@@ -22,14 +16,6 @@ URL = os.environ.get("RTBUS_URL", "http://127.0.0.1:9464")
 TOKEN = os.environ.get("RTBUS_HTTP_TOKEN")
 
 
-def user_says(text: str) -> dict[str, object]:
-    content = [{"type": "input_text", "text": text}]
-    return {
-        "type": "conversation.item.create",
-        "item": {"type": "message", "role": "user", "content": content},
-    }
-
-
 async def main(turns: int) -> None:
     async with rtbus.connect(URL, token=TOKEN) as bus:
         session = await bus.open_session(
@@ -39,9 +25,11 @@ async def main(turns: int) -> None:
         types = ["response.output_text.delta", "response.done"]
         async with bus.subscribe(sessions=session.id, types=types) as sub:
             for turn in range(1, turns + 1):
-                await session.send(user_says(f"Question {turn}: how are you?"))
+                question = {"type": "input_text", "text": f"Question {turn}: how are you?"}
+                item = {"type": "message", "role": "user", "content": [question]}
+                await session.send({"type": "conversation.item.create", "item": item})
                 await session.send({"type": "response.create"})
-                async for envelope in sub:
+                async for envelope in sub:  # the answer, as it streams
                     if isinstance(envelope.event, ResponseOutputTextDeltaEvent):
                         print(envelope.event.delta, end="", flush=True)
                     elif envelope.type == "response.done":
@@ -51,6 +39,6 @@ async def main(turns: int) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description="Ask a running rtbus service's model.")
     parser.add_argument("--turns", type=int, default=3, help="questions to ask (default 3)")
     trio.run(main, parser.parse_args().turns)
