@@ -6,6 +6,10 @@ It reads the control API (``GET /v1/sessions``, ``/v1/sessions/{id}``, ``/metric
 ``--interval`` seconds and redraws in place, until Ctrl-C (exit 0). ``--once`` takes two
 samples ``--interval`` apart (so rates are known), prints them once and exits: for scripts.
 While the service cannot be read the view says so and keeps trying.
+
+It never subscribes to the bus: a subscriber that takes a session's ``error`` events changes
+what an error does to that session (published instead of failing it), and watching must
+change nothing.
 """
 
 from __future__ import annotations
