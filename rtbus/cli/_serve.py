@@ -16,6 +16,7 @@ import logging
 import os
 import signal
 import sys
+import traceback
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -118,7 +119,9 @@ def _serve_until_drained(settings: Settings) -> int:
             _log.critical("the service failed", exc_info=True)
             status = _FAILED
         else:
-            _log.debug("the service could not start", exc_info=True)
+            # As text, not exc_info: a record kept by a handler must not keep the frames alive.
+            trace = "".join(traceback.format_exception(group))
+            _log.debug("the service could not start", extra={"fields": {"exc": trace}})
             status = _not_started(redact(startup_fault(group), settings.secrets()))
     return status
 

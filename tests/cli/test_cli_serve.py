@@ -170,8 +170,9 @@ async def test_a_taken_port_is_one_line_and_exit_2() -> None:
 # hypercorn leaves the socket it could not bind to the garbage collector.
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("level", ["warning", "debug"])
 def test_a_fault_found_while_starting_is_one_line_too(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    level: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The port taken after it was tried: the HTTP server itself meets the fault.
     monkeypatch.setattr(serve_module, "http_port_problem", lambda host, port: None)
@@ -179,11 +180,12 @@ def test_a_fault_found_while_starting_is_one_line_too(
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        assert main(["serve", "--http", f"127.0.0.1:{port}", "--log-level", "warning"]) == 2
+        assert main(["serve", "--http", f"127.0.0.1:{port}", "--log-level", level]) == 2
     gc.collect()  # here, where its warning is expected
     err = capsys.readouterr().err
     assert err.splitlines()[-1].startswith("rtbus serve: could not start: address already in use")
-    assert "Traceback" not in err
+    # The traceback is for whoever asked for debug, logged before the line.
+    assert ("Traceback" in err) is (level == "debug")
 
 
 async def _responding(url: str, session: str) -> bool:
