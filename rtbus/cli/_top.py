@@ -2,7 +2,8 @@
 events per second, reconnects, send queue and last error; the bus's subscriptions, queue
 depths and drops by overflow policy.
 
-It reads the control API (``GET /v1/sessions``, ``/v1/sessions/{id}``, ``/metrics``) every
+It reads the control API (``GET /v1/sessions``, ``/v1/sessions/{id}``, ``/metrics``,
+``/readyz``) every
 ``--interval`` seconds and redraws in place, until Ctrl-C (exit 0). ``--once`` takes two
 samples ``--interval`` apart (so rates are known), prints them once and exits: for scripts.
 While the service cannot be read the view says so and keeps trying.
@@ -36,6 +37,8 @@ __all__ = ["add_command", "run"]
 
 _FAILED = 1
 _HTTP_TIMEOUT = 5.0
+# /readyz answers 503 with the same body when a check fails: that is news, not a fault.
+_NOT_READY = 503
 # Sessions are read a few at a time: hundreds of them must not open hundreds of sockets.
 _CONCURRENT_READS = 8
 
@@ -129,7 +132,8 @@ async def _sample(args: argparse.Namespace) -> Sample:
     metrics = (await _get(args, "/metrics")).decode()
     rows, gateway, waiting = bus_rows(metrics)
     ordered = tuple(sessions[id] for id in ids if id in sessions)
-    return Sample(time.time(), ordered, rows, gateway, waiting)
+    readiness = await _get_json(args, "/readyz", also=_NOT_READY)
+    return Sample(time.time(), ordered, rows, gateway, waiting, readiness.get("checks", {}))
 
 
 async def _read_session(
@@ -144,15 +148,16 @@ async def _read_session(
             into[id] = (await _get_json(args, f"/v1/sessions/{id}"))["statistics"]
 
 
-async def _get_json(args: argparse.Namespace, path: str) -> Any:
-    return orjson.loads(await _get(args, path))
+async def _get_json(args: argparse.Namespace, path: str, also: int | None = None) -> Any:
+    return orjson.loads(await _get(args, path, also))
 
 
-async def _get(args: argparse.Namespace, path: str) -> bytes:
-    return await trio.to_thread.run_sync(_get_blocking, args.url, args.token, path)
+async def _get(args: argparse.Namespace, path: str, also: int | None = None) -> bytes:
+    """The body of ``GET path``: of a 200, or of the status ``also`` names."""
+    return await trio.to_thread.run_sync(_get_blocking, args.url, args.token, path, also)
 
 
-def _get_blocking(url: str, token: str | None, path: str) -> bytes:
+def _get_blocking(url: str, token: str | None, path: str, also: int | None) -> bytes:
     base = url.replace("ws://", "http://").replace("wss://", "https://").removesuffix("/v1/bus")
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     request = urllib.request.Request(base.rstrip("/") + path, headers=headers)
@@ -161,6 +166,9 @@ def _get_blocking(url: str, token: str | None, path: str) -> bytes:
             body: bytes = answer.read()
             return body
     except urllib.error.HTTPError as exc:
+        if exc.code == also:
+            answered: bytes = exc.read()
+            return answered
         raise Unreachable(f"{base}{path} answered {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)

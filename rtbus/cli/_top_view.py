@@ -52,6 +52,8 @@ class Sample:
     bus: tuple[BusRow, ...] = ()
     gateway_connections: int = 0
     publishers_waiting: int = 0
+    #: ``/readyz``'s checks: name -> ``"ok"`` or what is wrong.
+    readiness: Mapping[str, str] = attrs.field(factory=dict)
 
 
 def bus_rows(metrics_text: str) -> tuple[tuple[BusRow, ...], int, int]:
@@ -112,7 +114,8 @@ class TopView:
             states = _count(s["state"] for s in self.current.sessions)
             header.append(f"  {at}  sessions {len(self.current.sessions)}", style="")
             header.append("".join(f"  {state} {n}" for state, n in sorted(states.items())))
-            header.append(f"  gateway connections {self.current.gateway_connections}")
+            header.append(f"  gateway connections {self.current.gateway_connections}  ")
+            header.append_text(_readiness(self.current.readiness))
         if self.problem is not None:
             header.append(f"\n{self.problem}", style="bold red")
         return header
@@ -161,6 +164,14 @@ class TopView:
             fill = f"{row.fill_max:.0%}"
             table.add_row(row.policy, str(row.subscriptions), str(row.queued), fill, dropped)
         return table
+
+
+def _readiness(checks: Mapping[str, str]) -> Text:
+    failing = {name: problem for name, problem in checks.items() if problem != "ok"}
+    if not failing:
+        return Text("/readyz ok", style="bold green")
+    said = "; ".join(f"{name}: {problem}" for name, problem in failing.items())
+    return Text(f"/readyz not ready ({said})", style="bold red")
 
 
 def _last_error(stats: Mapping[str, Any], before: Mapping[str, Any] | None) -> str | None:

@@ -71,6 +71,15 @@ def test_rates_come_from_two_samples_and_errors_from_what_grew() -> None:
     assert "publishers waiting: 1" in second
 
 
+def test_readiness_is_said_with_what_fails() -> None:
+    view = TopView("http://svc")
+    view.update(Sample(100.0, (), readiness={"service": "ok", "supervision": "ok"}))
+    assert "  /readyz ok" in screen(view)
+    checks = {"service": "draining", "sessions": "front is reconnecting"}
+    view.update(Sample(101.0, (), readiness=checks))
+    assert "/readyz not ready (service: draining; sessions: front is reconnecting)" in screen(view)
+
+
 def test_an_unreachable_service_is_said_and_the_last_sample_kept() -> None:
     view = TopView("http://svc")
     view.update(Sample(100.0, (stats("a", 10),)))
