@@ -37,6 +37,8 @@ def spawn(*args: str, **env: str) -> pexpect.spawn:
         dimensions=(40, 120),
         timeout=SCREEN_LIMIT,
         encoding="utf-8",
+        # The terminal's echo of ^C can land between the bytes of a box-drawing character.
+        codec_errors="replace",
     )
 
 
