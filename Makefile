@@ -24,7 +24,9 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest
 
-# exec: the service is the process that gets the signals (SIGTERM drains it, exit 0).
+# exec: rtbus replaces the recipe's shell, so the signal make forwards reaches the service
+# itself, which drains and exits 0 (the same signal sent to the whole process group as well
+# counts once). make then exits with the signal it was sent (130, 143), as make always does.
 run: $(STAMP)
 	exec $(BIN)/rtbus serve
 

@@ -10,14 +10,25 @@
     Check a config file (with the environment applied): exit 0 with a one-line summary, or
     exit 2 with every problem, each naming its key.
 ``rtbus tail [--url URL] [--token T] [--types ...] [--session ...] [--json]``
-    Follow a running service's bus: one readable line per event (audio deltas summarised by
-    size), or JSON lines for ``jq``.
+    Follow a running service's bus: one readable line per event with the wall-clock time it
+    was received (audio deltas summarised by size, transcripts as text, function calls as
+    ``name(arguments)``, colours on a terminal unless ``NO_COLOR``), or JSON lines for
+    ``jq``. It says when it lost the service and when it is back.
+``rtbus top [--url URL] [--token T] [--interval S] [--once]``
+    A running service live: sessions with state, events/s, reconnects and last error; the
+    bus's queues and drops by overflow policy. ``--once`` prints one view, for scripts.
 ``rtbus sim ...``
-    Run the simulated Realtime server alone (``python -m rtbus.sim``).
+    Run the simulated Realtime server alone (as ``python -m rtbus.sim`` does).
 ``rtbus bench [--out FILE] [NAME ...]``
     Run the benchmarks (the checkout's ``bench/`` package) and print, or write, their table.
+``rtbus --version``
+    The installed version.
 
-Exit status: 0 on success, 1 when the service failed, 2 for a usage or configuration error.
+``tail`` and ``top`` find the service with ``--url``, else ``$RTBUS_URL``, else
+http://127.0.0.1:9464, and its token with ``--token`` or ``$RTBUS_HTTP_TOKEN``.
+
+Exit status: 0 on success, 1 when the service failed, 2 for a usage or configuration error
+and for a service that could not start (one line says why).
 """
 
 from ._main import main as main

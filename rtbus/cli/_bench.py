@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from ._args import Subcommands, usage_error
+from ._args import Subcommands, plain, usage_error
 
 __all__ = ["add_command", "run"]
 
@@ -22,7 +22,7 @@ def add_command(commands: Subcommands) -> None:
     parser = commands.add_parser(
         "bench",
         help="run the benchmarks (from a checkout) and print their table",
-        description=__doc__,
+        description=plain(__doc__),
     )
     parser.add_argument("--out", metavar="FILE", type=Path, help="also write the table here")
     parser.add_argument("names", nargs="*", metavar="NAME", help="only these (e.g. bench_bus)")

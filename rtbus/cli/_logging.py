@@ -2,7 +2,8 @@
 
 Two formats, the same fields: ``ts`` (UTC, ISO 8601), ``level``, ``logger``, ``msg``, then the
 record's own fields (``extra={"fields": {...}}``, the convention of rtbus's own loggers, or any
-plain ``extra`` key), then ``exc`` (a traceback) when there is one.
+plain ``extra`` key; fractional numbers rounded to what a reader needs), then ``exc`` (a
+traceback) when there is one.
 
 * ``logfmt`` -- ``key=value`` pairs; values with spaces, quotes or ``=`` are double-quoted with
   backslash escapes, so ``shlex``-style splitting reads them back.
@@ -16,6 +17,7 @@ HTTP token) and anything shaped like one (``Bearer ...``, ``sk-...``, ``ek_...``
 from __future__ import annotations
 
 import logging
+import math
 import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
@@ -27,7 +29,7 @@ import orjson
 from rtbus.protocol import redact
 from rtbus.service import LogSettings
 
-__all__ = ["StructuredFormatter", "configure_logging"]
+__all__ = ["StructuredFormatter", "configure_logging", "rounded"]
 
 # Anything that looks like a credential, wherever it came from (a server's echo, an exception).
 _CREDENTIAL = re.compile(r"(?i)(?<=bearer )[^\s\"',;]+|\b(?:sk|ek)[-_][A-Za-z0-9_\-]{6,}")
@@ -60,6 +62,7 @@ class StructuredFormatter(logging.Formatter):
         }
         fields.update(getattr(record, "fields", None) or {})
         fields.update((k, v) for k, v in vars(record).items() if k not in _STANDARD_ATTRIBUTES)
+        fields.update((k, rounded(v)) for k, v in fields.items() if isinstance(v, float))
         if record.exc_info:
             fields["exc"] = self.formatException(record.exc_info)
         return fields
@@ -78,6 +81,16 @@ def configure_logging(
     root.addHandler(handler)
     root.setLevel(settings.level.upper())
     return handler
+
+
+def rounded(value: float) -> float:
+    """What a person reads in a log line: ``delay=0.47``, not ``delay=0.4712093857``; two
+    significant digits under 1, two decimals above."""
+    if not math.isfinite(value) or value == 0:
+        return value
+    if abs(value) >= 1:
+        return round(value, 2)
+    return float(f"{value:.2g}")
 
 
 def _timestamp(created: float) -> str:

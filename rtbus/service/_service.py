@@ -38,7 +38,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 import trio
@@ -56,10 +56,16 @@ from rtbus.actors import (
     UnknownChild,
     serve_supervisor,
 )
-from rtbus.bus import Bus, BusLimits, OverflowPolicy, Worker, WorkerHandler
+from rtbus.bus import Bus, BusLimits, OverflowPolicy, Subscription, Worker, WorkerHandler
 from rtbus.metrics import ServiceMetrics
-from rtbus.protocol import AzureConfig, OpenAIConfig, RealtimeConfig
-from rtbus.session import Session, SessionCounts, SessionSpec, SessionStatistics
+from rtbus.protocol import AzureConfig, ClientEvent, EventOutcome, OpenAIConfig, RealtimeConfig
+from rtbus.session import (
+    RefusalHandler,
+    Session,
+    SessionCounts,
+    SessionSpec,
+    SessionStatistics,
+)
 
 from ._placement_wire import PlacedSession
 from ._readiness import Readiness, ReadinessCheck, ReadinessChecks, supervision_problem
@@ -466,6 +472,59 @@ class Service:
                 await self.bus.publish(event.supervisor, event.type, event, received_at=event.at)
             except trio.ClosedResourceError:
                 return  # the service has drained; nobody is left to tell
+
+    # -- the gateway client's API, in process (rtbus.connect's RemoteBus has the same) -------
+
+    def subscribe(
+        self,
+        *,
+        sessions: str | Iterable[str] = "*",
+        types: str | Iterable[str] = "*",
+        maxsize: int = 256,
+        overflow: OverflowPolicy | str = OverflowPolicy.BLOCK,
+        block_timeout: float | None = None,
+    ) -> Subscription:
+        """A subscription on the service's bus (``self.bus.subscribe``), as
+        ``RemoteBus.subscribe``."""
+        return self.bus.subscribe(
+            sessions=sessions,
+            types=types,
+            maxsize=maxsize,
+            overflow=overflow,
+            block_timeout=block_timeout,
+        )
+
+    async def send(
+        self,
+        session_id: str,
+        event: ClientEvent | Mapping[str, Any],
+        *,
+        on_refused: RefusalHandler | None = None,
+    ) -> str:
+        """Send a client event to a session; returns its ``event_id`` once it went out
+        upstream, as ``RemoteBus.send``: the caller is the event's sender, so a refusal never
+        fails the session (it reaches ``on_refused`` and the bus). Raises ``UnknownChild``
+        for a session the service does not run (the gateway's ``unknown_session``) and what
+        ``Session.send`` raises."""
+        session = self._running_session(session_id)
+        return await session.send(event, sender=self._IN_PROCESS, on_refused=on_refused)
+
+    async def submit(
+        self, session_id: str, event: ClientEvent | Mapping[str, Any], *, within: float
+    ) -> EventOutcome:
+        """Send a client event and wait up to ``within`` seconds for its outcome, as
+        ``RemoteBus.submit``; raises what ``send`` raises."""
+        session = self._running_session(session_id)
+        return await session.submit(event, sender=self._IN_PROCESS, within=within)
+
+    def _running_session(self, id: str) -> Session:
+        session = self.sessions.get(id)
+        if session is None:
+            raise UnknownChild(id)
+        return session
+
+    #: Who ``send`` and ``submit`` name as the sender of the events they send.
+    _IN_PROCESS: Final = "in-process"
 
 
 @asynccontextmanager

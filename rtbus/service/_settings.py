@@ -246,6 +246,27 @@ class BusSettings:
         )
 
 
+def cross_table_problems(
+    placement: bool, redis: bool, session_ids: Iterable[object]
+) -> list[ConfigError]:
+    """What is wrong across tables: placement without Redis, a session id used twice.
+
+    Also run by the loader on the raw file, so ``config check`` reports these beside the
+    problems that keep the tables from being made at all."""
+    problems = []
+    if placement and not redis:
+        problems.append(
+            ConfigError("placement", "placing sessions across services needs [bus.redis]")
+        )
+    first: dict[object, int] = {}
+    for index, id in enumerate(session_ids):
+        if isinstance(id, str) and id in first:
+            where = f"sessions[{first[id]}]"
+            problems.append(ConfigError(f"sessions[{index}].id", f"{id!r} is also {where}'s id"))
+        first.setdefault(id, index)
+    return problems
+
+
 @attrs.frozen(kw_only=True)
 class Settings:
     """Everything ``rtbus serve`` runs from; ``load_settings`` makes one from a TOML file."""
@@ -261,14 +282,10 @@ class Settings:
     placement: PlacementConfig | None = None
 
     def __attrs_post_init__(self) -> None:
-        if self.placement is not None and self.bus.redis is None:
-            raise ConfigError("placement", "placing sessions across services needs [bus.redis]")
-        first: dict[str, int] = {}
-        for index, session in enumerate(self.sessions):
-            if session.id in first:
-                where = f"sessions[{first[session.id]}]"
-                raise ConfigError(f"sessions[{index}].id", f"{session.id!r} is also {where}'s id")
-            first[session.id] = index
+        ids = [session.id for session in self.sessions]
+        problems = cross_table_problems(self.placement is not None, self.bus.redis is not None, ids)
+        if problems:
+            raise problems[0]
 
     @property
     def node(self) -> str:

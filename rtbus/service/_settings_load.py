@@ -30,7 +30,7 @@ import attrs
 
 from rtbus.protocol import ConfigError, redact
 
-from ._settings import Settings
+from ._settings import Settings, cross_table_problems
 from ._settings_convert import EXPECTED, SECRET_KEYS, is_secret, scalar, structure
 from ._settings_convert import problems as structuring_problems
 
@@ -52,6 +52,8 @@ _VENDOR_VARIABLES: Mapping[str, Mapping[str, str]] = {
     },
 }
 _COMMAND_LINE = "the command line"
+#: Shorter than this, a configured secret is refused: it would be a word, not a secret.
+MIN_SECRET_LENGTH = 8
 
 
 class SettingsError(ConfigError):
@@ -95,14 +97,41 @@ def load_settings(
     for change in changes:
         _assign(raw, change.key, change.value)
     settings = None
+    sources = {c.key: c.source for c in changes}
+    problems += [_problem(key, text, sources) for key, text in _short_secrets(raw)]
     try:
         settings = structure(raw)
     except Exception as exc:  # every structuring failure becomes a problem
-        sources = {c.key: c.source for c in changes}
         problems += [_problem(key, text, sources) for key, text in structuring_problems(exc)]
+    # Checked on the raw tables too: a broken table elsewhere must not hide them.
+    problems += [p for p in _raw_cross_table_problems(raw) if _unseen(p, problems)]
     if problems or settings is None:
         raise SettingsError(_scrubbed(problems, raw, env))
     return settings
+
+
+def _short_secrets(raw: Mapping[str, Any], path: str = "") -> Iterator[tuple[str, str]]:
+    """A secret shorter than ``MIN_SECRET_LENGTH``: too guessable to be one, and too short
+    to scrub from messages without scrubbing words."""
+    for key, value in raw.items():
+        dotted = f"{path}.{key}" if path else key
+        if isinstance(value, dict):
+            yield from _short_secrets(value, dotted)
+        elif key in SECRET_KEYS and isinstance(value, str) and 0 < len(value) < MIN_SECRET_LENGTH:
+            yield dotted, f"is too short to be a secret (at least {MIN_SECRET_LENGTH} characters)"
+
+
+def _raw_cross_table_problems(raw: Mapping[str, Any]) -> list[ConfigError]:
+    bus = raw.get("bus")
+    redis = isinstance(bus, dict) and bus.get("redis") is not None
+    sessions = raw.get("sessions")
+    tables = sessions if isinstance(sessions, list) else []
+    ids = [table.get("id") if isinstance(table, dict) else None for table in tables]
+    return cross_table_problems(raw.get("placement") is not None, redis, ids)
+
+
+def _unseen(problem: ConfigError, problems: list[ConfigError]) -> bool:
+    return all((p.key, p.problem) != (problem.key, problem.problem) for p in problems)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

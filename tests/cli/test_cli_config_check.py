@@ -133,3 +133,43 @@ def test_serve_refuses_a_bad_session_config_with_2(
     path.write_text(BAD_SESSIONS, encoding="utf-8")
     assert main(["serve", "--config", str(path), "--http", "127.0.0.1:0"]) == 2
     assert "sessions[0].session.audio.output.voice" in capsys.readouterr().err
+
+
+def test_one_pass_finds_cross_table_problems_beside_broken_tables(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "rtbus.toml"
+    path.write_text(
+        '[http]\nprot = 9000\n[placement]\nnode = "node-a"\n'
+        '[[sessions]]\nid = "a"\n[[sessions]]\nid = "b"\nmodle = "x"\n'
+        '[[sessions]]\nid = "a"\n[[sessions]]\nid = "b"\n',
+        encoding="utf-8",
+    )
+    status, _, err = check(path, capsys)
+    assert status == 2
+    assert err.splitlines()[1:] == [
+        "  http.prot: unknown key (did you mean 'port'?)",
+        "  sessions[1].modle: unknown key (did you mean 'model'?)",
+        "  placement: placing sessions across services needs [bus.redis]",
+        "  sessions[2].id: 'a' is also sessions[0]'s id",
+        "  sessions[3].id: 'b' is also sessions[1]'s id",
+    ]
+
+
+def test_a_secret_too_short_to_be_one_is_refused_without_being_shown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AZURE_OPENAI_AD_TOKEN", "t0k")
+    path = tmp_path / "rtbus.toml"
+    path.write_text(
+        '[upstream]\nkind = "azure"\nendpoint = "https://x.openai.azure.com"\n'
+        '[http]\ntoken = "tok1"\n',
+        encoding="utf-8",
+    )
+    status, _, err = check(path, capsys)
+    assert status == 2
+    assert err.splitlines()[1:] == [
+        "  upstream.ad_token: is too short to be a secret (at least 8 characters)"
+        " (from AZURE_OPENAI_AD_TOKEN)",
+        "  http.token: is too short to be a secret (at least 8 characters)",
+    ]

@@ -78,7 +78,7 @@ def test_secrets_are_scrubbed_from_every_part_of_a_record(format: Format) -> Non
     log = logging.getLogger("rtbus.test")
     log.info("header Authorization: Bearer abc.DEF-123_xyz was sent")
     log.info("key %s in the args", "sk-proj-AbCdEf0123456789")
-    log.info("fields", extra={"fields": {"token": SECRET, "echo": f"x{SECRET}x"}})
+    log.info("fields", extra={"fields": {"token": SECRET, "echo": f"x={SECRET};"}})
     log.info("plain extra", extra={"upstream_key": "ek_68af0123456789"})
     try:
         raise RuntimeError(f"the server echoed {SECRET}")
@@ -92,9 +92,33 @@ def test_secrets_are_scrubbed_from_every_part_of_a_record(format: Format) -> Non
     assert "Bearer ***" in output
 
 
+def test_a_secret_is_scrubbed_as_a_whole_value_never_inside_a_word() -> None:
+    stream = io.StringIO()
+    configure_logging(LogSettings(), secrets=["set", "tok-configured-secret-42"], stream=stream)
+    logging.getLogger("rtbus.test").error("set AZURE_OPENAI_AD_TOKEN; reset: set, offset")
+    logging.getLogger("rtbus.test").error("x tok-configured-secret-42x tok-configured-secret-42")
+    first, second = (logfmt(line)["msg"] for line in stream.getvalue().splitlines())
+    assert first == "*** AZURE_OPENAI_AD_TOKEN; reset: ***, offset"
+    # Glued to more token characters it is another value, not this secret.
+    assert second == "x tok-configured-secret-42x ***"
+
+
 def test_the_level_filters() -> None:
     stream = io.StringIO()
     configure_logging(LogSettings(level="error"), stream=stream)
     logging.getLogger("rtbus.test").warning("quiet")
     logging.getLogger("rtbus.test").error("loud")
     assert [logfmt(line)["msg"] for line in stream.getvalue().splitlines()] == ["loud"]
+
+
+@pytest.mark.parametrize("format", ["json", "logfmt"])
+def test_numbers_are_rounded_for_reading(format: Format) -> None:
+    stream = io.StringIO()
+    configure_logging(LogSettings(format=format), stream=stream)
+    fields = {"delay": 0.4712093857, "big": 1234.5678, "tiny": 0.000412, "n": 3, "zero": 0.0}
+    logging.getLogger("rtbus.test").info("restarting", extra={"fields": fields})
+    line = stream.getvalue().strip()
+    shown = orjson.loads(line) if format == "json" else logfmt(line)
+    expected = {"delay": 0.47, "big": 1234.57, "tiny": 0.00041, "n": 3, "zero": 0.0}
+    for key, value in expected.items():
+        assert shown[key] == (value if format == "json" else str(value)), key

@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import functools
+import gc
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,11 +15,14 @@ from pathlib import Path
 
 import orjson
 import pytest
+import trio
 from cli_support import POLL, SAFETY_NET, Rtbus, restored_logging, rtbus
 from support.http_client import request
 from support.polling import eventually
 
+from rtbus.cli import _serve as serve_module
 from rtbus.cli import main
+from rtbus.cli._serve import ECHO_SECONDS
 
 OPENAI_KEY = "sk-env-secret-not-for-the-sim-0001"
 TOKEN = "tok-http-secret-7d2e41"
@@ -124,11 +129,63 @@ async def test_a_second_signal_stops_at_once(tmp_path: Path) -> None:
         await eventually(functools.partial(_responding, url, "front"), SAFETY_NET, interval=POLL)
         service.signal(signal.SIGTERM)
         await service.stderr.wait_for(lambda line: '"msg":"draining"' in line)
+        # Sooner, it would be the first signal delivered twice (see the next test).
+        await trio.sleep(ECHO_SECONDS)
         service.signal(signal.SIGTERM)
         assert await service.wait() == 1
     messages = [line["msg"] for line in json_lines(service.stderr.text)]
     assert "stopped without draining" in messages
     assert "drained" not in messages
+
+
+async def test_a_signal_delivered_twice_at_once_drains_once(tmp_path: Path) -> None:
+    # `make run` stopped by SIGTERM to its process group: rtbus gets the group's signal and
+    # the one make forwards, back to back. That is one request to drain, not two.
+    args = ("--config", config(tmp_path, demo=0), "--http", "127.0.0.1:0", "--log-format", "json")
+    async with rtbus("serve", *args) as service:
+        await until_ready(await served_url(service))
+        service.signal(signal.SIGTERM)
+        service.signal(signal.SIGTERM)
+        assert await service.wait() == 0
+    messages = [line["msg"] for line in json_lines(service.stderr.text)]
+    assert "stopped without draining" not in messages
+    assert messages[-1] == "drained"
+
+
+async def test_a_taken_port_is_one_line_and_exit_2() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        async with rtbus("serve", "--http", f"127.0.0.1:{port}") as service:
+            assert await service.wait() == 2
+    assert service.stderr.lines == [
+        f"rtbus serve: could not start: cannot serve HTTP on 127.0.0.1:{port}: address already "
+        "in use (another process listens there (another rtbus?); choose a port with "
+        "--http HOST:PORT or RTBUS_HTTP_PORT)"
+    ]
+    assert service.stdout.lines == []
+
+
+# hypercorn leaves the socket it could not bind to the garbage collector.
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.parametrize("level", ["warning", "debug"])
+def test_a_fault_found_while_starting_is_one_line_too(
+    level: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The port taken after it was tried: the HTTP server itself meets the fault.
+    monkeypatch.setattr(serve_module, "http_port_problem", lambda host, port: None)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["serve", "--http", f"127.0.0.1:{port}", "--log-level", level]) == 2
+    gc.collect()  # here, where its warning is expected
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].startswith("rtbus serve: could not start: address already in use")
+    # The traceback is for whoever asked for debug, logged before the line.
+    assert ("Traceback" in err) is (level == "debug")
 
 
 async def _responding(url: str, session: str) -> bool:

@@ -215,7 +215,7 @@ def test_missing_required_keys(write: Write) -> None:
         "upstream.api_key": "is required (or set OPENAI_API_KEY)",
         "sessions[0].id": "is required",
     }
-    found = problems(write('[upstream]\nkind = "azure"\napi_key = "k"\n'))
+    found = problems(write('[upstream]\nkind = "azure"\napi_key = "azure-key-1"\n'))
     assert found == {"upstream.endpoint": "is required (or set AZURE_OPENAI_ENDPOINT)"}
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
+from datetime import UTC, datetime
 
 import orjson
 import pytest
 
 from rtbus.actors import ActorExited, ExitReason
 from rtbus.bus import Envelope
-from rtbus.cli._tail_format import format_json, format_line
+from rtbus.cli._tail_format import format_json, format_line, styled_line
 from rtbus.protocol import decode_server_event, encode
 from rtbus.session import SessionReconnected
 
@@ -101,3 +102,57 @@ def test_json_encodes_an_event_without_its_frame() -> None:
     loaded = orjson.loads(format_json(Envelope("demo-1", 4, event.type, event, 2.0)))
     assert loaded["event"]["reason"] == "recycled"
     assert loaded["event"]["upstream_session_id"] == "sess_2"
+
+
+def test_a_function_call_shows_its_name_and_arguments() -> None:
+    call = {
+        "type": "response.function_call_arguments.done",
+        "event_id": "e4",
+        "response_id": "r",
+        "item_id": "i",
+        "output_index": 0,
+        "call_id": "call_1",
+        "name": "get_weather",
+        "arguments": '{"city":"Paris"}',
+    }
+    line = format_line(server_envelope(call))
+    assert line == 'demo-1 #7 response.function_call_arguments.done get_weather({"city":"Paris"})'
+
+
+def test_transcripts_read_as_what_was_said() -> None:
+    ids = {"event_id": "e5", "item_id": "i", "content_index": 0}
+    said = {
+        "type": "response.output_audio_transcript.done",
+        **ids,
+        "response_id": "r",
+        "output_index": 0,
+        "transcript": "It is sunny in Paris.",
+    }
+    heard = {
+        "type": "conversation.item.input_audio_transcription.completed",
+        **ids,
+        "transcript": "What's the weather?",
+        "usage": {"type": "duration", "seconds": 1.0},
+    }
+    assert format_line(server_envelope(said)).endswith(" assistant: It is sunny in Paris.")
+    assert format_line(server_envelope(heard)).endswith(" user: What's the weather?")
+
+
+def test_the_line_leads_with_the_wall_clock_time_and_is_coloured_by_kind() -> None:
+    at = datetime(2026, 1, 2, 3, 4, 5, 678000).timestamp()
+    error = {
+        "type": "error",
+        "event_id": "e2",
+        "error": {"type": "invalid_request_error", "code": "bad", "message": "No.", "param": None},
+    }
+    styled = styled_line(server_envelope(error), at)
+    assert styled.plain == "03:04:05.678 demo-1 #7 error bad: No."
+    styles = {styled.plain[span.start : span.end]: str(span.style) for span in styled.spans}
+    assert styles["error"] == "bold red"
+    assert styles["03:04:05.678 "] == "dim"
+
+
+def test_json_gives_received_at_as_wall_clock_time() -> None:
+    envelope = server_envelope(delta("response.output_text.delta", "hi"))
+    at = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC).timestamp()
+    assert orjson.loads(format_json(envelope, at))["received_at"] == "2026-01-02T03:04:05.678Z"
