@@ -20,6 +20,12 @@ from ._bus import BusLimits as BusLimits
 from ._bus import BusStatistics as BusStatistics
 from ._bus import check_maxsize as check_maxsize
 from ._bus import checked_timeout as checked_timeout
+from ._codec import LIFECYCLE_EVENTS as LIFECYCLE_EVENTS
+from ._codec import LifecycleEvent as LifecycleEvent
+from ._codec import RemoteException as RemoteException
+from ._codec import decode_lifecycle as decode_lifecycle
+from ._codec import lifecycle_fields as lifecycle_fields
+from ._codec import lifecycle_json as lifecycle_json
 from ._envelope import Envelope as Envelope
 from ._envelope import event_json as event_json
 from ._errors import BusArgumentError as BusArgumentError
@@ -39,6 +45,12 @@ from ._worker import Worker as Worker
 from ._worker import WorkerHandler as WorkerHandler
 
 __all__ = [
+    "LIFECYCLE_EVENTS",
+    "LifecycleEvent",
+    "RemoteException",
+    "decode_lifecycle",
+    "lifecycle_fields",
+    "lifecycle_json",
     "Bus",
     "BusArgumentError",
     "BusLimits",

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Mapping
-from typing import Any, Final
+from typing import Final
 
 import attrs
-import orjson
 
 from rtbus.protocol import (
     CLIENT_EVENT_CLASSES,
@@ -16,6 +13,8 @@ from rtbus.protocol import (
     UnknownEvent,
     encode,
 )
+
+from ._codec import lifecycle_json
 
 __all__ = ["Envelope", "event_json"]
 
@@ -49,45 +48,20 @@ def event_json(envelope: Envelope) -> bytes:
     gateway, the Redis bridge).
 
     The upstream frame itself when the envelope has it: never decoded and encoded again. A
-    protocol event is encoded; an ``rtbus.*`` lifecycle event (an attrs class, or the mapping
-    a remote client hands over) becomes its fields plus ``type``, enums by value and an
-    exception by its class name only (its message may hold anything, a secret included).
-    Raises ``ProtocolError`` for anything else: it is not an event.
+    protocol event is encoded; an ``rtbus.*`` lifecycle event goes through the one lifecycle
+    codec (``_codec``: exceptions by class name only). Raises ``ProtocolError`` for anything
+    else: it is not an event.
     """
     if envelope.raw is not None:
         return envelope.raw
     event = envelope.event
     if type(event) in _PROTOCOL_CLASSES:
         return encode(event)
-    if attrs.has(type(event)) or isinstance(event, Mapping):
-        return orjson.dumps(_lifecycle_fields(envelope.type, event))
+    if attrs.has(type(event)) and isinstance(getattr(event, "type", None), str):
+        return lifecycle_json(event)  # type: ignore[arg-type]
     raise ProtocolError(f"{type(event).__name__} is not an event", event_type=envelope.type)
 
 
 _PROTOCOL_CLASSES: Final = frozenset(
     [*SERVER_EVENT_CLASSES.values(), *CLIENT_EVENT_CLASSES.values(), UnknownEvent]
 )
-
-
-def _lifecycle_fields(type: str, event: object) -> dict[str, Any]:
-    fields: dict[str, Any] = {"type": type}
-    if isinstance(event, Mapping):
-        fields.update({str(k): _plain(v) for k, v in event.items()})
-    else:
-        values = attrs.asdict(event, recurse=False)  # type: ignore[arg-type]
-        fields.update({name: _plain(value) for name, value in values.items()})
-    return fields
-
-
-def _plain(value: object) -> object:
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, BaseException):
-        return {"exception": type(value).__name__}
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return type(value).__name__

@@ -21,8 +21,8 @@ import attrs
 import orjson
 from rich.text import Text
 
-from rtbus.bus import Envelope
-from rtbus.protocol import encode
+from rtbus.bus import Envelope, event_json, lifecycle_fields
+from rtbus.protocol import UnknownEvent
 
 from ._logging import rounded
 
@@ -84,9 +84,7 @@ def _event_json(envelope: Envelope) -> bytes:
         return envelope.raw
     if isinstance(envelope.event, bytes):
         return envelope.event  # a raw subscription: the frame itself
-    if envelope.type.startswith("rtbus."):
-        return orjson.dumps(_lifecycle_fields(envelope.event))
-    return encode(envelope.event)
+    return event_json(envelope)
 
 
 def _detail(envelope: Envelope) -> str:
@@ -143,21 +141,20 @@ def _lifecycle(event: object) -> str:
 
 
 def _lifecycle_fields(event: object) -> dict[str, Any]:
-    if isinstance(event, Mapping):  # as a remote bus client may hand it over
-        return {k: v for k, v in event.items() if k not in {"type", "at"}}
-    if not attrs.has(type(event)):
+    """The fields the one lifecycle codec writes, less the type and the service's clock."""
+    if isinstance(event, UnknownEvent):  # a lifecycle type this client does not know
+        fields: Mapping[str, Any] = event.payload
+    elif attrs.has(type(event)):
+        fields = lifecycle_fields(event)  # type: ignore[arg-type]
+    else:
         return {}
-    fields = attrs.asdict(event, recurse=False)  # type: ignore[arg-type]
-    fields.pop("at", None)  # the service's clock: meaningless here
-    return {k: _plain(v) for k, v in fields.items()}
+    return {k: _plain(v) for k, v in fields.items() if k not in {"type", "at"}}
 
 
 def _plain(value: object) -> object:
-    if isinstance(value, BaseException):
-        return f"{type(value).__name__}: {value}"
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
-    return getattr(value, "value", value)  # an enum's value
+    return value
 
 
 def _short(value: object) -> str:

@@ -40,6 +40,7 @@ from rtbus.bus import (
     SubscriberOverflowError,
     SubscriberTooSlowError,
     SubscriptionStatistics,
+    decode_lifecycle,
 )
 from rtbus.protocol import decode_server_event
 
@@ -267,7 +268,7 @@ class RemoteSubscription(trio.abc.AsyncResource):
         if self._raw:
             event: object = raw
         elif frame.type.startswith("rtbus."):
-            event = orjson.loads(raw)
+            event = decode_lifecycle(raw)
         else:
             event = decode_server_event(raw)
         received_at = arrived - frame.age

@@ -59,6 +59,18 @@ from ._errors import ProtocolError as ProtocolError
 from ._errors import RealtimeError as RealtimeError
 from ._errors import RtbusError as RtbusError
 from ._errors import Violation as Violation
+from ._lifecycle import LIFECYCLE_TYPES as LIFECYCLE_TYPES
+from ._lifecycle import SESSION_EVENTS as SESSION_EVENTS
+from ._lifecycle import SessionBadFrame as SessionBadFrame
+from ._lifecycle import SessionClosed as SessionClosed
+from ._lifecycle import SessionDisconnected as SessionDisconnected
+from ._lifecycle import SessionEvent as SessionEvent
+from ._lifecycle import SessionEventRefused as SessionEventRefused
+from ._lifecycle import SessionFailed as SessionFailed
+from ._lifecycle import SessionReady as SessionReady
+from ._lifecycle import SessionReconnected as SessionReconnected
+from ._lifecycle import SessionRecycled as SessionRecycled
+from ._lifecycle import SessionResumed as SessionResumed
 from ._models import *  # noqa: F403  (the generated models; their list is _models.__all__)
 from ._models_base import JsonValue as JsonValue
 from ._null import NULL as NULL
@@ -88,6 +100,18 @@ from ._webhooks import WebhookVerifier as WebhookVerifier
 from ._webhooks import sign_webhook as sign_webhook
 
 __all__ = [
+    "LIFECYCLE_TYPES",
+    "SESSION_EVENTS",
+    "SessionEvent",
+    "SessionBadFrame",
+    "SessionClosed",
+    "SessionDisconnected",
+    "SessionFailed",
+    "SessionReady",
+    "SessionEventRefused",
+    "SessionReconnected",
+    "SessionRecycled",
+    "SessionResumed",
     "ERROR_CODES",
     "ERROR_TYPES",
     "CLIENT_EVENT_CLASSES",

@@ -22,7 +22,6 @@ A drain therefore takes up to ``drain_seconds`` plus ``worker_shutdown``.
 
 from __future__ import annotations
 
-import enum
 import functools
 import logging
 from collections.abc import Mapping
@@ -32,7 +31,7 @@ import trio
 
 from rtbus import sim
 from rtbus._unwrapping import unwrap_lone_exception
-from rtbus.bus import Envelope
+from rtbus.bus import Envelope, lifecycle_fields
 from rtbus.protocol import OpenAIConfig, RealtimeConfig, RtbusError
 from rtbus.redis import RedisBridge, run_bridge
 
@@ -229,19 +228,12 @@ _LOG_WORKER = SystemWorker("rtbus-log", _log_lifecycle, types=_LIFECYCLE_TYPES)
 
 
 def _event_fields(event: object) -> dict[str, object]:
+    """A lifecycle event's fields as the one codec writes them (an exception by its class
+    name), less its type (the line's message) and its time (the trio clock)."""
     if not attrs.has(type(event)):
         return {}
-    values = attrs.asdict(event, recurse=False)  # type: ignore[arg-type]
-    values.pop("at", None)  # the trio clock: meaningless outside the process
-    return {name: _plain(value) for name, value in values.items()}
-
-
-def _plain(value: object) -> object:
-    if isinstance(value, enum.Enum):
-        return value.value
-    if isinstance(value, BaseException):
-        return f"{type(value).__name__}: {value}"
-    return value
+    fields = lifecycle_fields(event)  # type: ignore[arg-type]
+    return {name: value for name, value in fields.items() if name not in {"type", "at"}}
 
 
 def _fields(**fields: object) -> dict[str, dict[str, object]]:

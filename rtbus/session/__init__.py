@@ -1,17 +1,18 @@
 """The session actor: one Realtime session, its connection, and its place on the bus."""
 
+from rtbus.protocol import SessionBadFrame as SessionBadFrame
+from rtbus.protocol import SessionClosed as SessionClosed
+from rtbus.protocol import SessionDisconnected as SessionDisconnected
+from rtbus.protocol import SessionEventRefused as SessionEventRefused
+from rtbus.protocol import SessionFailed as SessionFailed
+from rtbus.protocol import SessionReady as SessionReady
+from rtbus.protocol import SessionReconnected as SessionReconnected
+from rtbus.protocol import SessionRecycled as SessionRecycled
+from rtbus.protocol import SessionResumed as SessionResumed
+
 from ._counts import SessionCounts as SessionCounts
 from ._errors import HandshakeTimeoutError as HandshakeTimeoutError
 from ._errors import UnhandledServerError as UnhandledServerError
-from ._lifecycle import SessionBadFrame as SessionBadFrame
-from ._lifecycle import SessionClosed as SessionClosed
-from ._lifecycle import SessionDisconnected as SessionDisconnected
-from ._lifecycle import SessionEventRefused as SessionEventRefused
-from ._lifecycle import SessionFailed as SessionFailed
-from ._lifecycle import SessionReady as SessionReady
-from ._lifecycle import SessionReconnected as SessionReconnected
-from ._lifecycle import SessionRecycled as SessionRecycled
-from ._lifecycle import SessionResumed as SessionResumed
 from ._record import ConversationRecord as ConversationRecord
 from ._record import ConversationSnapshot as ConversationSnapshot
 from ._record import RecordBound as RecordBound

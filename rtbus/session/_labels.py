@@ -10,10 +10,14 @@ from __future__ import annotations
 
 from typing import Final
 
-from rtbus.protocol import CLIENT_EVENT_TYPES, ERROR_CODES, ERROR_TYPES, SERVER_EVENT_TYPES
+from rtbus.protocol import (
+    CLIENT_EVENT_TYPES,
+    ERROR_CODES,
+    ERROR_TYPES,
+    LIFECYCLE_TYPES,
+    SERVER_EVENT_TYPES,
+)
 from rtbus.transport import CloseStatus
-
-from ._lifecycle import LIFECYCLE_TYPES
 
 __all__ = [
     "CLOSE_CODES",

@@ -58,6 +58,15 @@ from rtbus.protocol import (
     ResponseCreatedEvent,
     ResponseDoneEvent,
     ServerEvent,
+    SessionBadFrame,
+    SessionClosed,
+    SessionDisconnected,
+    SessionEventRefused,
+    SessionFailed,
+    SessionReady,
+    SessionReconnected,
+    SessionRecycled,
+    SessionResumed,
     UnknownEvent,
     classify_error,
 )
@@ -73,17 +82,6 @@ from ._cause import RECYCLED, failure_cause
 from ._counts import SessionCounts, Tally
 from ._errors import HandshakeTimeoutError, UnhandledServerError
 from ._labels import OTHER
-from ._lifecycle import (
-    SessionBadFrame,
-    SessionClosed,
-    SessionDisconnected,
-    SessionEventRefused,
-    SessionFailed,
-    SessionReady,
-    SessionReconnected,
-    SessionRecycled,
-    SessionResumed,
-)
 from ._link import Link, open_link
 from ._record import ConversationRecord, ConversationSnapshot, RestorePlan
 from ._restore import Restored, Take, restore

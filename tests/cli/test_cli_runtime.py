@@ -220,7 +220,7 @@ async def test_a_worker_given_up_on_is_logged_once_and_the_service_goes_on(
         "broken",
         1,
     )
-    assert logged["exception"] == "RuntimeError: always"
+    assert logged["exception"] == "RuntimeError"  # the class only: a message may hold a secret
 
 
 async def test_a_drain_does_not_wait_for_sessions_in_backoff(

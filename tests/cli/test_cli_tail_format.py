@@ -12,7 +12,7 @@ import pytest
 from rtbus.actors import ActorExited, ExitReason
 from rtbus.bus import Envelope
 from rtbus.cli._tail_format import format_json, format_line, styled_line
-from rtbus.protocol import decode_server_event, encode
+from rtbus.protocol import UnknownEvent, decode_server_event, encode
 from rtbus.session import SessionReconnected
 
 
@@ -67,10 +67,9 @@ def test_lifecycle_events_show_their_fields() -> None:
     line = format_line(Envelope("root/sessions", 9, exited.type, exited, 4.0))
     fields = "supervisor=root/sessions child=demo-1 reason=shutdown"
     assert line == f"root/sessions #9 rtbus.actor.exited {fields}"
-    as_dict = {"type": "rtbus.session.closed", "reason": "bye"}
-    assert format_line(Envelope("s", 1, "rtbus.session.closed", as_dict, 1.0)).endswith(
-        "reason=bye"
-    )
+    # A lifecycle type this client does not know yet arrives as an UnknownEvent.
+    unknown = UnknownEvent(type="rtbus.session.newer", payload={"type": "x", "reason": "bye"})
+    assert format_line(Envelope("s", 1, unknown.type, unknown, 1.0)).endswith("reason=bye")
 
 
 def test_a_raw_event_is_shown_by_its_size() -> None:

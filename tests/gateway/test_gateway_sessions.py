@@ -14,7 +14,7 @@ from support.upstream import upstream
 from rtbus import SessionSpec
 from rtbus.bus import Envelope, Subscription
 from rtbus.gateway import GatewayError, RemoteSubscription, connect
-from rtbus.protocol import ResponseCreateEvent
+from rtbus.protocol import ResponseCreateEvent, SessionClosed
 from rtbus.service import (
     HttpAddress,
     HttpConfig,
@@ -86,16 +86,15 @@ async def test_raw_events_are_the_upstream_frames_and_typed_ones_decode_alike(
         assert here.received_at <= as_typed.received_at <= trio.current_time()
 
 
-async def test_closing_a_session_publishes_its_lifecycle_event_as_a_mapping(
+async def test_closing_a_session_publishes_the_same_lifecycle_class_remotely(
     s1: Any, service: Service
 ) -> None:
     bus, session = s1
     async with bus.subscribe(sessions="s1", types="rtbus.session.*") as sub:
         await session.close()
         (closed,) = await until(sub, "rtbus.session.closed")
-    assert isinstance(closed.event, dict)
-    assert closed.event["type"] == "rtbus.session.closed"
-    assert isinstance(closed.event["reason"], str)
+    assert isinstance(closed.event, SessionClosed), "the class an in-process subscriber gets"
+    assert closed.event.reason == "closed by rtbus"
     assert await bus.sessions() == ()
     assert "s1" not in service.sessions
 

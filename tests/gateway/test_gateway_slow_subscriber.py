@@ -18,7 +18,13 @@ from support.http_client import HttpResponse, request
 from support.upstream import CREATE, take_until, upstream
 
 from rtbus import ServiceConfig
-from rtbus.bus import BusLimits, Envelope, OverflowPolicy, SubscriberTooSlowError
+from rtbus.bus import (
+    BusLimits,
+    Envelope,
+    OverflowPolicy,
+    SubscriberDisconnected,
+    SubscriberTooSlowError,
+)
 from rtbus.gateway import GatewayError, connect
 from rtbus.service import HttpConfig, Service, open_service
 from rtbus.service._http import HttpAddress, serve_http
@@ -106,8 +112,9 @@ async def test_a_gateway_subscriber_that_stops_reading_is_cut_loose_and_the_flee
         remote_notice = await remote_notices.receive()
         assert notice.type == remote_notice.type == "rtbus.bus.subscriber_disconnected"
         assert notice.session_id == remote_notice.session_id == "rtbus/bus"
-        assert remote_notice.event["reason"] == "too_slow"  # type: ignore[index]
-        assert remote_notice.event["dropped"] == caught.value.dropped - 2  # type: ignore[index]
+        assert isinstance(remote_notice.event, SubscriberDisconnected)
+        assert remote_notice.event.reason == "too_slow"
+        assert remote_notice.event.dropped == caught.value.dropped - 2
 
         ready = await get(address, "/readyz")
         assert (ready.status, ready.json()["checks"]["bus"]) == (200, "ok")

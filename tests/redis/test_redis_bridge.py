@@ -208,7 +208,7 @@ async def test_a_supervision_failure_is_written_with_its_exception_named_not_sho
         (entry,) = await redis.xrange(EVENTS_KEY)
     event = entry.field_values[b"event"]
     assert b"sk-secret" not in event
-    assert orjson.loads(event)["exception"] == {"exception": "ValueError"}
+    assert orjson.loads(event)["exception"] == "ValueError"
     assert bridge.statistics().unencodable == 0
 
 

@@ -1,5 +1,8 @@
 """Lifecycle events: what a session publishes about itself, beside the server's events.
 
+rtbus's own events, as plain values of the protocol layer, so that every path an event takes
+out of the process decodes them into the same classes (``rtbus.bus``'s lifecycle codec).
+
 They travel the bus like server events, in the session's sequence, under ``rtbus.session.*``
 types, so a subscriber sees where the conversation upstream was replaced (``reconnected``)
 and where frames were lost (``bad_frame``).
@@ -17,6 +20,8 @@ import attrs
 
 __all__ = [
     "LIFECYCLE_TYPES",
+    "SESSION_EVENTS",
+    "SessionEvent",
     "SessionBadFrame",
     "SessionClosed",
     "SessionDisconnected",
@@ -144,18 +149,31 @@ class SessionClosed:
     reason: str
 
 
-LIFECYCLE_TYPES: Final = frozenset(
-    event.type
-    for event in (
-        SessionReady,
-        SessionDisconnected,
-        SessionReconnected,
-        SessionResumed,
-        SessionRecycled,
-        SessionEventRefused,
-        SessionBadFrame,
-        SessionFailed,
-        SessionClosed,
-    )
+SessionEvent = (
+    SessionReady
+    | SessionDisconnected
+    | SessionReconnected
+    | SessionResumed
+    | SessionRecycled
+    | SessionEventRefused
+    | SessionBadFrame
+    | SessionFailed
+    | SessionClosed
 )
+"""Any ``rtbus.session.*`` event."""
+
+SESSION_EVENTS: Final[tuple[type[SessionEvent], ...]] = (
+    SessionReady,
+    SessionDisconnected,
+    SessionReconnected,
+    SessionResumed,
+    SessionRecycled,
+    SessionEventRefused,
+    SessionBadFrame,
+    SessionFailed,
+    SessionClosed,
+)
+"""Every ``rtbus.session.*`` event class a session publishes."""
+
+LIFECYCLE_TYPES: Final = frozenset(event.type for event in SESSION_EVENTS)
 """Every ``rtbus.session.*`` type a session publishes."""
