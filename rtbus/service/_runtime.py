@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections import Counter
 from collections.abc import Mapping
+from importlib.metadata import PackageNotFoundError, version
 
 import attrs
 import trio
@@ -140,7 +142,9 @@ async def _serve(
     task_status: trio.TaskStatus[RunningService],
 ) -> None:
     http: HttpAddress = await infra.start(serve_http, service, settings.http)
-    _log.info("serving", extra=_fields(url=http.url, upstream=settings.upstream_kind))
+    _log.info("serving", extra=_fields(**_banner(settings, http)))
+    if settings.service.status_seconds:
+        infra.start_soon(_log_status, service, settings.service.status_seconds)
     service.require_sessions(s.id for s in settings.sessions)
     async with trio.open_nursery() as intake:
         if settings.placement is not None and settings.bus.redis is not None:
@@ -165,6 +169,52 @@ async def _start_bridge(
     service.add_readiness_check("redis", bridge.readiness_problem)
     _log.info("publishing to redis", extra=_fields(url=redis.url, node=settings.node))
     return [bridge]
+
+
+def _banner(settings: Settings, http: HttpAddress) -> dict[str, object]:
+    """What the service is, in the line that says it serves: never a secret, only whether a
+    token guards it."""
+    return {
+        "version": _version(),
+        "url": http.url,
+        "upstream": settings.upstream_kind,
+        "sessions": len(settings.sessions),
+        "demo_sessions": settings.demo_sessions,
+        "token": "on" if settings.http.token else "off",
+        "redis": "on" if settings.bus.redis is not None else "off",
+    }
+
+
+def _version() -> str:
+    try:
+        return version("rtbus")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+async def _log_status(service: Service, every: float) -> None:
+    """One line of status every ``every`` seconds: what an operator glances at."""
+    previous = service.bus.statistics().published
+    while True:
+        await trio.sleep(every)
+        published = service.bus.statistics().published
+        _log.info("status", extra=_fields(**_status(service, (published - previous) / every)))
+        previous = published
+
+
+def _status(service: Service, events_per_second: float) -> dict[str, object]:
+    sessions = service.session_statistics()
+    states = Counter(session.state.value for session in sessions)
+    counts = sum((session.counts for session in sessions), service.ended_session_counts())
+    bus = service.bus.statistics()
+    return {
+        **{f"sessions_{state}": n for state, n in sorted(states.items())},
+        "events_per_second": round(events_per_second, 1),
+        "errors": sum(counts.server_errors.values()),
+        "reconnects": sum(counts.reconnects.values()),
+        "dropped": sum(bus.dropped.values()),
+        "subscriptions": bus.subscriptions,
+    }
 
 
 def _drained(service: Service | None, bridge: list[RedisBridge]) -> dict[str, object]:

@@ -79,7 +79,12 @@ async def test_configured_sessions_are_ready_and_required(
     response = await request(running.http.url, "GET", "/readyz")
     assert response.status == 200
     assert {"session front", "session back"} <= set(response.json()["checks"])
-    assert fields(caplog, "serving") == [{"url": running.http.url, "upstream": "sim"}]
+    (serving,) = fields(caplog, "serving")
+    assert (serving["url"], serving["upstream"], serving["sessions"]) == (
+        running.http.url,
+        "sim",
+        2,
+    )
     ready = {f["session"] for f in fields(caplog, "rtbus.session.ready")}
     assert {"front", "back"} <= ready
     started = fields(caplog, "rtbus.actor.started")
@@ -251,3 +256,26 @@ async def test_a_drain_does_not_wait_for_sessions_in_backoff(
     assert trio.current_time() - started < 5.0, "not the 60 s drain grace"
     (summary,) = fields(caplog, "drained")
     assert summary["sessions"] == 1
+
+
+async def test_the_banner_says_what_serves_and_a_status_line_follows_each_period(
+    caplog: pytest.LogCaptureFixture, autojump_clock: trio.testing.MockClock
+) -> None:
+    caplog.set_level(logging.INFO, logger="rtbus")
+    configured = settings(sessions=(StartupSession(id="front"),))
+    configured = attrs.evolve(
+        configured, service=attrs.evolve(configured.service, status_seconds=5.0)
+    )
+    with trio.fail_after(SAFETY_NET):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(run_service, configured)
+            await trio.sleep(11.0)
+            nursery.cancel_scope.cancel()
+    (banner,) = fields(caplog, "serving")
+    assert banner["upstream"] == "sim"
+    assert (banner["sessions"], banner["token"], banner["redis"]) == (1, "off", "off")
+    assert banner["version"]
+    statuses = fields(caplog, "status")
+    assert len(statuses) == 2
+    assert statuses[-1]["sessions_ready"] == 1
+    assert {"events_per_second", "errors", "reconnects", "dropped"} <= set(statuses[-1])
