@@ -58,6 +58,12 @@ def add_command(commands: Subcommands) -> None:
         help="serve HTTP here (default 127.0.0.1:9464; port 0 picks a free port)",
     )
     parser.add_argument(
+        "--sim-port",
+        type=int,
+        metavar="PORT",
+        help="where the embedded simulator listens on 127.0.0.1 (default 0: a free port)",
+    )
+    parser.add_argument(
         "--log-format",
         choices=("logfmt", "json"),
         help="one logfmt line or one JSON object per record (default logfmt)",
@@ -89,6 +95,8 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
     if args.http is not None:
         overrides["http.host"], overrides["http.port"] = args.http
+    if args.sim_port is not None:
+        overrides["upstream.port"] = args.sim_port
     if args.log_format is not None:
         overrides["log.format"] = args.log_format
     if args.log_level is not None:

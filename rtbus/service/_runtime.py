@@ -241,7 +241,8 @@ async def _upstream(infra: trio.Nursery, settings: Settings) -> RealtimeConfig:
     if not isinstance(settings.upstream, SimUpstream):
         return settings.upstream
     options = settings.upstream.sim_options()
-    server: sim.SimServer = await infra.start(sim.serve_sim, _SIM_HOST, 0, options)
+    port = settings.upstream.port
+    server: sim.SimServer = await infra.start(sim.serve_sim, _SIM_HOST, port, options)
     _log.info("simulator started", extra=_fields(url=server.url))
     return OpenAIConfig(api_key=DEMO_KEY, base_url=server.url)
 

@@ -97,11 +97,15 @@ class SimUpstream:
     """The embedded simulator as upstream (the default): no key, no network, no cost.
 
     ``speed`` paces its audio (1.0 is real time); ``response_audio_seconds`` is how much audio
-    each response says.
+    each response says; ``port`` is where it listens on 127.0.0.1 (0: a free port).
     """
 
     speed: float = attrs.field(default=1.0, validator=_positive)
     response_audio_seconds: float = attrs.field(default=2.0, validator=_not_negative)
+    port: int = attrs.field(
+        default=0,
+        validator=attrs.validators.and_(attrs.validators.ge(0), attrs.validators.le(65535)),
+    )
 
     def sim_options(self) -> SimOptions:
         """The options the embedded simulator runs with; it demands the fixed demo key."""

@@ -279,3 +279,25 @@ async def test_the_banner_says_what_serves_and_a_status_line_follows_each_period
     assert len(statuses) == 2
     assert statuses[-1]["sessions_ready"] == 1
     assert {"events_per_second", "errors", "reconnects", "dropped"} <= set(statuses[-1])
+
+
+async def test_the_embedded_simulator_listens_where_it_is_told() -> None:
+    import socket
+
+    from rtbus.service import load_settings
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    loaded = load_settings(None, environ={}, overrides={"upstream.port": port})
+    assert isinstance(loaded.upstream, SimUpstream)
+    assert loaded.upstream.port == port
+    with trio.fail_after(SAFETY_NET):
+        async with trio.open_nursery() as nursery:
+            running: RunningService = await nursery.start(
+                run_service, attrs.evolve(settings(), upstream=loaded.upstream)
+            )
+            upstream = running.service.config.upstream
+            assert isinstance(upstream, OpenAIConfig)
+            assert f"127.0.0.1:{port}" in upstream.base_url
+            nursery.cancel_scope.cancel()
