@@ -138,6 +138,7 @@ class Bus(trio.abc.AsyncResource):
         maxsize: int = 256,
         overflow: OverflowPolicy | str = OverflowPolicy.BLOCK,
         block_timeout: float | None = None,
+        observer: bool = False,
     ) -> Subscription:
         """A new subscription to the envelopes matching ``sessions`` and ``types``.
 
@@ -149,6 +150,10 @@ class Bus(trio.abc.AsyncResource):
         ``SubscriberTooSlowError``; ``None`` waits for ever. It is registered at once:
         envelopes published from now on reach it. Raises ``BusArgumentError`` for a bad
         argument and ``trio.ClosedResourceError`` once the bus is closed.
+
+        An ``observer`` subscription (``rtbus tail``, a dashboard) only watches: it does not
+        count as someone handling a session's ``error`` events (``has_subscriber``), so
+        watching a service never changes what an unhandled error does.
         """
         self._raise_if_closed()
         check_maxsize(maxsize)
@@ -163,6 +168,7 @@ class Bus(trio.abc.AsyncResource):
             on_detach=self._detach,
             block_timeout=block_timeout,
             tap=self._tap,
+            observer=observer,
         )
         self._routes.add(subscription, type_filter, session_filter)
         self._live[subscription] = None
@@ -227,8 +233,9 @@ class Bus(trio.abc.AsyncResource):
         """Whether an envelope of ``type`` from ``session_id`` would reach any subscription.
 
         The session actor asks this about ``error``: an error nobody takes must fail loudly.
+        Observer subscriptions do not count: they watch, they do not handle.
         """
-        return bool(self._routes.targets(session_id, type))
+        return any(not sub.observer for sub in self._routes.targets(session_id, type))
 
     def forget(self, session_id: str) -> None:
         """Drop ``session_id``'s sequence counter: the session has ended."""

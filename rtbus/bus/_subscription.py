@@ -121,8 +121,11 @@ class Subscription(trio.abc.AsyncResource):
         on_detach: Callable[[Subscription], None],
         block_timeout: float | None = None,
         tap: BusTap | None = None,
+        observer: bool = False,
     ) -> None:
         self._tap = tap
+        #: Only watches: it does not count as handling a session's errors (``Bus.subscribe``).
+        self.observer = observer
         self._types = types
         self._sessions = sessions
         self._maxsize = maxsize

@@ -107,6 +107,7 @@ async def _follow(args: argparse.Namespace, reading: trio.CancelScope, write: Wr
             maxsize=_BUFFER,
             overflow=OverflowPolicy.DROP_OLDEST,
             raw=args.json,
+            observer=True,  # watching must not count as handling the sessions' errors
         ) as subscription,
         trio.open_nursery() as watcher,
     ):

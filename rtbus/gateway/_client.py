@@ -226,6 +226,7 @@ class RemoteBus(trio.abc.AsyncResource):
         overflow: OverflowPolicy | str = OverflowPolicy.BLOCK,
         raw: bool = False,
         block_timeout: float | None = None,
+        observer: bool = False,
     ) -> RemoteSubscription:
         """A new subscription, as ``Bus.subscribe``; ``raw=True`` hands each event over as the
         upstream frame's bytes. Registered in the background: ``async with`` it (or
@@ -236,6 +237,7 @@ class RemoteBus(trio.abc.AsyncResource):
         ``block_timeout``: ``None`` takes the service's (its ``[bus] block_timeout_seconds``),
         and a longer one than that is refused. A subscriber that keeps the service's
         publishers waiting past it is cut loose: its reads raise ``SubscriberTooSlowError``.
+        An ``observer`` only watches, as ``Bus.subscribe(observer=True)``.
         """
         self._raise_if_closed()
         types, sessions = _materialized(types), _materialized(sessions)
@@ -256,6 +258,7 @@ class RemoteBus(trio.abc.AsyncResource):
                 overflow=policy,
                 maxsize=maxsize,
                 block_timeout=block_timeout,
+                observe=observer,
             ),
             maxsize=maxsize,
             policy=policy,

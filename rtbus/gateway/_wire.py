@@ -181,6 +181,8 @@ class Subscribe:
     overflow: OverflowPolicy = OverflowPolicy.BLOCK
     credit: int = 64
     block_timeout: float | None = None
+    #: Only watches (``rtbus tail``): not counted as handling the sessions' errors.
+    observe: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -308,6 +310,12 @@ def _wait(value: object, limits: Limits) -> float:
     raise _Invalid(f"a number of seconds 0..{MAX_WAIT:g}")
 
 
+def _flag(value: object, limits: Limits) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise _Invalid("true or false")
+
+
 def _seconds(value: object, limits: Limits) -> float:
     top = limits.max_block_timeout
     if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= top:
@@ -369,6 +377,7 @@ _OPS: Final[Mapping[str, _Op]] = {
             "overflow": (_policy, False),
             "credit": (_count(0, lambda limits: limits.max_maxsize), False),
             "block_timeout": (_seconds, False),
+            "observe": (_flag, False),
         },
     ),
     "unsubscribe": _Op(Unsubscribe, {**_REQ, "sub": (_name, True)}),

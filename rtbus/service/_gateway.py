@@ -347,6 +347,7 @@ class _Connection:
                 maxsize=request.maxsize,
                 overflow=request.overflow,
                 block_timeout=block_timeout,
+                observer=request.observe,
             )
         except trio.ClosedResourceError:
             message = "the service's bus is closed"

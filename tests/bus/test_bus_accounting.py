@@ -101,3 +101,13 @@ async def test_the_bus_closing_on_a_waiting_publisher_discards_its_envelope(
     stats = sub.statistics()
     assert (stats.offered, stats.discarded) == (2, 1)
     assert accounted(stats) == 2
+
+
+async def test_an_observer_watches_errors_without_handling_them() -> None:
+    bus = Bus()
+    async with bus.subscribe(types="error", observer=True) as watching:
+        assert not bus.has_subscriber("s1", "error"), "watching is not handling"
+        async with bus.subscribe(types="error") as handling:
+            assert bus.has_subscriber("s1", "error")
+            assert not handling.observer
+        assert watching.observer

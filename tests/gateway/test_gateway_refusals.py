@@ -70,3 +70,16 @@ async def test_an_unhandled_refusal_is_logged_with_its_event_id(
         # The refused frame follows the event on the same connection; a round trip flushes it.
         await bus.sessions()
     assert any(event_id in record.getMessage() for record in caplog.records)
+
+
+async def test_a_remote_observer_does_not_handle_a_sessions_errors(
+    gateway: GatewayApp, service: Service, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with client(gateway) as bus:
+        await bus.open_session(id="s1")
+        async with bus.subscribe(types="error", observer=True) as watching:
+            await watching.wait_registered()
+            assert not service.bus.has_subscriber("s1", "error")
+        async with bus.subscribe(types="error") as handling:
+            await handling.wait_registered()
+            assert service.bus.has_subscriber("s1", "error")
