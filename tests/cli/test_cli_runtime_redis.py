@@ -10,6 +10,7 @@ import attrs
 import coredis
 import trio
 from support.http_client import request
+from support.polling import eventually
 from support.redis_server import RedisServer
 
 from rtbus._backoff import Backoff
@@ -62,8 +63,13 @@ async def test_events_reach_redis_and_sessions_are_placed(tmp_path: Path) -> Non
     with RedisServer.running(tmp_path) as redis, trio.fail_after(SAFETY_NET):
         async with trio.open_nursery() as nursery:
             running: RunningService = await nursery.start(run_service, settings(redis))
+
+            async def ready_now() -> bool:
+                # Placement starts before Redis first answers it: ready once it has.
+                return (await request(running.http.url, "GET", "/readyz")).status == 200
+
+            await eventually(ready_now)
             ready = await request(running.http.url, "GET", "/readyz")
-            assert ready.status == 200
             assert ready.json()["checks"]["redis"] == "ok"
             assert ready.json()["checks"]["placement"] == "ok"
 
