@@ -11,10 +11,10 @@ Invariants:
   (translated by the transport). From then on the link is closed only by ``close`` (or by
   the actor's nursery being cancelled), and ``close`` returns once it is closed, so the
   connection's statistics are final.
-* Failures of the connection that the emitter's one error path hands over (a drop, an
-  abnormal close, a keepalive timeout) are kept on the link, not on the session: two links
-  can be open at once during a recycle, and each reports its own. Frames that could not be
-  read go to ``on_bad_frame`` and reading goes on.
+* ``next`` reads below the emitter (``RealtimeWebSocket.read``): no handler is bound, so
+  each outcome is classified once, here and by the session. A frame that could not be read
+  goes to ``on_bad_frame`` and reading goes on; the connection's failure is raised, typed,
+  out of ``next``; ``None`` means it closed normally.
 """
 
 from __future__ import annotations
@@ -23,8 +23,14 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
-from rtbus.protocol import ProtocolError, RealtimeError
-from rtbus.transport import ConnectOptions, ConnectTarget, RealtimeWebSocket, open_target
+from rtbus.transport import (
+    ConnectOptions,
+    ConnectTarget,
+    RealtimeWebSocket,
+    Received,
+    Unreadable,
+    open_target,
+)
 
 __all__ = ["Link", "open_link"]
 
@@ -32,29 +38,27 @@ BadFrameHandler = Callable[[str], Awaitable[None]]
 
 
 class Link:
-    """An open upstream connection and what ended it, if it failed."""
+    """An open upstream connection, read straight from the transport."""
 
     def __init__(self, rt: RealtimeWebSocket, on_bad_frame: BadFrameHandler) -> None:
         self.rt = rt
-        self.failure: RealtimeError | None = None
         self._on_bad_frame = on_bad_frame
         self._release = trio.Event()
         self._closed = trio.Event()
-        rt.on("error", self._error)
+
+    async def next(self) -> Received | None:
+        """The next server event with its bytes and arrival; ``None`` once closed normally.
+        Raises the connection's failure (``ConnectionClosedError``, ...) as it is."""
+        while (item := await self.rt.read()) is not None:
+            if not isinstance(item, Unreadable):
+                return item
+            await self._on_bad_frame(item.message)
+        return None
 
     async def close(self) -> None:
         """Let the holder close the connection (gracefully if it is still open); wait for it."""
         self._release.set()
         await self._closed.wait()
-
-    async def _error(self, error: RealtimeError) -> None:
-        """The emitter's error path. Server ``error`` events are handled as events."""
-        if error.error is not None:
-            return
-        if isinstance(error.__cause__, ProtocolError):
-            await self._on_bad_frame(str(error))
-            return
-        self.failure = error
 
 
 async def open_link(

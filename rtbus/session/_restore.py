@@ -63,7 +63,7 @@ async def _restore(link: Link, events: list[dict[str, Any]], take: Take) -> Rest
     refused = 0
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_send_all, link, events)
-        while (received := await link.rt.receive()) is not None:
+        while (received := await link.next()) is not None:
             await take(received)
             event = received.event
             if isinstance(event, ConversationItemAddedEvent):
@@ -73,7 +73,7 @@ async def _restore(link: Link, events: list[dict[str, Any]], take: Take) -> Rest
                 refused += 1
             if not items:
                 return Restored(len(events) - refused, refused)
-    raise link.failure or RealtimeError("the connection closed while the conversation was restored")
+    raise RealtimeError("the connection closed while the conversation was restored")
 
 
 async def _send_all(link: Link, events: list[dict[str, Any]]) -> None:

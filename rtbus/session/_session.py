@@ -384,8 +384,6 @@ class Session:
             await link.close()
             self._connection_ended(link)
         recycled, self._recycled = self._recycled, None
-        if link.failure is not None:
-            raise link.failure
         if recycled is not None and not self._closing:
             raise recycled
 
@@ -558,7 +556,7 @@ class Session:
         self, link: Link, take: Take, type: str, refused_if: str | None
     ) -> AnyServerEvent:
         """Take events until one of ``type``; the config being refused is fatal."""
-        while (received := await link.rt.receive()) is not None:
+        while (received := await link.next()) is not None:
             event = received.event
             if _refuses(event, refused_if):
                 assert isinstance(event, ErrorEvent)
@@ -567,10 +565,10 @@ class Session:
             await take(received)
             if event.type == type:
                 return event
-        raise link.failure or RealtimeError(f"the connection closed before {type}")
+        raise RealtimeError(f"the connection closed before {type}")
 
     async def _pump(self, link: Link) -> None:
-        while (received := await link.rt.receive()) is not None:
+        while (received := await link.next()) is not None:
             await self._take(received)
 
     async def _take(self, received: Received) -> None:

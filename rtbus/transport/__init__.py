@@ -8,6 +8,7 @@ policy, send queue.
 from ._connection import ConnectionStatistics as ConnectionStatistics
 from ._connection import RealtimeWebSocket as RealtimeWebSocket
 from ._connection import Received as Received
+from ._connection import Unreadable as Unreadable
 from ._exceptions import ConnectError as ConnectError
 from ._exceptions import ConnectionRejectedError as ConnectionRejectedError
 from ._exceptions import ConnectTimeoutError as ConnectTimeoutError
@@ -42,6 +43,7 @@ __all__ = [
     "KeepaliveTimeoutError",
     "RealtimeWebSocket",
     "Received",
+    "Unreadable",
     "ReconnectAttempts",
     "ReconnectPolicy",
     "SendQueue",

@@ -2,14 +2,16 @@
 
 Invariants:
 
-* Reading has one path, ``_next_event``: take the next message off the wire (receiving in
-  the calling task when none waits), decode it, return the event. ``receive()``,
-  ``dispatch_events()`` and ``async for`` all go through it and then through ``_dispatch``,
-  so handlers see every event whichever style drives the connection.
-* Every failure goes through the emitter's one error path (``_on_error``): a server ``error``
-  event, an unreadable or binary frame, an abnormal close, a keepalive timeout. A transport
-  failure is handed on as a ``RealtimeError`` whose ``__cause__`` is the specific error
-  (``ConnectionClosedError`` with code and reason, ``KeepaliveTimeoutError``).
+* Reading has one core, ``read``: take the next message off the wire (receiving in the
+  calling task when none waits), decode it, and hand out what was read (the event with its
+  raw bytes and arrival, or an ``Unreadable`` frame), raising the connection's failure as
+  its typed exception (``ConnectionClosedError`` with code and reason,
+  ``KeepaliveTimeoutError``). A session actor reads there and classifies each outcome once.
+* The emitter is an adapter on top, for library users: ``receive()``, ``dispatch_events()``
+  and ``async for`` read through ``read`` and then ``_dispatch``, so handlers see every event
+  whichever style drives the connection, and every failure goes through the emitter's one
+  error path (``_on_error``): a server ``error`` event, an unreadable or binary frame, an
+  abnormal close, a keepalive timeout.
 * A close with code 1000, by either side, or one this side started, just ends reading.
 * Reading ends once: after the close has been reported, further reads return nothing.
   Messages received before a drop are read first; after a close of ours started, none is.
@@ -58,6 +60,7 @@ __all__ = [
     "ConnectionStatistics",
     "RealtimeWebSocket",
     "Received",
+    "Unreadable",
     "client_frame",
     "connect",
 ]
@@ -99,6 +102,14 @@ class Received(NamedTuple):
     """The frame's payload as it came off the socket: forward it, never re-encode."""
     received_at: float
     """``trio.current_time()`` when the frame was taken off the socket."""
+
+
+class Unreadable(NamedTuple):
+    """A frame the server sent that could not be read (not JSON, no ``type``, binary): what
+    :meth:`RealtimeWebSocket.read` hands out for it. Reading goes on after one."""
+
+    message: str
+    cause: BaseException | None
 
 
 # How a close cancelled before its frame went out ended: the server saw no close frame.
@@ -198,24 +209,56 @@ class RealtimeWebSocket(RealtimeEmitter, trio.abc.AsyncResource):
         self._frames_out += 1
         self._bytes_out += len(frame)
 
+    async def read(self) -> Received | Unreadable | None:
+        """The core reader, below the emitter: the next server event with its raw bytes and
+        arrival time, an ``Unreadable`` frame, or ``None`` once the connection closed
+        normally. A failure of the connection (an abnormal close, a keepalive timeout) is
+        raised as its typed exception (``ConnectionClosedError``, ``KeepaliveTimeoutError``),
+        once. No handler runs and no error is classified here: the caller does it, once."""
+        inbox = self._inbox
+        while not self._reading_done:
+            if self._closing:
+                break
+            if not inbox:
+                if await self._wire.fill():
+                    continue
+                break
+            raw, text, received_at = inbox.popleft()
+            self._frames_in += 1
+            self._bytes_in += len(raw)
+            if not text:
+                self._decode_errors += 1
+                message = (
+                    f"the server sent a binary frame ({len(raw)} bytes); Realtime frames are text"
+                )
+                return Unreadable(message, None)
+            self._last_raw, self._last_frame_at = raw, received_at
+            try:
+                return Received(self._decode(raw), raw, received_at)
+            except ProtocolError as exc:
+                self._decode_errors += 1
+                return Unreadable(f"could not decode a server frame: {exc}", exc)
+        failure = self._end_reading()
+        if failure is not None:
+            raise failure
+        return None
+
     async def receive(self) -> Received | None:
         """The next server event with its raw bytes and arrival time, after its handlers ran;
         ``None`` once the connection has closed. Errors take the error path as for
         ``async for``."""
-        event = await self._next_event()
-        if event is None:
-            return None
-        raw, received_at = self._last_raw, self._last_frame_at
-        await self._dispatch(event)
-        return Received(event, raw, received_at)
+        received = await self._next_received()
+        if received is not None:
+            await self._dispatch(received.event)
+        return received
 
     async def dispatch_events(self) -> None:
         """Read server events and hand each to its handlers until the connection closes.
 
         Returns when the connection closed normally; an error nobody handles is raised.
         """
-        while (event := await self._next_event()) is not None:
-            await self._dispatch(event)
+        while (received := await self._next_received()) is not None:
+            await self._dispatch(received.event)
 
     def __aiter__(self) -> RealtimeWebSocket:
         return self
@@ -223,11 +266,11 @@ class RealtimeWebSocket(RealtimeEmitter, trio.abc.AsyncResource):
     async def __anext__(self) -> ServerEvent | UnknownEvent:
         """The next server event, after its handlers ran; an ``error`` event only once the
         error path chose not to raise it."""
-        event = await self._next_event()
-        if event is None:
+        received = await self._next_received()
+        if received is None:
             raise StopAsyncIteration
-        await self._dispatch(event)
-        return event
+        await self._dispatch(received.event)
+        return received.event
 
     async def aclose(self, code: int = 1000, reason: str = "") -> None:
         """Close with ``code`` and ``reason``; within ``close_timeout``; idempotent.
@@ -261,30 +304,18 @@ class RealtimeWebSocket(RealtimeEmitter, trio.abc.AsyncResource):
             # Set even when cancelled: a concurrent ``aclose`` waits for it.
             self._closed.set()
 
-    async def _next_event(self) -> ServerEvent | UnknownEvent | None:
-        """The next decodable server event, or ``None`` once the connection has closed."""
-        inbox = self._inbox
-        while not self._reading_done:
-            if self._closing:
-                break
-            if not inbox:
-                if await self._wire.fill():
-                    continue
-                break
-            raw, text, received_at = inbox.popleft()
-            self._frames_in += 1
-            self._bytes_in += len(raw)
-            if not text:
-                await self._binary_frame(raw)
-                continue
-            self._last_raw, self._last_frame_at = raw, received_at
+    async def _next_received(self) -> Received | None:
+        """The emitter's reading: ``read``, with unreadable frames and the connection's
+        failure sent down the one error path (handed to ``error`` handlers, or raised)."""
+        while True:
             try:
-                return self._decode(raw)
-            except ProtocolError as exc:
-                self._decode_errors += 1
-                await self._on_error(None, f"could not decode a server frame: {exc}", exc)
-        await self._end_reading()
-        return None
+                item = await self.read()
+            except RealtimeError as failure:
+                await self._on_error(None, str(failure), failure)
+                return None
+            if not isinstance(item, Unreadable):
+                return item
+            await self._on_error(None, item.message, item.cause)
 
     def _decode(self, raw: bytes) -> ServerEvent | UnknownEvent:
         # Timed here, not by the caller: the error path's await must not count as decoding.
@@ -295,21 +326,16 @@ class RealtimeWebSocket(RealtimeEmitter, trio.abc.AsyncResource):
             self._decode_seconds += perf_counter() - started
             self._decodes += 1
 
-    async def _binary_frame(self, raw: bytes) -> None:
-        self._decode_errors += 1
-        text = f"the server sent a binary frame ({len(raw)} bytes); Realtime frames are text"
-        await self._on_error(None, text)
-
-    async def _end_reading(self) -> None:
+    def _end_reading(self) -> RealtimeError | None:
+        """Reading is over: how it ended, a failure unless the close was normal (once)."""
         if self._reading_done:
-            return
+            return None
         self._reading_done = True
         status = self._wire.close or CloseStatus(1006)
         failure = self._failure
         if failure is None and not self._closing and status.code != 1000:
             failure = ConnectionClosedError(status.code, status.reason)
-        if failure is not None:
-            await self._on_error(None, str(failure), failure)
+        return failure
 
     async def _run_keepalive(self) -> None:
         interval, pong_timeout = self._options.keepalive_interval, self._options.pong_timeout

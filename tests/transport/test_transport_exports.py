@@ -6,6 +6,7 @@ import rtbus.transport
 from rtbus.protocol._redact import REDACTED, redact
 
 PUBLIC = {
+    "Unreadable",
     "keep_alive",
     "open_stream",
     "CloseStatus",
