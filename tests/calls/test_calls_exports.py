@@ -6,6 +6,14 @@ import rtbus.calls
 import rtbus.protocol
 
 CALLS = {
+    "CALL_LIFECYCLE_TYPES",
+    "ENDED_BY",
+    "CallAccepted",
+    "CallEnded",
+    "CallIncoming",
+    "CallReferred",
+    "CallRejected",
+    "EndedBy",
     "CallNotFoundError",
     "CallsClient",
     "CallsError",
