@@ -20,6 +20,7 @@ MODULES = (
     "bench.bench_redis",
     "bench.bench_resume",
     "bench.bench_chaos",
+    "bench.bench_calls",
 )
 
 
@@ -27,9 +28,16 @@ def main(argv: list[str]) -> None:
     names = argv or list(MODULES)
     rows: list[Row] = []
     for name in names:
-        module = importlib.import_module(name if "." in name else f"bench.{name}")
+        module = importlib.import_module(_module(name))
         rows.extend(module.run())
     print(render(rows))
+
+
+def _module(name: str) -> str:
+    """``bench.bench_calls`` for ``calls``, ``bench_calls`` or ``bench.bench_calls``."""
+    if "." in name:
+        return name
+    return f"bench.{name}" if name.startswith("bench_") else f"bench.bench_{name}"
 
 
 if __name__ == "__main__":
