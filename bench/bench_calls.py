@@ -37,10 +37,15 @@ from bench._table import Row, render
 from rtbus import OpenAIConfig, ServiceConfig, open_service
 from rtbus.calls import CallAccepted
 from rtbus.protocol import WebhookSecret
-from rtbus.service import HttpConfig, Service, serve_http
-from rtbus.service._call_routes import CallsSettings
-from rtbus.service._http_calls import WEBHOOK_PATH
-from rtbus.service._switchboard import Switchboard, run_switchboard
+from rtbus.service import (
+    WEBHOOK_PATH,
+    CallsSettings,
+    HttpConfig,
+    Service,
+    Switchboard,
+    run_switchboard,
+    serve_http,
+)
 
 KEY = "sk-bench-calls"
 RATE = 100.0

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Final
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from rtbus.metrics._histogram import Histogram, family
+from rtbus.metrics import Histogram, histogram_family
 
 if TYPE_CHECKING:
     from ._switchboard import Switchboard, SwitchboardStatistics
@@ -81,4 +81,4 @@ class CallMetrics:
 
 
 def _accept_histogram(histogram: Histogram) -> Metric:
-    return family("rtbus_webhook_to_accept_seconds", _ACCEPT_HELP, histogram)
+    return histogram_family("rtbus_webhook_to_accept_seconds", _ACCEPT_HELP, histogram)

@@ -52,7 +52,7 @@ from rtbus.calls import (
     ClientSecret,
     EndedBy,
 )
-from rtbus.metrics._histogram import Histogram
+from rtbus.metrics import Histogram
 from rtbus.protocol import (
     ActOnWebhook,
     MalformedWebhookError,
@@ -468,13 +468,11 @@ async def run_switchboard(
     )
     async with client, trio.open_nursery() as nursery:
         board = Switchboard(service, settings, client, nursery, secret=secret or settings.secret())
-        metrics = CallMetrics(board)
-        service.metrics.registry.register(metrics)
-        service.switchboard = board
-        try:
-            task_status.started(board)
-            await trio.sleep_forever()
-        finally:
-            service.switchboard = None
-            service.metrics.registry.unregister(metrics)
-            nursery.cancel_scope.cancel()
+        with service.metrics.collecting(CallMetrics(board)):
+            service.switchboard = board
+            try:
+                task_status.started(board)
+                await trio.sleep_forever()
+            finally:
+                service.switchboard = None
+                nursery.cancel_scope.cancel()

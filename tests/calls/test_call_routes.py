@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rtbus.protocol import ConfigError, RealtimeCallIncoming, SipHeader
-from rtbus.service import SettingsError, load_settings
-from rtbus.service._call_routes import CallRoute, CallsSettings
+from rtbus.service import CallRoute, CallsSettings, SettingsError, load_settings
 
 SECRET = "whsec_c2VjcmV0LXNoYXJlZC13aXRoLXRoZS1zZW5kZXI="
 

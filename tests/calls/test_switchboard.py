@@ -11,8 +11,7 @@ import trio
 
 from rtbus.calls import CallEnded, CallNotFoundError, CallRejected
 from rtbus.protocol import RealtimeCallIncoming, SipHeader, WebhookSecret, sign_webhook
-from rtbus.service import Service
-from rtbus.service._call_routes import CallRoute, CallsSettings
+from rtbus.service import CallRoute, CallsSettings, Service
 from rtbus.service._switchboard import CALLS, Switchboard
 
 SECRET = WebhookSecret.generate()

@@ -18,10 +18,14 @@ from support.upstream import take_until
 from rtbus.bus import Envelope, Subscription
 from rtbus.calls import CallAccepted, CallEnded, CallRejected
 from rtbus.protocol import RealtimeCallIncoming, SipHeader, sign_webhook
-from rtbus.service import Service
-from rtbus.service._call_routes import CallRoute, CallsSettings
-from rtbus.service._http_calls import WEBHOOK_PATH
-from rtbus.service._switchboard import Switchboard, run_switchboard
+from rtbus.service import (
+    WEBHOOK_PATH,
+    CallRoute,
+    CallsSettings,
+    Service,
+    Switchboard,
+    run_switchboard,
+)
 from rtbus.sim import Dial, SimServer, serve_sim
 from rtbus.sim._calls import CallState
 
