@@ -185,6 +185,7 @@ class Switchboard:
         self._inbox = None if verifier is None else WebhookInbox(verifier)
         self._live: dict[str, _LiveCall] = {}
         self._pending = 0
+        self._accepting = 0
         self._outcomes: Counter[str] = Counter(dict.fromkeys(OUTCOMES, 0))
         self._results: Counter[str] = Counter(dict.fromkeys(RESULTS, 0))
         self._api_errors: Counter[tuple[str, str]] = Counter()
@@ -237,7 +238,7 @@ class Switchboard:
             await self._publish(
                 CallIncoming(call_id=event.call_id, caller=caller, callee=callee, route=route.name)
             )
-            if route.action == "reject" or len(self._live) >= self._settings.max_calls:
+            if route.action == "reject" or self._held_and_coming() >= self._settings.max_calls:
                 status = route.status_code if route.action == "reject" else _BUSY
                 await self._reject(event.call_id, route.name, status)
                 return
@@ -248,6 +249,10 @@ class Switchboard:
             self._outcomes["failed"] += 1
         finally:
             self._pending -= 1
+
+    def _held_and_coming(self) -> int:
+        """The calls held, and those being accepted now: what ``max_calls`` bounds."""
+        return len(self._live) + self._accepting
 
     async def _reject(self, call_id: str, route: str, status: int) -> None:
         try:
@@ -260,6 +265,13 @@ class Switchboard:
         await self._publish(CallRejected(call_id=call_id, route=route, status_code=status))
 
     async def _accept(self, call_id: str, route: CallRoute, received_at: float) -> None:
+        self._accepting += 1
+        try:
+            await self._accept_and_attach(call_id, route, received_at)
+        finally:
+            self._accepting -= 1
+
+    async def _accept_and_attach(self, call_id: str, route: CallRoute, received_at: float) -> None:
         config = route.accept_body(self._service.config.session_defaults.model)
         try:
             with self._counted():
@@ -311,21 +323,27 @@ class Switchboard:
         await self._service.wait_session_gone(live.session.id)
         del self._live[live.call_id]
         self._outcomes["ended"] += 1
-        by = self._ended_by(live)
+        by, reason = self._ending(live)
         await self._publish(
             CallEnded(
                 call_id=live.call_id,
                 session_id=live.session.id,
                 by=by,
-                reason=_ENDED_REASONS[by],
+                reason=reason,
                 seconds=trio.current_time() - live.started_at,
             )
         )
 
-    def _ended_by(self, live: _LiveCall) -> EndedBy:
-        if live.ended_by_rtbus or self._service.draining:
-            return "rtbus"
-        return "upstream" if live.session.state is SessionState.FAILED else "caller"
+    def _ending(self, live: _LiveCall) -> tuple[EndedBy, str]:
+        """Who ended the call, and how that reads."""
+        if live.ended_by_rtbus:
+            return "rtbus", "rtbus hung up or transferred the call"
+        if self._service.draining:
+            # The call's control connection closed with the service; upstream it may go on.
+            return "rtbus", "the service drained and let go of the call"
+        if live.session.state is SessionState.FAILED:
+            return "upstream", "the call session failed: the upstream lost the call"
+        return "caller", "the call ended upstream: the caller hung up"
 
     async def _failed(self, call_id: str, error: Exception, by: EndedBy | None = None) -> None:
         self._outcomes["failed"] += 1
@@ -430,11 +448,6 @@ _VERDICTS: Final[Mapping[type, Callable[[Switchboard, WebhookVerdict], WebhookAn
     ActOnWebhook: Switchboard._act_on,
     WebhookRedelivery: Switchboard._redelivered,
     WebhookRefusal: Switchboard._refused,
-}
-_ENDED_REASONS: Final[Mapping[EndedBy, str]] = {
-    "caller": "the caller hung up",
-    "upstream": "the upstream lost the call",
-    "rtbus": "rtbus ended the call",
 }
 
 

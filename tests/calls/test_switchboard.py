@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 import pytest
 import trio
+import trio.testing
 
 from rtbus.calls import CallEnded, CallNotFoundError, CallRejected
 from rtbus.protocol import RealtimeCallIncoming, SipHeader, WebhookSecret, sign_webhook
@@ -99,3 +100,21 @@ async def test_without_a_secret_webhooks_are_not_found(
 ) -> None:
     switchboard = Switchboard(service, CallsSettings(), StalledCalls(), nursery, secret=None)  # type: ignore[arg-type]
     assert switchboard.receive_webhook(*delivery("wh_4", "rtc_d")).status == 404
+
+
+async def test_past_max_calls_a_call_is_rejected_busy_here(
+    nursery: trio.Nursery, service: Service
+) -> None:
+    calls = StalledCalls()
+    settings = CallsSettings(max_pending=2, max_calls=1)
+    switchboard = Switchboard(service, settings, calls, nursery, secret=SECRET)  # type: ignore[arg-type]
+    async with service.bus.subscribe(sessions=CALLS, types="rtbus.call.rejected") as sub:
+        assert switchboard.receive_webhook(*delivery("wh_5", "rtc_e")).status == 200
+        await trio.testing.wait_all_tasks_blocked()  # its accept is under way (and stalls)
+        assert switchboard.receive_webhook(*delivery("wh_6", "rtc_f")).status == 200
+        async for envelope in sub:
+            rejected = envelope.event
+            break
+    assert isinstance(rejected, CallRejected)
+    assert (rejected.call_id, rejected.status_code) == ("rtc_f", 486)
+    calls.answer.set()
