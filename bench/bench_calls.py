@@ -193,7 +193,7 @@ async def _measure() -> list[Row]:
     secret = WebhookSecret.generate()
     accepted, calls, calls_cpu, board = await _calls(secret)
     stats = board.statistics()
-    placed = int(RATE * ARRIVAL_SECONDS)
+    verified = stats.verifications["verified"]
     p99 = _ms(accepted, 99)
     verdict = "ok" if p99 <= TARGET_P99_MS else "MISS"
     failed = stats.outcomes["failed"]
@@ -204,7 +204,7 @@ async def _measure() -> list[Row]:
     return [
         Row(bench, f"{RATE:g} calls/s: webhook to accepted p50", _ms(accepted, 50), "ms"),
         Row(bench, f"{RATE:g} calls/s: webhook to accepted p99", p99, "ms",
-            f"{len(accepted)} calls (~{placed} placed)", f"<= {TARGET_P99_MS:g}", verdict),
+            f"{len(accepted)} of {verified} webhooks", f"<= {TARGET_P99_MS:g}", verdict),
         Row(bench, "calls held at once (peak)", calls.peak, "calls",
             f"{failed} failed", "0 failed", "ok" if not failed else "MISS"),
         Row(bench, "CPU per call-second", per_call, "us", f"{calls.seconds:,.0f} call-s"),
