@@ -110,7 +110,7 @@ async def test_a_forged_signature_is_refused_counted_and_accepts_nothing(
     api: Api, sim: SimServer, board: Switchboard
 ) -> None:
     delivery = await sim.place_call(Dial(bad_signature=True), webhook_url=webhook_url(api))
-    assert delivery.statuses == (401,)
+    assert delivery.statuses == (400,)
     assert sim.calls[delivery.call_id].state is CallState.RINGING
     stats = board.statistics()
     assert stats.verifications["bad_signature"] == 1
@@ -134,7 +134,7 @@ async def test_a_stale_or_unsigned_delivery_is_refused(
         body=body,
         headers=[*stale.items(), ("content-type", "application/json")],
     )
-    assert error_of(answered) == (401, "invalid_webhook")
+    assert error_of(answered) == (400, "invalid_webhook")
     assert "whsec" not in answered.body.decode()
     unsigned = await request(api.address.url, "POST", WEBHOOK_PATH, body=body)
     assert error_of(unsigned) == (400, "invalid_webhook")
