@@ -321,3 +321,21 @@ async def test_a_client_secret_carries_the_servers_session_config_only(
     assert error_of(chosen) == (400, "unknown_field")
     too_long = await api.post("/v1/client_secrets", {"expires_after": 10**6})
     assert error_of(too_long) == (400, "invalid_field")
+
+
+async def test_a_dropped_call_connection_reattaches_to_the_call_without_a_restore(
+    api: Api, sim: SimServer, board: Switchboard, events: Subscription
+) -> None:
+    delivery = await sim.place_call(webhook_url=webhook_url(api))
+    call_id = delivery.call_id
+    await call_event(events, "rtbus.session.ready")
+    assert sim.inject("drop") == 1
+    seen = await take_until(events, "rtbus.call.ended", within=30)
+    on_call = [e.type for e in seen if e.session_id == call_id]
+    assert "rtbus.session.reconnected" in on_call
+    assert "rtbus.session.resumed" not in on_call  # the upstream kept the call's conversation
+    assert on_call.count("session.created") == 1  # the reconnect's: the first was taken above
+    ended = seen[-1].event
+    assert isinstance(ended, CallEnded)
+    assert ended.by == "caller"
+    assert sim.calls[call_id].ended_by == "caller hung up"
