@@ -75,6 +75,8 @@ class CallsApi:
 
     async def webhook(self, request: Request) -> Response:
         board = self._service.switchboard
+        if board is None and self._service.draining:  # the switchboard stopped first
+            raise HttpError(503, "draining", "the service is draining and takes no calls")
         if board is None:
             raise HttpError(404, "not_found", "calls are not running in this service")
         answer = board.receive_webhook(request.headers, request.raw)
