@@ -15,8 +15,9 @@ Invariants:
   acting on it is a task in the switchboard's nursery. At most ``max_pending`` are acted on
   at once; past that a delivery is answered 503 and its claim released, so the sender's
   redelivery is acted on later. Each ``webhook-id`` is acted on once (the inbox's log).
-* Every call the switchboard holds is in ``_live`` until its session is gone; then, and
-  only then, ``rtbus.call.ended`` is published, once, saying who ended it (``_ended_by``).
+* Every call the switchboard holds is in ``_live`` until its session is gone (or the
+  switchboard stops, as the service drains); then ``rtbus.call.ended`` is published, once,
+  saying who ended it (``_ending``).
 * The ``rtbus.call.*`` events are published under the one sequence ``calls`` (``CALLS``).
 * Every count is a plain int read at scrape time (``statistics``); labels are bounded: an
   outcome (``OUTCOMES``), a verification result (``RESULTS``), an endpoint of ``CALLS_API``
@@ -102,6 +103,8 @@ _REFUSAL_RESULTS: Final[Mapping[type[Exception], str]] = {
     WebhookTimestampError: "stale",
 }
 _ACCEPT_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# How long a stopping switchboard may take to tell of the calls it lets go.
+_LET_GO_SECONDS: Final = 1.0
 #: A call rtbus cannot hold any more of: the caller hears Busy Here.
 _BUSY: Final = 486
 _BROWSER: Final = "browser"
@@ -186,6 +189,7 @@ class Switchboard:
         self._live: dict[str, _LiveCall] = {}
         self._pending = 0
         self._accepting = 0
+        self._stopping = False
         self._outcomes: Counter[str] = Counter(dict.fromkeys(OUTCOMES, 0))
         self._results: Counter[str] = Counter(dict.fromkeys(RESULTS, 0))
         self._api_errors: Counter[tuple[str, str]] = Counter()
@@ -201,7 +205,7 @@ class Switchboard:
         """The answer to one delivery, decided now; acting on it is left to a task."""
         if self._inbox is None:
             return WebhookAnswer(404, "not_found", "no webhook secret is configured ([calls])")
-        if self._service.draining:
+        if self._stopping or self._service.draining:
             return WebhookAnswer(503, "draining", "the service is draining and takes no calls")
         verdict = self._inbox.receive(headers, body, now=self._clock())
         return _VERDICTS[type(verdict)](self, verdict)
@@ -321,7 +325,17 @@ class Switchboard:
 
     async def _until_over(self, live: _LiveCall) -> None:
         await self._service.wait_session_gone(live.session.id)
-        del self._live[live.call_id]
+        await self._over(live)
+
+    async def let_go(self) -> None:
+        """The switchboard stops (the service drains): every call held is over for it."""
+        self._stopping = True
+        for live in list(self._live.values()):
+            await self._over(live)
+
+    async def _over(self, live: _LiveCall) -> None:
+        if self._live.pop(live.call_id, None) is None:
+            return  # told already
         self._outcomes["ended"] += 1
         by, reason = self._ending(live)
         await self._publish(
@@ -338,7 +352,7 @@ class Switchboard:
         """Who ended the call, and how that reads."""
         if live.ended_by_rtbus:
             return "rtbus", "rtbus hung up or transferred the call"
-        if self._service.draining:
+        if self._stopping or self._service.draining:
             # The call's control connection closed with the service; upstream it may go on.
             return "rtbus", "the service drained and let go of the call"
         if live.session.state is SessionState.FAILED:
@@ -489,3 +503,5 @@ async def run_switchboard(
             finally:
                 service.switchboard = None
                 nursery.cancel_scope.cancel()
+                with trio.CancelScope(shield=True), trio.move_on_after(_LET_GO_SECONDS):
+                    await board.let_go()

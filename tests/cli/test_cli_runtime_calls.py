@@ -59,3 +59,25 @@ async def test_the_embedded_default_takes_a_call_and_logs_it(
     metrics = (await request(running.http.url, "GET", "/metrics")).body.decode()
     assert 'rtbus_webhook_verifications_total{result="verified"}' in metrics
     assert "whsec_" not in caplog.text  # the shared secret is never logged
+
+
+async def test_a_drain_lets_go_of_the_calls_held(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="rtbus")
+    with trio.fail_after(SAFETY_NET):
+        async with trio.open_nursery() as nursery:
+            running: RunningService = await nursery.start(run_service, embedded(call_rate=20.0))
+            calls = running.service.bus.subscribe(sessions="calls", types="rtbus.call.accepted")
+            async with calls as sub:
+                accepted = await anext(aiter(sub))
+            nursery.cancel_scope.cancel()  # the drain, with the call still going
+    call_id = getattr(accepted.event, "call_id", None)
+    ended = [
+        getattr(r, "fields", {})
+        for r in caplog.records
+        if r.getMessage() == "rtbus.call.ended" and getattr(r, "fields", {})["call_id"] == call_id
+    ]
+    assert len(ended) == 1
+    assert (ended[0]["by"], ended[0]["reason"]) == (
+        "rtbus",
+        "the service drained and let go of the call",
+    )
