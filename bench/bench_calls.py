@@ -35,8 +35,7 @@ import trio
 
 from bench._table import Row, render
 from rtbus import OpenAIConfig, ServiceConfig, open_service
-from rtbus.calls import CallAccepted
-from rtbus.protocol import WebhookSecret
+from rtbus.protocol import CallAccepted, WebhookSecret
 from rtbus.service import (
     WEBHOOK_PATH,
     CallsSettings,

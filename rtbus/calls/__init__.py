@@ -9,8 +9,8 @@ Incoming calls arrive as webhooks. Judging them is sans-IO and lives in ``rtbus.
 (``WebhookInbox`` over ``WebhookVerifier`` and ``DeliveryLog``; ``decode_webhook_event``),
 where the simulator signs with the same code. An accepted call is then served over the
 WebSocket ``RealtimeTarget.call(call_id)`` names. The ``rtbus.call.*`` lifecycle events
-(``CallIncoming`` ... ``CallEnded``) are defined here, published by the service.
-``docs/calls.md`` describes it all.
+(``CallIncoming`` ... ``CallEnded``) are protocol values (``rtbus.protocol``), published by
+the service. ``docs/calls.md`` describes it all.
 """
 
 from ._client import CallsClient as CallsClient
@@ -21,24 +21,8 @@ from ._errors import CallsError as CallsError
 from ._errors import CallsRequestError as CallsRequestError
 from ._errors import CallsTransportError as CallsTransportError
 from ._errors import CallsUpstreamError as CallsUpstreamError
-from ._lifecycle import CALL_LIFECYCLE_TYPES as CALL_LIFECYCLE_TYPES
-from ._lifecycle import ENDED_BY as ENDED_BY
-from ._lifecycle import CallAccepted as CallAccepted
-from ._lifecycle import CallEnded as CallEnded
-from ._lifecycle import CallIncoming as CallIncoming
-from ._lifecycle import CallReferred as CallReferred
-from ._lifecycle import CallRejected as CallRejected
-from ._lifecycle import EndedBy as EndedBy
 
 __all__ = [
-    "CALL_LIFECYCLE_TYPES",
-    "ENDED_BY",
-    "CallAccepted",
-    "CallEnded",
-    "CallIncoming",
-    "CallReferred",
-    "CallRejected",
-    "EndedBy",
     "CallNotFoundError",
     "CallsClient",
     "CallsError",

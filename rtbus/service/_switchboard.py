@@ -40,22 +40,22 @@ import attrs
 import trio
 
 from rtbus.calls import (
-    CallAccepted,
-    CallEnded,
-    CallIncoming,
     CallNotFoundError,
-    CallReferred,
-    CallRejected,
     CallsClient,
     CallsError,
     CallsTransportError,
     CallsUpstreamError,
     ClientSecret,
-    EndedBy,
 )
 from rtbus.metrics import Histogram
 from rtbus.protocol import (
     ActOnWebhook,
+    CallAccepted,
+    CallEnded,
+    CallIncoming,
+    CallReferred,
+    CallRejected,
+    EndedBy,
     MalformedWebhookError,
     ProtocolError,
     RealtimeCallIncoming,

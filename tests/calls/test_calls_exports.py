@@ -6,14 +6,6 @@ import rtbus.calls
 import rtbus.protocol
 
 CALLS = {
-    "CALL_LIFECYCLE_TYPES",
-    "ENDED_BY",
-    "CallAccepted",
-    "CallEnded",
-    "CallIncoming",
-    "CallReferred",
-    "CallRejected",
-    "EndedBy",
     "CallNotFoundError",
     "CallsClient",
     "CallsError",
@@ -25,6 +17,16 @@ CALLS = {
 }
 
 PROTOCOL = {
+    "CALL_EVENTS",
+    "CALL_LIFECYCLE_TYPES",
+    "ENDED_BY",
+    "CallAccepted",
+    "CallEnded",
+    "CallEvent",
+    "CallIncoming",
+    "CallReferred",
+    "CallRejected",
+    "EndedBy",
     "ActOnWebhook",
     "WebhookInbox",
     "WebhookRedelivery",

@@ -10,8 +10,15 @@ import pytest
 import trio
 import trio.testing
 
-from rtbus.calls import CallEnded, CallNotFoundError, CallRejected
-from rtbus.protocol import RealtimeCallIncoming, SipHeader, WebhookSecret, sign_webhook
+from rtbus.calls import CallNotFoundError
+from rtbus.protocol import (
+    CallEnded,
+    CallRejected,
+    RealtimeCallIncoming,
+    SipHeader,
+    WebhookSecret,
+    sign_webhook,
+)
 from rtbus.service import CallRoute, CallsSettings, Service
 from rtbus.service._switchboard import CALLS, Switchboard
 

@@ -12,7 +12,7 @@ import trio
 from cli_support import restored_logging
 from support.http_client import request
 
-from rtbus.calls import CallAccepted, CallEnded
+from rtbus.protocol import CallAccepted, CallEnded
 from rtbus.service import DemoSettings, RunningService, Settings, SimUpstream, run_service
 
 SAFETY_NET = 30  # seconds: only a hung service ever meets it

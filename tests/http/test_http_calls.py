@@ -16,8 +16,14 @@ from support.http_client import request
 from support.upstream import take_until
 
 from rtbus.bus import Envelope, Subscription
-from rtbus.calls import CallAccepted, CallEnded, CallRejected
-from rtbus.protocol import RealtimeCallIncoming, SipHeader, sign_webhook
+from rtbus.protocol import (
+    CallAccepted,
+    CallEnded,
+    CallRejected,
+    RealtimeCallIncoming,
+    SipHeader,
+    sign_webhook,
+)
 from rtbus.service import (
     WEBHOOK_PATH,
     CallRoute,

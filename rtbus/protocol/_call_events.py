@@ -1,10 +1,12 @@
 """Call lifecycle events: what the service publishes about each call, beside its session's.
 
-They travel the bus like the session lifecycle events (``rtbus.session.*``), as frozen values
-with a ``type``, under ``rtbus.call.*`` types. The service publishes them under one sequence,
-``calls`` (as supervision events go under their supervisor's path), so a call that never became
-a session still has its story told in order; each names its ``call_id``, and once the call has
-a session, ``session_id`` (the call session's id, whose own events carry its sequence).
+Plain values of the protocol layer, as rtbus's other lifecycle events are, so that every path
+an event takes out of the process (the gateway, Redis, the log) can decode them into these
+same classes. They travel the bus like the session lifecycle events (``rtbus.session.*``),
+under ``rtbus.call.*`` types. The service publishes them under one sequence, ``calls`` (as
+supervision events go under their supervisor's path), so a call that never became a session
+still has its story told in order; each names its ``call_id``, and once the call has a
+session, ``session_id`` (the call session's id, whose own events carry its sequence).
 
 A call's story is one of:
 
@@ -26,12 +28,14 @@ from typing import ClassVar, Final, Literal
 import attrs
 
 __all__ = [
+    "CALL_EVENTS",
     "CALL_LIFECYCLE_TYPES",
     "ENDED_BY",
     "CallAccepted",
     "CallEnded",
     "CallIncoming",
     "CallReferred",
+    "CallEvent",
     "CallRejected",
     "EndedBy",
 ]
@@ -99,7 +103,9 @@ class CallEnded:
     seconds: float
 
 
-CALL_LIFECYCLE_TYPES: Final = frozenset(
-    event.type for event in (CallIncoming, CallAccepted, CallRejected, CallReferred, CallEnded)
-)
+CallEvent = CallIncoming | CallAccepted | CallRejected | CallReferred | CallEnded
+"""Any ``rtbus.call.*`` event."""
+CALL_EVENTS: Final = (CallIncoming, CallAccepted, CallRejected, CallReferred, CallEnded)
+"""Every call lifecycle class (for a lifecycle codec's table)."""
+CALL_LIFECYCLE_TYPES: Final = frozenset(event.type for event in CALL_EVENTS)
 """Every ``rtbus.call.*`` type the service publishes."""
