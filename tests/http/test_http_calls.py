@@ -345,3 +345,20 @@ async def test_a_dropped_call_connection_reattaches_to_the_call_without_a_restor
     assert isinstance(ended, CallEnded)
     assert ended.by == "caller"
     assert sim.calls[call_id].ended_by == "caller hung up"
+
+
+async def test_an_offer_must_be_sdp_or_json(api: Api) -> None:
+    bearer = ("authorization", f"Bearer {api.token}")
+    text = await api.call(
+        "POST", "/v1/calls", body=b"v=0", headers=[bearer, ("content-type", "text/plain")]
+    )
+    assert error_of(text) == (415, "unsupported_media_type")
+    extra = await api.post("/v1/calls", {"sdp": SDP_OFFER, "instructions": "x"})
+    assert error_of(extra) == (400, "invalid_field")
+
+
+async def test_without_a_switchboard_calls_are_not_running(service: Service) -> None:
+    async with serving(service) as api:
+        assert error_of(await api.get("/v1/calls")) == (503, "not_running")
+        unsigned = await Api(api.address, token=None).post(WEBHOOK_PATH, {})
+        assert error_of(unsigned) == (404, "not_found")
