@@ -26,7 +26,11 @@ __all__ = ["CallMetrics"]
 
 
 def _outcomes(stats: SwitchboardStatistics) -> Metric:
-    metric = CounterMetricFamily("rtbus_calls", "Calls, by outcome.", labels=("outcome",))
+    metric = CounterMetricFamily(
+        "rtbus_calls",
+        "Calls by outcome: accepted (each later ended), rejected, referred, failed.",
+        labels=("outcome",),
+    )
     for outcome, count in sorted(stats.outcomes.items()):
         metric.add_metric((outcome,), count)
     return metric
