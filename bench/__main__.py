@@ -22,6 +22,7 @@ MODULES = (
     "bench.bench_redis",
     "bench.bench_resume",
     "bench.bench_chaos",
+    "bench.bench_calls",
 )
 
 
@@ -38,6 +39,7 @@ def main(argv: list[str]) -> None:
 
 
 def _module(name: str) -> str:
+    """``bench.bench_calls`` for ``calls``, ``bench_calls`` or ``bench.bench_calls``."""
     if "." in name:
         return name
     return f"bench.{name}" if name.startswith("bench_") else f"bench.bench_{name}"

@@ -3,7 +3,7 @@
 Run ``.venv/bin/python tools/gen_dashboard.py`` after changing a panel; it rewrites the JSON.
 ``tests/deploy/test_deploy_dashboard.py`` regenerates in memory and fails when the checked-in
 file differs, and checks that every query names only metrics in the catalogue (what
-``rtbus.metrics`` and the HTTP, gateway and Redis parts export; ``CATALOGUE`` there).
+``rtbus.metrics`` and the HTTP, calls, gateway and Redis parts export; ``CATALOGUE`` there).
 
 Why plain dicts rather than grafana-foundation-sdk: the dashboard is a few dozen timeseries
 panels with one template variable, and the dicts are the JSON Grafana imports, so what the
@@ -518,7 +518,50 @@ GATEWAY = Row(
     ),
 )
 
-ROWS = (OVERVIEW, LATENCY, BUS, UPSTREAM, CONVERSATIONS, REDIS, GATEWAY)
+CALLS = Row(
+    "Calls",
+    (
+        Panel(
+            "Calls",
+            "Calls per second by outcome: accepted (a call session attached), rejected by a "
+            "route, referred, failed (the accept or the call session failed), ended.",
+            (Query(rate("rtbus_calls_total", "outcome"), "{{outcome}}"),),
+            unit="ops",
+        ),
+        Panel(
+            "Calls held",
+            "Calls with a call session now.",
+            (Query("sum(rtbus_calls_active)", "calls"),),
+        ),
+        Panel(
+            "Webhook to accepted",
+            "From a call's webhook arriving to the upstream answering the accept.",
+            percentiles("rtbus_webhook_to_accept_seconds"),
+            unit="s",
+        ),
+        Panel(
+            "Webhook verifications",
+            "Webhook deliveries by verdict: bad_signature and stale are refused (forged, "
+            "misconfigured secret, or a replay); busy were answered 503 to be redelivered.",
+            (Query(rate("rtbus_webhook_verifications_total", "result"), "{{result}}"),),
+            unit="ops",
+        ),
+        Panel(
+            "Calls API errors",
+            "Calls API requests that failed, by endpoint and HTTP status (none: no answer).",
+            (
+                Query(
+                    rate("rtbus_calls_api_errors_total", "endpoint, status"),
+                    "{{endpoint}} {{status}}",
+                ),
+            ),
+            unit="ops",
+            width=16,
+        ),
+    ),
+)
+
+ROWS = (OVERVIEW, LATENCY, BUS, UPSTREAM, CONVERSATIONS, CALLS, REDIS, GATEWAY)
 
 
 def _targets(queries: Sequence[Query]) -> list[dict[str, Any]]:

@@ -1,7 +1,8 @@
 """One codec for rtbus's own events wherever they leave the process: the gateway, Redis, logs.
 
 rtbus publishes lifecycle events beside the upstream's (``rtbus.session.*`` from sessions,
-``rtbus.actor.*`` from supervisors, ``rtbus.bus.*`` from the bus itself). Every path out of
+``rtbus.call.*`` from the switchboard, ``rtbus.actor.*`` from supervisors, ``rtbus.bus.*``
+from the bus itself). Every path out of
 the process writes them with ``lifecycle_json`` and every path in reads them with
 ``decode_lifecycle``, so an in-process, a gateway and a Redis subscriber all get the same
 class for ``rtbus.session.ready``.
@@ -35,7 +36,14 @@ from rtbus.actors import (
     SupervisionEvent,
     SupervisorGaveUp,
 )
-from rtbus.protocol import SESSION_EVENTS, ProtocolError, SessionEvent, UnknownEvent
+from rtbus.protocol import (
+    CALL_EVENTS,
+    SESSION_EVENTS,
+    CallEvent,
+    ProtocolError,
+    SessionEvent,
+    UnknownEvent,
+)
 
 from ._lifecycle import SubscriberDisconnected
 
@@ -48,7 +56,7 @@ __all__ = [
     "lifecycle_json",
 ]
 
-LifecycleEvent = SessionEvent | SupervisionEvent | SubscriberDisconnected
+LifecycleEvent = SessionEvent | CallEvent | SupervisionEvent | SubscriberDisconnected
 """Any event rtbus publishes about itself."""
 
 
@@ -70,7 +78,7 @@ _SUPERVISION: Final = (
     SupervisorGaveUp,
 )
 LIFECYCLE_EVENTS: Final[Mapping[str, type[Any]]] = {
-    cls.type: cls for cls in (*SESSION_EVENTS, *_SUPERVISION, SubscriberDisconnected)
+    cls.type: cls for cls in (*SESSION_EVENTS, *CALL_EVENTS, *_SUPERVISION, SubscriberDisconnected)
 }
 """Every lifecycle event class, by its ``type``."""
 

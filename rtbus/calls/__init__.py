@@ -8,7 +8,9 @@ it imports ``rtbus.protocol`` and ``rtbus._backoff`` only.
 Incoming calls arrive as webhooks. Judging them is sans-IO and lives in ``rtbus.protocol``
 (``WebhookInbox`` over ``WebhookVerifier`` and ``DeliveryLog``; ``decode_webhook_event``),
 where the simulator signs with the same code. An accepted call is then served over the
-WebSocket ``RealtimeTarget.call(call_id)`` names. ``docs/calls.md`` describes it all.
+WebSocket ``RealtimeTarget.call(call_id)`` names. The ``rtbus.call.*`` lifecycle events
+(``CallIncoming`` ... ``CallEnded``) are protocol values (``rtbus.protocol``), published by
+the service. ``docs/calls.md`` describes it all.
 """
 
 from ._client import CallsClient as CallsClient

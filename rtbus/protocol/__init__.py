@@ -16,6 +16,16 @@ take ``NULL``, which encodes as ``null``.
 """
 
 from . import _models
+from ._call_events import CALL_EVENTS as CALL_EVENTS
+from ._call_events import CALL_LIFECYCLE_TYPES as CALL_LIFECYCLE_TYPES
+from ._call_events import ENDED_BY as ENDED_BY
+from ._call_events import CallAccepted as CallAccepted
+from ._call_events import CallEnded as CallEnded
+from ._call_events import CallEvent as CallEvent
+from ._call_events import CallIncoming as CallIncoming
+from ._call_events import CallReferred as CallReferred
+from ._call_events import CallRejected as CallRejected
+from ._call_events import EndedBy as EndedBy
 from ._calls import CALLS_API as CALLS_API
 from ._calls import DEFAULT_REJECT_STATUS as DEFAULT_REJECT_STATUS
 from ._calls import CallOperation as CallOperation
@@ -114,6 +124,16 @@ __all__ = [
     "SessionResumed",
     "ERROR_CODES",
     "ERROR_TYPES",
+    "CALL_EVENTS",
+    "CALL_LIFECYCLE_TYPES",
+    "ENDED_BY",
+    "CallAccepted",
+    "CallEnded",
+    "CallEvent",
+    "CallIncoming",
+    "CallReferred",
+    "CallRejected",
+    "EndedBy",
     "CLIENT_EVENT_CLASSES",
     "CLIENT_EVENT_TYPES",
     "NULL",

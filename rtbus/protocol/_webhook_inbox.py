@@ -6,8 +6,9 @@ and returns a verdict an HTTP route only has to carry out:
 * ``ActOnWebhook(event)`` -- a first delivery: act on it, answer 200. If acting fails, call
   ``release(verdict.webhook_id)`` so the sender's redelivery is acted on.
 * ``WebhookRedelivery`` -- this ``webhook-id`` was already acted on: answer 200, do nothing.
-* ``WebhookRefusal`` -- answer ``status`` (400: unreadable; 401: not signed by us, or stale);
-  ``error`` says why and whose fault it is, and holds no secret.
+* ``WebhookRefusal`` -- answer ``status`` (400, whatever the reason: as OpenAI's own examples
+  answer a delivery that does not verify; a 401 would invite an auth challenge the sender
+  cannot meet); ``error`` says why and whose fault it is, and holds no secret.
 
 Invariants: a delivery is claimed only after it verified and decoded, so a refused one never
 blocks a later good one with the same id; ``ActOnWebhook`` is returned at most once per id
@@ -38,8 +39,8 @@ __all__ = ["ActOnWebhook", "WebhookRedelivery", "WebhookRefusal", "WebhookInbox"
 REFUSAL_STATUS: Final[dict[type[Exception], int]] = {
     MalformedWebhookError: 400,
     ProtocolError: 400,
-    WebhookSignatureError: 401,
-    WebhookTimestampError: 401,
+    WebhookSignatureError: 400,
+    WebhookTimestampError: 400,
 }
 
 

@@ -1,8 +1,11 @@
 """The service: config -> supervision tree around one bus."""
 
+from ._call_routes import CallRoute as CallRoute
+from ._call_routes import CallsSettings as CallsSettings
 from ._http import HttpAddress as HttpAddress
 from ._http import HttpConfig as HttpConfig
 from ._http import serve_http as serve_http
+from ._http_calls import WEBHOOK_PATH as WEBHOOK_PATH
 from ._placement import Placement as Placement
 from ._placement import open_placement as open_placement
 from ._placement import run_placement as run_placement
@@ -32,8 +35,16 @@ from ._settings import SimUpstream as SimUpstream
 from ._settings import StartupSession as StartupSession
 from ._settings_load import SettingsError as SettingsError
 from ._settings_load import load_settings as load_settings
+from ._switchboard import CallView as CallView
+from ._switchboard import Switchboard as Switchboard
+from ._switchboard import SwitchboardStatistics as SwitchboardStatistics
+from ._switchboard import run_switchboard as run_switchboard
 
 __all__ = [
+    "WEBHOOK_PATH",
+    "CallRoute",
+    "CallView",
+    "CallsSettings",
     "DrainSummary",
     "BusSettings",
     "DemoSettings",
@@ -59,11 +70,14 @@ __all__ = [
     "SettingsError",
     "SimUpstream",
     "StartupSession",
+    "Switchboard",
+    "SwitchboardStatistics",
     "SystemWorker",
     "load_settings",
     "open_placement",
     "open_service",
     "run_placement",
     "run_service",
+    "run_switchboard",
     "serve_http",
 ]

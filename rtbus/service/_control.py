@@ -6,6 +6,11 @@
     close_session  id                              graceful: its response finishes, then 1000
     send           id, event, sender, wait?        sent, or (waiting) accepted or refused
     conversation   id                              its conversation record
+    calls          -                               every call held (``CallView``)
+    hangup_call    id                              the call, once the upstream took the hang-up
+    refer_call     id, {"target_uri"}              the call, once the upstream took the transfer
+    create_call    sdp_offer                       a browser call: its view and the SDP answer
+    client_secret  {"expires_after"?}              an ephemeral key for the server's config
 
 The HTTP control API (``_http_control``) and the bus gateway (``_gateway``) are adapters:
 each reads its own wire into these arguments, calls one operation, and writes the answer,
@@ -38,6 +43,14 @@ import trio
 
 from rtbus._unwrapping import cause_chain
 from rtbus.actors import ChildStartFailed, DuplicateChild, UnknownChild
+from rtbus.calls import (
+    CallNotFoundError,
+    CallsError,
+    CallsRequestError,
+    CallsTransportError,
+    CallsUpstreamError,
+    ClientSecret,
+)
 from rtbus.gateway import ErrorCode
 from rtbus.protocol import (
     ClientEvent,
@@ -69,13 +82,17 @@ from rtbus.transport import (
 from ._placement_config import PlacementRefused, PlacementTimeout
 from ._placement_wire import Outcome
 from ._service import Service
+from ._switchboard import CallView, Switchboard, UnknownCall
 
-__all__ = ["STATUS", "Control", "ControlError", "SendResult", "SessionView"]
+__all__ = ["STATUS", "CallView", "Control", "ControlError", "SendResult", "SessionView"]
 
 _ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 _TIMEOUTS: Final = (ConnectTimeoutError, HandshakeTimeoutError, KeepaliveTimeoutError)
 # The longest a caller may wait for an event's outcome.
 MAX_WAIT: Final = 30.0
+# Where a call may be transferred, and how long a client secret may live (the API's bounds).
+_REFER_SCHEMES: Final = ("tel:", "sip:", "sips:")
+_SECRET_SECONDS: Final = range(10, 7201)
 
 #: What each code means over HTTP (the gateway sends the code itself).
 STATUS: Final[Mapping[ErrorCode, int]] = {
@@ -224,6 +241,55 @@ class Control:
         be given back after a reconnect."""
         return self._session(id).conversation()
 
+    # -- calls (``_switchboard``) -------------------------------------------------------
+
+    def calls(self) -> list[CallView]:
+        """Every call the switchboard holds now."""
+        return self._switchboard().calls()
+
+    async def hangup_call(self, id: str) -> CallView:
+        """Hang a call up; its session ends (``rtbus.call.ended``, by rtbus) when the
+        upstream closes the call's connection."""
+        board = self._switchboard()
+        with _translated():
+            return await board.hangup(id)
+
+    async def refer_call(self, id: str, options: Mapping[str, Any]) -> CallView:
+        """Transfer a SIP call to ``options["target_uri"]`` (``tel:`` or ``sip:``)."""
+        target = _only(options, "target_uri", required=True)
+        if not (isinstance(target, str) and target.startswith(_REFER_SCHEMES)) or len(target) > 256:
+            raise ControlError(ErrorCode.INVALID_FIELD, "target_uri must be a tel: or sip: URI")
+        board = self._switchboard()
+        with _translated():
+            return await board.refer(id, target)
+
+    async def create_call(self, sdp_offer: str) -> tuple[CallView, str]:
+        """A browser (WebRTC) call from its SDP offer, with the server's session config:
+        the call, its session attached, and the SDP answer to hand back."""
+        if not sdp_offer.startswith("v=0"):
+            raise ControlError(ErrorCode.INVALID_FIELD, "sdp must be an SDP offer (v=0 ...)")
+        board = self._switchboard()
+        with self._start_errors():
+            return await board.create(sdp_offer)
+
+    async def client_secret(self, options: Mapping[str, Any]) -> ClientSecret:
+        """An ephemeral key for a browser; its session config is the server's (the request
+        may only say ``expires_after``, in seconds)."""
+        given = _only(options, "expires_after", required=False)
+        seconds = given if type(given) is int else None
+        if given is not None and seconds not in _SECRET_SECONDS:
+            message = f"expires_after must be {_SECRET_SECONDS.start}-{_SECRET_SECONDS.stop - 1}"
+            raise ControlError(ErrorCode.INVALID_FIELD, message + " seconds")
+        board = self._switchboard()
+        with _translated():
+            return await board.client_secret(seconds)
+
+    def _switchboard(self) -> Switchboard:
+        board = self._service.switchboard
+        if board is None:
+            raise ControlError(ErrorCode.NOT_RUNNING, "calls are not running in this service")
+        return board
+
     def _sessions(self) -> Mapping[str, Session]:
         try:
             return self._service.sessions
@@ -284,6 +350,13 @@ _SERVICE_ERRORS: Final[Mapping[type[Exception], _Translation]] = {
     trio.ClosedResourceError: (ErrorCode.NOT_RUNNING, lambda e: "the service is not running"),
     PlacementTimeout: (ErrorCode.PLACEMENT_TIMEOUT, str),
     RedisUnavailableError: (ErrorCode.REDIS_UNAVAILABLE, str),
+    # Calls: the call is unknown or over; the upstream refused; it failed; it did not answer.
+    UnknownCall: (ErrorCode.UNKNOWN_SESSION, str),
+    CallNotFoundError: (ErrorCode.UNKNOWN_SESSION, str),
+    CallsRequestError: (ErrorCode.REFUSED_BY_UPSTREAM, str),
+    CallsUpstreamError: (ErrorCode.UPSTREAM_FAILED, str),
+    CallsTransportError: (ErrorCode.UPSTREAM_FAILED, str),
+    CallsError: (ErrorCode.UPSTREAM_FAILED, str),
 }
 
 
@@ -336,6 +409,17 @@ def _check_session_config(session: Mapping[str, Any]) -> None:
         SessionSpec(session=session)
     except ConfigError as exc:
         raise ControlError(ErrorCode.INVALID_FIELD, f"session config: {exc}") from None
+
+
+def _only(options: Mapping[str, Any], name: str, *, required: bool) -> object:
+    """The one field ``options`` may hold; any other is refused, naming it."""
+    for other in options:
+        if other != name:
+            message = f"unknown field {_shown(other)}; use {name} (the server fixes the rest)"
+            raise ControlError(ErrorCode.UNKNOWN_FIELD, message)
+    if required and name not in options:
+        raise ControlError(ErrorCode.INVALID_FIELD, f"{name} is required")
+    return options.get(name)
 
 
 def _client_event(body: Mapping[str, Any]) -> ClientEvent:

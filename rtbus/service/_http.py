@@ -4,6 +4,8 @@
     GET /healthz          200 while the process serves                         (no token)
     GET /readyz           200 when ready, 503 with every check when not        (no token)
     /v1/sessions...       the control API (``_http_control``)                  (bearer token)
+    /v1/calls..., /v1/client_secrets   calls (``_http_calls``)                 (bearer token)
+    POST /v1/webhooks/openai   call webhooks, verified by their signature      (no token)
     WebSocket /v1/bus     the bus gateway (``_gateway``), which checks the token itself
 
 A hand-written ASGI application around one routing table (``_http_routes``): a request is
@@ -41,6 +43,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from rtbus.protocol import ConfigError
 
 from ._gateway import gateway_counts, gateway_endpoint
+from ._http_calls import CallsApi
 from ._http_control import SessionsApi
 from ._http_metrics import UNROUTED, RequestCounts
 from ._http_routes import Route, Router
@@ -169,12 +172,13 @@ class _HttpApp:
         self._config = config
         self.counts = RequestCounts()
         sessions = SessionsApi(service, start_timeout=config.session_start_timeout)
+        calls = CallsApi(service, start_timeout=config.session_start_timeout)
         probes = (
             Route("GET", "/metrics", self._metrics),
             Route("GET", "/healthz", self._healthz),
             Route("GET", "/readyz", self._readyz),
         )
-        self._router = Router((*probes, *sessions.routes()))
+        self._router = Router((*probes, *sessions.routes(), *calls.routes()))
 
     async def __call__(
         self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
@@ -210,10 +214,12 @@ class _HttpApp:
         if route.control:
             self._admit(headers)
         body: dict[str, Any] = {}
-        if route.takes_body:
+        raw = b""
+        if route.takes_body or route.raw_body:
             raw = await read_body(receive, headers, self._config.max_body_bytes)
+        if route.takes_body:
             body = parse_json_object(raw, headers)
-        return Request(scope["method"], scope["path"], headers, params, body)
+        return Request(scope["method"], scope["path"], headers, params, body, raw)
 
     def _admit(self, headers: Mapping[str, str]) -> None:
         """The control API's door: the token first, so a stranger learns nothing more."""

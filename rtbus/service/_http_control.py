@@ -27,7 +27,7 @@ from ._http_routes import Route
 from ._http_wire import HttpError, Request, Response, json_response
 from ._service import Service
 
-__all__ = ["SessionsApi"]
+__all__ = ["SessionsApi", "control_errors"]
 
 SENDER: Final = "control-api"
 _WAIT_PREFERENCE: Final = "wait"
@@ -43,19 +43,22 @@ class SessionsApi:
 
     def routes(self) -> tuple[Route, ...]:
         return (
-            Route("POST", "/v1/sessions", _errors(self.open), control=True, takes_body=True),
-            Route("GET", "/v1/sessions", _errors(self.list), control=True),
-            Route("GET", "/v1/sessions/{id}", _errors(self.get), control=True),
-            Route("DELETE", "/v1/sessions/{id}", _errors(self.close), control=True),
+            Route("POST", "/v1/sessions", control_errors(self.open), control=True, takes_body=True),
+            Route("GET", "/v1/sessions", control_errors(self.list), control=True),
+            Route("GET", "/v1/sessions/{id}", control_errors(self.get), control=True),
+            Route("DELETE", "/v1/sessions/{id}", control_errors(self.close), control=True),
             Route(
                 "POST",
                 "/v1/sessions/{id}/events",
-                _errors(self.send),
+                control_errors(self.send),
                 control=True,
                 takes_body=True,
             ),
             Route(
-                "GET", "/v1/sessions/{id}/conversation", _errors(self.conversation), control=True
+                "GET",
+                "/v1/sessions/{id}/conversation",
+                control_errors(self.conversation),
+                control=True,
             ),
         )
 
@@ -88,7 +91,7 @@ class SessionsApi:
         return json_response(200, _jsonable(snapshot))
 
 
-def _errors(handler: Handler) -> Handler:
+def control_errors(handler: Handler) -> Handler:
     """The handler, with a ``ControlError`` answered as the HTTP error its code means."""
 
     async def handle(request: Request) -> Response:

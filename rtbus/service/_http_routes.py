@@ -28,7 +28,8 @@ class Route:
     """One row of the table.
 
     ``control`` routes are the control API: they need the bearer token when one is configured
-    and are refused (503) once the service drains. ``takes_body`` routes get the JSON body.
+    and are refused (503) once the service drains. ``takes_body`` routes get the JSON body;
+    ``raw_body`` routes get the body's bytes as sent (``Request.raw``), whatever its type.
     """
 
     method: str
@@ -36,6 +37,7 @@ class Route:
     handler: Handler
     control: bool = False
     takes_body: bool = False
+    raw_body: bool = False
     segments: tuple[str, ...] = attrs.field(init=False)
 
     @segments.default

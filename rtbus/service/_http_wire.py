@@ -30,6 +30,7 @@ __all__ = [
     "error_response",
     "header_map",
     "json_response",
+    "media_type",
     "parse_json_object",
     "read_body",
     "send_response",
@@ -60,13 +61,15 @@ class HttpError(Exception):
 @attrs.frozen
 class Request:
     """One HTTP request as the routes see it: header names lowercased (the first of repeated
-    headers wins), ``params`` from the route template, ``body`` the parsed JSON object."""
+    headers wins), ``params`` from the route template, ``body`` the parsed JSON object, ``raw``
+    the body's bytes for a route that reads them itself."""
 
     method: str
     path: str
     headers: Mapping[str, str]
     params: Mapping[str, str] = attrs.field(factory=dict)
     body: Mapping[str, Any] = attrs.field(factory=dict)
+    raw: bytes = attrs.field(default=b"", repr=False)
 
 
 @attrs.frozen
@@ -138,13 +141,18 @@ def _too_large(limit: int) -> HttpError:
     return HttpError(413, "body_too_large", f"the request body is over {limit} bytes")
 
 
+def media_type(headers: Mapping[str, str]) -> str:
+    """The request's media type, lowercased, without parameters ("" when none)."""
+    return headers.get("content-type", "").partition(";")[0].strip().lower()
+
+
 def parse_json_object(body: bytes, headers: Mapping[str, str]) -> dict[str, Any]:
     """The body as a JSON object: 415 if it is not sent as JSON, 400 if it is not an object."""
     if not body:
         return {}
-    media_type = headers.get("content-type", "").partition(";")[0].strip().lower()
-    if media_type != JSON:
-        shown = media_type or "none"
+    sent_as = media_type(headers)
+    if sent_as != JSON:
+        shown = sent_as or "none"
         raise HttpError(415, "unsupported_media_type", f"send {JSON}, not {shown}")
     try:
         parsed = orjson.loads(body)

@@ -1,13 +1,15 @@
 """What ``rtbus serve`` runs: the upstream, the service, its HTTP surface, its sessions.
 
     run_service(settings)
-    ├── the embedded simulator      (upstream kind "sim"; stops after the drain)
+    ├── the embedded simulator      (upstream kind "sim"; stops after the drain; beside the
+    │                                demo its phone network calls the service's own webhook)
     ├── the HTTP surface            (stops last: /readyz says "draining" meanwhile)
     ├── the Redis bridge            ([bus.redis]; flushes what the drain published, then stops)
     └── the service                 (open_service: the supervision tree and the bus)
         ├── the lifecycle log       (a system worker: one line per rtbus.session.* /
         │                            rtbus.actor.*, apart from user workers)
         ├── placement               ([placement]: takes sessions from the control stream)
+        ├── the switchboard         ([calls]: webhooks routed, calls accepted, call sessions)
         ├── the configured sessions (required: /readyz waits for them)
         ├── the reconciler          (reopens a configured session that failed for good)
         └── the demo workload
@@ -39,9 +41,11 @@ from rtbus.redis import RedisBridge, run_bridge
 
 from ._demo import run_demo
 from ._http import HttpAddress, serve_http
+from ._http_calls import WEBHOOK_PATH
 from ._placement import run_placement
 from ._service import Service, SystemWorker, open_service
 from ._settings import DEMO_KEY, Settings, SimUpstream, StartupSession
+from ._switchboard import run_switchboard
 
 __all__ = ["RunningService", "SessionsNotStarted", "run_service"]
 
@@ -59,7 +63,10 @@ _LEVELS: Mapping[str, int] = {
     "rtbus.actor.gave_up": logging.ERROR,
     "rtbus.actor.supervisor_gave_up": logging.ERROR,
 }
-_LIFECYCLE_TYPES = ("rtbus.session.*", "rtbus.actor.*")
+_LIFECYCLE_TYPES = ("rtbus.session.*", "rtbus.actor.*", "rtbus.call.*")
+# What a lifecycle line calls the sequence its event came on (calls name their own call).
+_SEQUENCE_FIELDS: Mapping[str, str | None] = {"rtbus.actor.": "supervisor", "rtbus.call.": None}
+_LOOPBACK: Mapping[str, str] = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 
 
 class SessionsNotStarted(RtbusError):
@@ -114,7 +121,7 @@ async def _run(
     settings: Settings, body: trio.CancelScope, task_status: trio.TaskStatus[RunningService]
 ) -> None:
     async with trio.open_nursery() as infra:
-        upstream = await _upstream(infra, settings)
+        upstream, simulator = await _upstream(infra, settings)
         service: Service | None = None
         bridge: list[RedisBridge] = []
         try:
@@ -124,7 +131,7 @@ async def _run(
                     bridge = await _start_bridge(service, settings, bridges)
                     with body:
                         try:
-                            await _serve(service, settings, infra, task_status)
+                            await _serve(service, settings, infra, simulator, task_status)
                         finally:
                             seconds = settings.service.drain_seconds
                             _log.info("draining", extra=_fields(seconds=seconds))
@@ -139,6 +146,7 @@ async def _serve(
     service: Service,
     settings: Settings,
     infra: trio.Nursery,
+    simulator: sim.SimServer | None,
     task_status: trio.TaskStatus[RunningService],
 ) -> None:
     http: HttpAddress = await infra.start(serve_http, service, settings.http)
@@ -149,6 +157,11 @@ async def _serve(
     async with trio.open_nursery() as intake:
         if settings.placement is not None and settings.bus.redis is not None:
             await intake.start(run_placement, service, settings.bus.redis, settings.placement)
+        secret = simulator.webhook_secret if simulator is not None else settings.calls.secret()
+        await intake.start(
+            functools.partial(run_switchboard, service, settings.calls, secret=secret)
+        )
+        _place_demo_calls(intake, settings, simulator, http)
         await _open_startup_sessions(service, settings)
         desired = {s.id: settings.session_spec(s) for s in settings.sessions}
         await intake.start(service.reconcile_sessions, desired)
@@ -237,14 +250,37 @@ def _drained(service: Service | None, bridge: list[RedisBridge]) -> dict[str, ob
     return fields
 
 
-async def _upstream(infra: trio.Nursery, settings: Settings) -> RealtimeConfig:
+async def _upstream(
+    infra: trio.Nursery, settings: Settings
+) -> tuple[RealtimeConfig, sim.SimServer | None]:
     if not isinstance(settings.upstream, SimUpstream):
-        return settings.upstream
-    options = settings.upstream.sim_options()
+        return settings.upstream, None
+    # Signed with [calls] webhook_secret when set, else a fresh one the service is told of.
+    options = settings.upstream.sim_options(settings.calls.webhook_secret)
     port = settings.upstream.port
     server: sim.SimServer = await infra.start(sim.serve_sim, _SIM_HOST, port, options)
     _log.info("simulator started", extra=_fields(url=server.url))
-    return OpenAIConfig(api_key=DEMO_KEY, base_url=server.url)
+    return OpenAIConfig(api_key=DEMO_KEY, base_url=server.url), server
+
+
+def _place_demo_calls(
+    nursery: trio.Nursery, settings: Settings, simulator: sim.SimServer | None, http: HttpAddress
+) -> None:
+    """Beside the demo sessions, the simulator's phone network calls our own webhook."""
+    rate = settings.upstream.call_rate if isinstance(settings.upstream, SimUpstream) else 0.0
+    if simulator is None or not rate or not settings.demo_sessions:
+        return
+    host = _LOOPBACK.get(http.host, http.host)
+    url = HttpAddress(host, http.port).url + WEBHOOK_PATH
+    nursery.start_soon(_ring_steadily, simulator, url, rate)
+    _log.info("demo calls", extra=_fields(per_second=rate, webhook=url))
+
+
+async def _ring_steadily(simulator: sim.SimServer, webhook_url: str, rate: float) -> None:
+    # A steady arrival: the first call after one interval, not the moment the service starts.
+    phone = simulator.phone(webhook_url)
+    await trio.sleep(1.0 / rate)
+    await phone.run(rate)
 
 
 async def _open_startup_sessions(service: Service, settings: Settings) -> None:
@@ -270,8 +306,10 @@ async def _open_startup_session(
 
 def _log_lifecycle(envelope: Envelope) -> None:
     """One structured line per session lifecycle or supervision event."""
-    where = "supervisor" if envelope.type.startswith("rtbus.actor.") else "session"
-    fields = {where: envelope.session_id, **_event_fields(envelope.event)}
+    prefix = envelope.type[: envelope.type.index(".", len("rtbus.")) + 1]
+    where = _SEQUENCE_FIELDS.get(prefix, "session")
+    named = {} if where is None else {where: envelope.session_id}
+    fields = {**named, **_event_fields(envelope.event)}
     _log.log(_LEVELS.get(envelope.type, logging.INFO), envelope.type, extra=_fields(**fields))
 
 

@@ -73,6 +73,7 @@ from ._reconciler import SessionReconciler
 
 if TYPE_CHECKING:
     from ._placement import Placement
+    from ._switchboard import Switchboard
 
 __all__ = [
     "DrainSummary",
@@ -171,6 +172,8 @@ class Service:
         self.drain_summary: DrainSummary | None = None
         # Set while ``open_placement`` runs: sessions may then open on other nodes.
         self.placement: Placement | None = None
+        # Set while ``run_switchboard`` runs: calls are routed and held.
+        self.switchboard: Switchboard | None = None
 
     @property
     def sessions(self) -> Mapping[str, Session]:

@@ -10,7 +10,7 @@ Invariants:
 * Values are checked when they are made: a wrong one raises ``ConfigError`` naming the field,
   which the loader prefixes with the table's dotted path.
 * Secrets (``upstream.api_key``, ``upstream.ad_token``, ``http.token``,
-  ``bus.redis.password``) never appear in a repr;
+  ``bus.redis.password``, ``calls.webhook_secret``) never appear in a repr;
   ``Settings.secrets()`` lists them for the log redactor.
 """
 
@@ -31,6 +31,7 @@ from rtbus.redis import RedisConfig
 from rtbus.session import RecordBound, SessionSpec
 from rtbus.sim import SimOptions
 
+from ._call_routes import CallsSettings
 from ._http import HttpConfig
 from ._placement_config import PlacementConfig
 from ._service import PER_CHILD_INTENSITY, RECONCILE_BACKOFF, ServiceConfig
@@ -97,7 +98,9 @@ class SimUpstream:
     """The embedded simulator as upstream (the default): no key, no network, no cost.
 
     ``speed`` paces its audio (1.0 is real time); ``response_audio_seconds`` is how much audio
-    each response says; ``port`` is where it listens on 127.0.0.1 (0: a free port).
+    each response says; ``port`` is where it listens on 127.0.0.1 (0: a free port). Beside
+    the demo sessions its phone network places ``call_rate`` calls a second to the service's
+    own webhook (0: none); each caller speaks ``caller_turns`` times, then hangs up.
     """
 
     speed: float = attrs.field(default=1.0, validator=_positive)
@@ -106,11 +109,18 @@ class SimUpstream:
         default=0,
         validator=attrs.validators.and_(attrs.validators.ge(0), attrs.validators.le(65535)),
     )
+    call_rate: float = attrs.field(default=0.1, validator=_not_negative)
+    caller_turns: int = attrs.field(default=3, validator=_not_negative)
 
-    def sim_options(self) -> SimOptions:
-        """The options the embedded simulator runs with; it demands the fixed demo key."""
+    def sim_options(self, webhook_secret: str | None = None) -> SimOptions:
+        """The options the embedded simulator runs with; it demands the fixed demo key and
+        signs its webhooks with ``webhook_secret`` (``None``: a fresh one)."""
         return SimOptions(
-            api_key=DEMO_KEY, speed=self.speed, response_audio_seconds=self.response_audio_seconds
+            api_key=DEMO_KEY,
+            speed=self.speed,
+            response_audio_seconds=self.response_audio_seconds,
+            caller_turns=self.caller_turns,
+            webhook_secret=webhook_secret,
         )
 
 
@@ -286,6 +296,7 @@ class Settings:
     demo: DemoSettings = attrs.field(factory=DemoSettings)
     bus: BusSettings = attrs.field(factory=BusSettings)
     placement: PlacementConfig | None = None
+    calls: CallsSettings = attrs.field(factory=CallsSettings)
 
     def __attrs_post_init__(self) -> None:
         ids = [session.id for session in self.sessions]
@@ -350,5 +361,6 @@ class Settings:
             getattr(self.upstream, "ad_token", None),
             self.http.token,
             self.bus.redis.password if self.bus.redis is not None else None,
+            self.calls.webhook_secret,
         )
         return tuple(s for s in candidates if s)

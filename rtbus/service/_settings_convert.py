@@ -23,12 +23,13 @@ from cattrs.gen import make_dict_structure_fn
 
 from rtbus.protocol import ConfigError
 
+from ._call_routes import CallRoute
 from ._settings import UPSTREAM_KINDS, Settings, StartupSession, UpstreamSettings
 
 __all__ = ["EXPECTED", "SECRET_KEYS", "is_secret", "problems", "scalar", "structure"]
 
 #: The keys whose values are secrets, in whichever table.
-SECRET_KEYS = frozenset({"api_key", "ad_token", "token", "password"})
+SECRET_KEYS = frozenset({"api_key", "ad_token", "token", "password", "webhook_secret"})
 # Where a required key can come from instead of the file.
 _REQUIRED_HINTS = {
     "upstream.api_key": " (or set OPENAI_API_KEY)",
@@ -135,18 +136,34 @@ def _make_converter() -> cattrs.Converter:
     converter.register_structure_hook_factory(_is_mapping, lambda _: _table)
     converter.register_structure_hook_factory(attrs.has, _attrs_table)
     converter.register_structure_hook(UpstreamSettings, _upstream)
+    # A route says ``from``, a Python keyword: the field is ``from_``.
+    route = make_dict_structure_fn(CallRoute, converter)
+    converter.register_structure_hook(CallRoute, lambda v, t: route(_route_table(v), t))
     # An array of tables must be a TOML array: a table would be iterated as its keys.
-    sessions = tuple[StartupSession, ...]
-    array = converter.get_structure_hook(sessions)
-    converter.register_structure_hook_func(
-        lambda t: t == sessions, lambda v, t: array(_array(v), t)
-    )
+    _register_array(converter, tuple[StartupSession, ...], "[[sessions]]")
+    _register_array(converter, tuple[CallRoute, ...], "[[calls.routes]]")
     return converter
 
 
-def _array(value: object) -> object:
+def _register_array(converter: cattrs.Converter, rows: Any, shown: str) -> None:
+    array = converter.get_structure_hook(rows)
+    converter.register_structure_hook_func(
+        lambda t: t == rows, lambda v, t: array(_array(v, shown), t)
+    )
+
+
+def _route_table(value: object) -> dict[str, Any]:
+    table = dict(_table(value, dict))
+    if "from_" in table:
+        raise ConfigError("from_", "is spelled 'from'")
+    if "from" in table:
+        table["from_"] = table.pop("from")
+    return table
+
+
+def _array(value: object, shown: str) -> object:
     if not isinstance(value, list):
-        raise _WrongType("an array of tables ([[sessions]])", value)
+        raise _WrongType(f"an array of tables ({shown})", value)
     return value
 
 

@@ -1,7 +1,8 @@
 """Loading ``Settings``: a TOML file, then the environment, then the command line.
 
 Precedence, lowest first: the defaults, the file, the vendors' variables (``OPENAI_API_KEY``,
-``AZURE_OPENAI_*`` -- only for the upstream kind they belong to), ``RTBUS_<TABLE>_<KEY>``
+``AZURE_OPENAI_*`` -- only for the upstream kind they belong to; ``OPENAI_WEBHOOK_SECRET`` for
+``calls.webhook_secret``), ``RTBUS_<TABLE>_<KEY>``
 variables (``RTBUS_HTTP_PORT=9000``, ``RTBUS_SERVICE_SESSION_BACKOFF_BASE=1``), and last the
 command line's overrides. An empty variable counts as unset.
 
@@ -51,6 +52,8 @@ _VENDOR_VARIABLES: Mapping[str, Mapping[str, str]] = {
         "OPENAI_API_VERSION": "api_version",
     },
 }
+# Read whatever the upstream: the secret OpenAI signs call webhooks with.
+_WEBHOOK_VARIABLES: Mapping[str, str] = {"OPENAI_WEBHOOK_SECRET": "calls.webhook_secret"}
 _COMMAND_LINE = "the command line"
 #: Shorter than this, a configured secret is refused: it would be a word, not a secret.
 MIN_SECRET_LENGTH = 8
@@ -178,6 +181,7 @@ def _secret_values(raw: Mapping[str, Any]) -> Iterator[str]:
 def _secret_variables() -> Iterator[str]:
     for names in _VENDOR_VARIABLES.values():
         yield from (name for name, key in names.items() if key in SECRET_KEYS)
+    yield from _WEBHOOK_VARIABLES
     yield from (name for name, (key, _) in _env_leaves().items() if is_secret(key))
 
 
@@ -190,6 +194,7 @@ def _environment_changes(
     kind = env.get("RTBUS_UPSTREAM_KIND") or _file_kind(raw)
     vendor = _VENDOR_VARIABLES.get(kind, {})
     changes = [_Change(f"upstream.{k}", env[v], v) for v, k in vendor.items() if env.get(v)]
+    changes += [_Change(k, env[v], v) for v, k in _WEBHOOK_VARIABLES.items() if env.get(v)]
     leaves, prefixes = _env_leaves(), _env_prefixes()
     for name in sorted(v for v in env if env[v] and v.startswith(prefixes)):
         try:

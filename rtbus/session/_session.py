@@ -532,7 +532,7 @@ class Session:
     def _default_target(self) -> ConnectTarget:
         return ConnectTarget.from_config(
             self._upstream,
-            self.spec.model,
+            self.spec.target or self.spec.model,
             extra_headers=self.spec.extra_headers,
             extra_query=self.spec.extra_query,
         )

@@ -12,6 +12,7 @@ from rtbus.protocol import (
     ConfigError,
     ProtocolError,
     RealtimeConfig,
+    RealtimeTarget,
     client_event_from_dict,
     is_azure,
 )
@@ -69,6 +70,8 @@ class SessionSpec:
       upstream session (items and bytes of text); ``summarize`` folds each item the bound
       drops into one summary that a restore puts in their place.
     * ``resume`` -- restore the conversation into every upstream session after the first.
+    * ``target`` -- what every connection attaches to (a call: ``RealtimeTarget.call(id)``);
+      ``None``, the default, is a conversation with ``model``.
     """
 
     model: str = attrs.field(default="gpt-realtime", validator=attrs.validators.min_len(1))
@@ -85,6 +88,7 @@ class SessionSpec:
     record: RecordBound = attrs.field(factory=RecordBound)
     summarize: Summarize | None = attrs.field(default=None, eq=False)
     resume: bool = True
+    target: RealtimeTarget | None = None
 
     def recycle_after_for(self, upstream: RealtimeConfig) -> float | None:
         """``recycle_after``, within the upstream's own session limit."""

@@ -17,6 +17,16 @@ CALLS = {
 }
 
 PROTOCOL = {
+    "CALL_EVENTS",
+    "CALL_LIFECYCLE_TYPES",
+    "ENDED_BY",
+    "CallAccepted",
+    "CallEnded",
+    "CallEvent",
+    "CallIncoming",
+    "CallReferred",
+    "CallRejected",
+    "EndedBy",
     "ActOnWebhook",
     "WebhookInbox",
     "WebhookRedelivery",

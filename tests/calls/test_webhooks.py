@@ -272,7 +272,7 @@ def test_the_inbox_acts_once_acknowledges_redeliveries_and_refuses_with_a_status
         inbox.receive({"webhook-id": "wh_c"}, BODY, now=100),
         inbox.receive(sign_webhook(SECRET, "wh_d", 100, b"not json"), b"not json", now=100),
     ]
-    assert [v.status for v in verdicts] == [401, 401, 400, 400]
+    assert [v.status for v in verdicts] == [400, 400, 400, 400]
     assert all(isinstance(v, WebhookRefusal) for v in verdicts)
     # Refused deliveries claim nothing: a good delivery with the same id is acted on.
     good = inbox.receive(sign_webhook(SECRET, "wh_a", 100, BODY), BODY, now=100)

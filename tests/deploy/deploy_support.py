@@ -91,6 +91,12 @@ CATALOGUE = frozenset(
         "rtbus_gateway_connections",
         "rtbus_gateway_frames_total",
         "rtbus_gateway_errors_total",
+        # calls
+        "rtbus_calls_total",
+        "rtbus_calls_active",
+        "rtbus_webhook_verifications_total",
+        "rtbus_webhook_to_accept_seconds",
+        "rtbus_calls_api_errors_total",
         # Redis bridge
         "rtbus_redis_up",
         "rtbus_redis_errors_total",

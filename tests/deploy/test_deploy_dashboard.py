@@ -28,7 +28,16 @@ from deploy_support import (
 )
 
 PROVISIONING = ROOT / "grafana" / "provisioning"
-ROWS = ["Overview", "Latency", "Bus", "Upstream", "Conversations", "Redis", "Gateway and HTTP"]
+ROWS = [
+    "Overview",
+    "Latency",
+    "Bus",
+    "Upstream",
+    "Conversations",
+    "Calls",
+    "Redis",
+    "Gateway and HTTP",
+]
 
 
 def _load_generator() -> ModuleType:

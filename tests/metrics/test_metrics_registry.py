@@ -117,7 +117,12 @@ async def test_unregistering_a_stranger_is_an_error() -> None:
 
 
 def test_public_names() -> None:
-    assert set(rtbus.metrics.__all__) == {"MetricsSource", "ServiceMetrics"}
+    assert set(rtbus.metrics.__all__) == {
+        "Histogram",
+        "MetricsSource",
+        "ServiceMetrics",
+        "histogram_family",
+    }
     exported = {name for name in vars(rtbus.metrics) if not name.startswith("_")}
     assert exported == set(rtbus.metrics.__all__)
     for name in rtbus.metrics.__all__:

@@ -83,7 +83,7 @@ async def test_a_failed_delivery_is_redelivered_with_the_same_id(nursery: trio.N
 async def test_a_forged_signature_is_refused_and_not_retried(nursery: trio.Nursery) -> None:
     server, receiver, _ = await start(nursery, speed=None)
     delivery = await server.place_call(Dial(bad_signature=True), webhook_url=receiver.url)
-    assert delivery.statuses == (401,)
+    assert delivery.statuses == (400,)
     assert not receiver.acted
 
 

@@ -2,7 +2,7 @@
 
 ``receiver = await nursery.start(serve_webhook_receiver, verifier)`` listens on 127.0.0.1:0;
 ``receiver.url`` is where the simulator's phone network posts. It answers as a service should:
-401 for a delivery that fails verification, 200 for a good one and for a redelivery (which is
+400 for a delivery that fails verification, 200 for a good one and for a redelivery (which is
 acknowledged but not acted on again). ``fail_next`` makes it answer 500 to that many deliveries
 first (to see the sender redeliver). ``incoming`` receives each call acted on.
 """
