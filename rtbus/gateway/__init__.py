@@ -42,10 +42,13 @@ from ._wire import SUBPROTOCOL as SUBPROTOCOL
 from ._wire import CloseSession as CloseSession
 from ._wire import Credit as Credit
 from ._wire import ErrorCode as ErrorCode
+from ._wire import HangupCall as HangupCall
 from ._wire import Hello as Hello
 from ._wire import Limits as Limits
+from ._wire import ListCalls as ListCalls
 from ._wire import ListSessions as ListSessions
 from ._wire import OpenSession as OpenSession
+from ._wire import ReferCall as ReferCall
 from ._wire import ReqId as ReqId
 from ._wire import Request as Request
 from ._wire import Send as Send
@@ -69,6 +72,9 @@ __all__ = [
     "Hello",
     "Limits",
     "ListSessions",
+    "ReferCall",
+    "ListCalls",
+    "HangupCall",
     "MAX_WAIT",
     "OpenSession",
     "PROTOCOL_VERSION",

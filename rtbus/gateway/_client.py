@@ -80,9 +80,12 @@ from ._wire import (
     CloseSession,
     Credit,
     ErrorCode,
+    HangupCall,
     Hello,
+    ListCalls,
     ListSessions,
     OpenSession,
+    ReferCall,
     Request,
     Send,
     Subscribe,
@@ -291,6 +294,22 @@ class RemoteBus(trio.abc.AsyncResource):
     async def close_session(self, id: str) -> None:
         """Close session ``id`` gracefully (its running response finishes, then close 1000)."""
         await self._call(lambda req: CloseSession(req=req, id=id))
+
+    async def calls(self) -> tuple[Mapping[str, Any], ...]:
+        """The calls the service holds now, as the control API shows them (``GET /v1/calls``)."""
+        result = await self._call(lambda req: ListCalls(req=req))
+        return tuple(result["calls"])
+
+    async def hangup_call(self, id: str) -> Mapping[str, Any]:
+        """Hang call ``id`` up (as ``POST /v1/calls/{id}/hangup``)."""
+        result: Mapping[str, Any] = await self._call(lambda req: HangupCall(req=req, id=id))
+        return result
+
+    async def refer_call(self, id: str, target_uri: str) -> Mapping[str, Any]:
+        """Transfer SIP call ``id`` to ``target_uri`` (as ``POST /v1/calls/{id}/refer``)."""
+        request = lambda req: ReferCall(req=req, id=id, target_uri=target_uri)  # noqa: E731
+        result: Mapping[str, Any] = await self._call(request)
+        return result
 
     async def sessions(self) -> tuple[RemoteSession, ...]:
         """The sessions the service runs now."""

@@ -39,7 +39,10 @@ __all__ = [
     "Hello",
     "Limits",
     "MAX_WAIT",
+    "HangupCall",
+    "ListCalls",
     "ListSessions",
+    "ReferCall",
     "OpenSession",
     "Request",
     "Send",
@@ -242,8 +245,42 @@ class ListSessions:
     req: ReqId
 
 
+@attrs.frozen(kw_only=True)
+class ListCalls:
+    """The calls the service holds (phone and browser calls)."""
+
+    req: ReqId
+
+
+@attrs.frozen(kw_only=True)
+class HangupCall:
+    """Hang call ``id`` up."""
+
+    req: ReqId
+    id: str
+
+
+@attrs.frozen(kw_only=True)
+class ReferCall:
+    """Transfer SIP call ``id`` to ``target_uri`` (``tel:`` or ``sip:``)."""
+
+    req: ReqId
+    id: str
+    target_uri: str
+
+
 Request: TypeAlias = (
-    Hello | Subscribe | Unsubscribe | Credit | Send | OpenSession | CloseSession | ListSessions
+    Hello
+    | Subscribe
+    | Unsubscribe
+    | Credit
+    | Send
+    | OpenSession
+    | CloseSession
+    | ListSessions
+    | ListCalls
+    | HangupCall
+    | ReferCall
 )
 
 
@@ -392,6 +429,9 @@ _OPS: Final[Mapping[str, _Op]] = {
     ),
     "close_session": _Op(CloseSession, {**_REQ, "id": (_name, True)}),
     "list_sessions": _Op(ListSessions, _REQ),
+    "list_calls": _Op(ListCalls, _REQ),
+    "hangup_call": _Op(HangupCall, {**_REQ, "id": (_name, True)}),
+    "refer_call": _Op(ReferCall, {**_REQ, "id": (_name, True), "target_uri": (_text, True)}),
 }
 _OP_NAMES: Final[Mapping[type[Any], str]] = {op.cls: name for name, op in _OPS.items()}
 _OPS_LISTED: Final = ", ".join(_OPS)

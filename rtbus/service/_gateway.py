@@ -21,9 +21,10 @@ Invariants:
   client granted, so a slow consumer fills its own server-side buffer, where its policy
   applies, and never stalls the connection's other subscriptions.
 * A bad request gets one error frame and changes nothing else; the connection goes on.
-* Requests that can wait (``send``, ``open_session``, ``close_session``) run off the reading
-  task, in lanes: one per session, so one session's events go out in the order sent and a
-  reconnecting session holds up no one else. At most ``Limits.max_in_flight`` wait at once.
+* Requests that can wait (``send``, ``open_session``, ``close_session``, ``hangup_call``,
+  ``refer_call``) run off the reading task, in lanes: one per session or call, so one
+  session's events go out in the order sent and a reconnecting session holds up no one
+  else. At most ``Limits.max_in_flight`` wait at once.
 * Session operations are the control surface's (``_control``): the same checks, answers and
   error codes as ``/v1/sessions``. The connection is the named sender of what it sends
   (``gateway:<n>``): an event the upstream refuses comes back to it as a ``refused`` frame
@@ -55,10 +56,13 @@ from rtbus.gateway import (
     CloseSession,
     Credit,
     ErrorCode,
+    HangupCall,
     Hello,
     Limits,
+    ListCalls,
     ListSessions,
     OpenSession,
+    ReferCall,
     ReqId,
     Request,
     Send,
@@ -244,6 +248,8 @@ _CUT_CODES: Final[Mapping[type[SubscriberOverflowError], ErrorCode]] = {
 }
 
 _Waiting = Callable[["_Connection", Any], Awaitable[object]]
+#: Requests that may wait (on a session, a call, the upstream): they run in lanes.
+_Waits = Send | OpenSession | CloseSession | HangupCall | ReferCall
 _connection_ids = itertools.count(1)
 
 
@@ -395,6 +401,15 @@ class _Connection:
     async def _list_sessions(self, request: ListSessions) -> None:
         await self._answer(request, _list)
 
+    async def _list_calls(self, request: ListCalls) -> None:
+        await self._answer(request, _calls)
+
+    async def _hangup_call(self, request: HangupCall) -> None:
+        self._enqueue(f"call:{request.id}", request, _hangup)
+
+    async def _refer_call(self, request: ReferCall) -> None:
+        self._enqueue(f"call:{request.id}", request, _refer)
+
     # -- requests that wait, in lanes ------------------------------------------------------
 
     async def _send_event(self, request: Send) -> None:
@@ -407,7 +422,7 @@ class _Connection:
     async def _close_session(self, request: CloseSession) -> None:
         self._enqueue(f"session:{request.id}", request, _close)
 
-    def _enqueue(self, key: str, request: Send | OpenSession | CloseSession, run: _Waiting) -> None:
+    def _enqueue(self, key: str, request: _Waits, run: _Waiting) -> None:
         if self._service.draining:
             message = "the service is draining and takes no more work"
             raise WireError(ErrorCode.DRAINING, message, req=request.req)
@@ -480,6 +495,19 @@ async def _close(connection: _Connection, request: CloseSession) -> object:
     return (await connection.control.close_session(request.id)).as_json()
 
 
+async def _calls(connection: _Connection, request: ListCalls) -> object:
+    return {"calls": [call.as_json() for call in connection.control.calls()]}
+
+
+async def _hangup(connection: _Connection, request: HangupCall) -> object:
+    return (await connection.control.hangup_call(request.id)).as_json()
+
+
+async def _refer(connection: _Connection, request: ReferCall) -> object:
+    options = {"target_uri": request.target_uri}
+    return (await connection.control.refer_call(request.id, options)).as_json()
+
+
 async def _list(connection: _Connection, request: ListSessions) -> object:
     return {"sessions": [view.as_json() for view in connection.control.sessions()]}
 
@@ -494,4 +522,7 @@ _HANDLERS: Final[Mapping[type[Any], _Handler]] = {
     OpenSession: _Connection._open_session,
     CloseSession: _Connection._close_session,
     ListSessions: _Connection._list_sessions,
+    ListCalls: _Connection._list_calls,
+    HangupCall: _Connection._hangup_call,
+    ReferCall: _Connection._refer_call,
 }

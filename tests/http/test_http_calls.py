@@ -362,3 +362,27 @@ async def test_without_a_switchboard_calls_are_not_running(service: Service) -> 
         assert error_of(await api.get("/v1/calls")) == (503, "not_running")
         unsigned = await Api(api.address, token=None).post(WEBHOOK_PATH, {})
         assert error_of(unsigned) == (404, "not_found")
+
+
+async def test_calls_are_listed_referred_and_hung_up_through_the_gateway_alike(
+    api: Api, sim: SimServer, board: Switchboard, events: Subscription
+) -> None:
+    from rtbus.gateway import GatewayError, connect
+
+    first = (await sim.place_call(webhook_url=webhook_url(api))).call_id
+    await call_event(events, "rtbus.call.accepted")
+    second = (await sim.place_call(webhook_url=webhook_url(api))).call_id
+    await call_event(events, "rtbus.call.accepted")
+    async with connect(api.address.url, token=api.token) as bus:
+        listed = {call["call_id"] for call in await bus.calls()}
+        assert listed == {first, second}, "what GET /v1/calls shows"
+        with pytest.raises(GatewayError) as bad:
+            await bus.refer_call(first, "mailto:x")
+        assert bad.value.code == "invalid_field"
+        referred = await bus.refer_call(first, "tel:+15550123")
+        assert referred["call_id"] == first
+        hung_up = await bus.hangup_call(second)
+        assert hung_up["call_id"] == second
+    assert sim.calls[first].referred_to == "tel:+15550123"
+    seen = await take_until(events, "rtbus.call.ended", within=20)
+    assert "rtbus.call.referred" in [e.type for e in seen]
