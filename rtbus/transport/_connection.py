@@ -12,7 +12,9 @@ Invariants:
   whichever style drives the connection, and every failure goes through the emitter's one
   error path (``_on_error``): a server ``error`` event, an unreadable or binary frame, an
   abnormal close, a keepalive timeout.
-* A close with code 1000, by either side, or one this side started, just ends reading.
+* The connection's life is a state and a table (``_state``): reading happens only while
+  OPEN, and its end is reported once; a close with code 1000, by either side, or one this
+  side started, just ends reading.
 * Reading ends once: after the close has been reported, further reads return nothing.
   Messages received before a drop are read first; after a close of ours started, none is.
 * Frames go out in the order ``send`` was called (a FIFO lock); nothing is sent for an event
@@ -52,6 +54,7 @@ from ._exceptions import ConnectTimeoutError, KeepaliveTimeoutError, map_excepti
 from ._handshake import open_stream, upgrade
 from ._keepalive import keep_alive
 from ._options import ConnectOptions
+from ._state import ConnectionState, Happening, next_state
 from ._target import ConnectTarget
 from ._wire import CloseStatus, Wire
 
@@ -162,9 +165,8 @@ class RealtimeWebSocket(RealtimeEmitter, trio.abc.AsyncResource):
         self._inbox = wire.inbox
         self._options = options
         self._background = trio.CancelScope()
-        self._closed = trio.Event()
-        self._closing = False
-        self._reading_done = False
+        self._closed = trio.Event()  # set on CLOSED: a second ``aclose`` waits for it
+        self._state = ConnectionState.OPEN
         self._failure: RealtimeError | None = None
         self._frames_in = self._bytes_in = self._frames_out = self._bytes_out = 0
         self._decode_errors = self._decodes = 0
@@ -216,9 +218,7 @@ class RealtimeWebSocket(RealtimeEmitter, trio.abc.AsyncResource):
         raised as its typed exception (``ConnectionClosedError``, ``KeepaliveTimeoutError``),
         once. No handler runs and no error is classified here: the caller does it, once."""
         inbox = self._inbox
-        while not self._reading_done:
-            if self._closing:
-                break
+        while self._state is ConnectionState.OPEN:
             if not inbox:
                 if await self._wire.fill():
                     continue
@@ -238,9 +238,11 @@ class RealtimeWebSocket(RealtimeEmitter, trio.abc.AsyncResource):
             except ProtocolError as exc:
                 self._decode_errors += 1
                 return Unreadable(f"could not decode a server frame: {exc}", exc)
-        failure = self._end_reading()
-        if failure is not None:
-            raise failure
+        if self._state is ConnectionState.OPEN:
+            self._happen(Happening.READ_ENDED)
+            failure = self._read_failure()
+            if failure is not None:
+                raise failure
         return None
 
     async def receive(self) -> Received | None:
@@ -280,10 +282,10 @@ class RealtimeWebSocket(RealtimeEmitter, trio.abc.AsyncResource):
         """
         if code in _RESERVED_CLOSE_CODES or not 1000 <= code <= 4999:
             raise ValueError(f"{code} is not a close code an endpoint may send")
-        if self._closing:
+        if self._state in (ConnectionState.CLOSING, ConnectionState.CLOSED):
             await self._closed.wait()
             return
-        self._closing = True
+        self._happen(Happening.CLOSE_STARTED)
         try:
             if _cancelled():
                 self._wire.record(_ABORTED)
@@ -301,7 +303,8 @@ class RealtimeWebSocket(RealtimeEmitter, trio.abc.AsyncResource):
         try:
             await self._wire.abort()
         finally:
-            # Set even when cancelled: a concurrent ``aclose`` waits for it.
+            # Even when cancelled: a concurrent ``aclose`` waits for it.
+            self._happen(Happening.RELEASED)
             self._closed.set()
 
     async def _next_received(self) -> Received | None:
@@ -326,16 +329,16 @@ class RealtimeWebSocket(RealtimeEmitter, trio.abc.AsyncResource):
             self._decode_seconds += perf_counter() - started
             self._decodes += 1
 
-    def _end_reading(self) -> RealtimeError | None:
-        """Reading is over: how it ended, a failure unless the close was normal (once)."""
-        if self._reading_done:
-            return None
-        self._reading_done = True
+    def _read_failure(self) -> RealtimeError | None:
+        """How reading ended, while the connection was open: a failure (a keepalive timeout,
+        an abnormal close) unless the peer closed normally."""
         status = self._wire.close or CloseStatus(1006)
-        failure = self._failure
-        if failure is None and not self._closing and status.code != 1000:
-            failure = ConnectionClosedError(status.code, status.reason)
-        return failure
+        if self._failure is None and status.code != 1000:
+            return ConnectionClosedError(status.code, status.reason)
+        return self._failure
+
+    def _happen(self, happening: Happening) -> None:
+        self._state = next_state(self._state, happening)
 
     async def _run_keepalive(self) -> None:
         interval, pong_timeout = self._options.keepalive_interval, self._options.pong_timeout
