@@ -17,6 +17,7 @@ from collections.abc import Callable
 from functools import partial
 
 import trio
+from support.events import ev
 
 from bench._table import Row, render
 from rtbus.bus import Bus
@@ -53,7 +54,7 @@ def _routing_bus(non_matching: int) -> Bus:
 async def _publish_us_per_event(bus: Bus) -> float:
     start = time.perf_counter()
     for i in range(EVENTS):
-        await bus.publish("s", "response.output_audio.delta", i, received_at=0.0)
+        await bus.publish("s", "response.output_audio.delta", ev(i), received_at=0.0)
     return (time.perf_counter() - start) / EVENTS * 1e6
 
 

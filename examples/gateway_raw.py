@@ -5,9 +5,9 @@ Against a running service (``make run``; ``RTBUS_URL``, default http://127.0.0.1
 
     .venv/bin/python examples/gateway_raw.py --events 20
 
-``raw=True`` skips decoding: ``envelope.event`` is the frame's bytes, spliced through byte for
-byte, the cheapest way to archive or forward events. It prints each one's size and stops
-after ``--events``.
+``raw=True`` skips decoding: ``envelope.raw`` is the frame's bytes, spliced through byte for
+byte (``envelope.event`` only says its type: ``Undecoded``), the cheapest way to archive or
+forward events. It prints each one's size and stops after ``--events``.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ async def main(events: int) -> None:
     ):
         seen = 0
         async for envelope in sub:
-            assert isinstance(envelope.event, bytes)  # the upstream frame's bytes
+            assert envelope.raw is not None  # the upstream frame's bytes
             print(
-                f"{envelope.session_id} #{envelope.seq} {envelope.type} {len(envelope.event)} bytes"
+                f"{envelope.session_id} #{envelope.seq} {envelope.type} {len(envelope.raw)} bytes"
             )
             seen += 1
             if seen == events:

@@ -27,6 +27,8 @@ from ._codec import decode_lifecycle as decode_lifecycle
 from ._codec import lifecycle_fields as lifecycle_fields
 from ._codec import lifecycle_json as lifecycle_json
 from ._envelope import Envelope as Envelope
+from ._envelope import Event as Event
+from ._envelope import Undecoded as Undecoded
 from ._envelope import event_json as event_json
 from ._errors import BusArgumentError as BusArgumentError
 from ._errors import SubscriberOverflowError as SubscriberOverflowError
@@ -57,6 +59,7 @@ __all__ = [
     "BusStatistics",
     "BusTap",
     "Envelope",
+    "Event",
     "OverflowPolicy",
     "SessionFilter",
     "SubscriberDisconnected",
@@ -65,6 +68,7 @@ __all__ = [
     "Subscription",
     "SubscriptionStatistics",
     "TypeFilter",
+    "Undecoded",
     "Worker",
     "WorkerHandler",
     "check_maxsize",

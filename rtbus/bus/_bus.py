@@ -34,7 +34,7 @@ from typing import Final
 import attrs
 import trio
 
-from ._envelope import Envelope
+from ._envelope import Envelope, Event
 from ._errors import BusArgumentError
 from ._filters import parse_sessions, parse_types
 from ._lifecycle import BUS_SESSION, SubscriberDisconnected
@@ -178,7 +178,7 @@ class Bus(trio.abc.AsyncResource):
         self,
         session_id: str,
         type: str,
-        event: object,
+        event: Event,
         *,
         received_at: float,
         raw: bytes | None = None,
@@ -210,7 +210,7 @@ class Bus(trio.abc.AsyncResource):
         self,
         session_id: str,
         type: str,
-        event: object,
+        event: Event,
         *,
         received_at: float,
         raw: bytes | None = None,
@@ -298,7 +298,7 @@ class Bus(trio.abc.AsyncResource):
         return self._routes.targets(session_id, type)
 
     async def _publish_in_turn(
-        self, session_id: str, type: str, event: object, received_at: float, raw: bytes | None
+        self, session_id: str, type: str, event: Event, received_at: float, raw: bytes | None
     ) -> Envelope:
         turn = self._turns[session_id]
         await turn.acquire()
@@ -356,7 +356,7 @@ class Bus(trio.abc.AsyncResource):
             del self._turns[session_id]
 
     def _stamp(
-        self, session_id: str, type: str, event: object, received_at: float, raw: bytes | None
+        self, session_id: str, type: str, event: Event, received_at: float, raw: bytes | None
     ) -> Envelope:
         seq = self._seqs[session_id] = self._seqs.get(session_id, 0) + 1
         self._published += 1

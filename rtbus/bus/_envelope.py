@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Protocol
 
 import attrs
 
@@ -16,12 +16,28 @@ from rtbus.protocol import (
 
 from ._codec import lifecycle_json
 
-__all__ = ["Envelope", "event_json"]
+__all__ = ["Envelope", "Event", "Undecoded", "event_json"]
 
 
 def _raw_repr(raw: bytes | None) -> str:
     # Frames can be large audio deltas; a repr should say how big, not dump them.
     return "None" if raw is None else f"<{len(raw)} bytes>"
+
+
+class Event(Protocol):
+    """What the bus carries: anything with a ``type`` -- an upstream server event, a client
+    event, an ``UnknownEvent``, an rtbus lifecycle event, or ``Undecoded``."""
+
+    @property
+    def type(self) -> str: ...
+
+
+@attrs.frozen
+class Undecoded:
+    """An event a raw subscriber did not decode (``raw=True``, through the gateway or from
+    Redis alike): its type is here, its JSON in ``Envelope.raw``."""
+
+    type: str
 
 
 @attrs.frozen
@@ -38,7 +54,7 @@ class Envelope:
     session_id: str
     seq: int
     type: str
-    event: object
+    event: Event
     received_at: float
     raw: bytes | None = attrs.field(default=None, repr=_raw_repr)
 

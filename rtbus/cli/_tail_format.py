@@ -21,7 +21,7 @@ import attrs
 import orjson
 from rich.text import Text
 
-from rtbus.bus import Envelope, event_json, lifecycle_fields
+from rtbus.bus import Envelope, Undecoded, event_json, lifecycle_fields
 from rtbus.protocol import UnknownEvent
 
 from ._logging import rounded
@@ -82,19 +82,16 @@ def _style(type: str) -> str:
 def _event_json(envelope: Envelope) -> bytes:
     if envelope.raw is not None:
         return envelope.raw
-    if isinstance(envelope.event, bytes):
-        return envelope.event  # a raw subscription: the frame itself
     return event_json(envelope)
 
 
 def _detail(envelope: Envelope) -> str:
-    event = envelope.event
-    if isinstance(event, bytes):
-        return f"({len(event)} bytes, raw)"
+    if isinstance(envelope.event, Undecoded):
+        return f"({len(envelope.raw or b'')} bytes, raw)"
     describe = _DETAILS.get(envelope.type)
     if describe is None:
         describe = _lifecycle if envelope.type.startswith("rtbus.") else _delta
-    return describe(event)
+    return describe(envelope.event)
 
 
 def _audio(event: object) -> str:

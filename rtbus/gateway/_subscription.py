@@ -36,10 +36,12 @@ import trio
 
 from rtbus.bus import (
     Envelope,
+    Event,
     OverflowPolicy,
     SubscriberOverflowError,
     SubscriberTooSlowError,
     SubscriptionStatistics,
+    Undecoded,
     decode_lifecycle,
 )
 from rtbus.protocol import decode_server_event
@@ -265,8 +267,9 @@ class RemoteSubscription(trio.abc.AsyncResource):
 
     def _envelope(self, frame: EventFrame, arrived: float) -> Envelope:
         raw = frame.event
+        event: Event
         if self._raw:
-            event: object = raw
+            event = Undecoded(frame.type)
         elif frame.type.startswith("rtbus."):
             event = decode_lifecycle(raw)
         else:
@@ -278,7 +281,7 @@ class RemoteSubscription(trio.abc.AsyncResource):
         # Numbered apart from every session: reconnects count from 1, gaps are 0.
         seq = self._reconnects if isinstance(event, GatewayReconnected) else 0
         json = orjson.dumps(attrs.asdict(event) | {"type": event.type})
-        shown: object = json if self._raw else event
+        shown: Event = Undecoded(event.type) if self._raw else event
         return Envelope(GATEWAY_SESSION, seq, event.type, shown, trio.current_time(), json)
 
     def _raise_if_unreadable(self) -> None:

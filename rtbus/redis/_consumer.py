@@ -44,7 +44,7 @@ from typing import TypeVar
 import attrs
 import trio
 
-from rtbus.bus import decode_lifecycle, parse_sessions, parse_types
+from rtbus.bus import Event, Undecoded, decode_lifecycle, parse_sessions, parse_types
 from rtbus.protocol import ProtocolError, decode_server_event
 
 from ._client import RedisLink, open_link
@@ -332,7 +332,7 @@ class RedisSubscription(trio.abc.AsyncResource):
 
     def _envelope(self, pending: Pending) -> RedisEnvelope:
         entry = decode_entry(pending.fields)
-        event = None if self._raw else _decoded(entry.type, entry.raw)
+        event = Undecoded(entry.type) if self._raw else _decoded(entry.type, entry.raw)
         return RedisEnvelope(
             session_id=entry.session_id,
             seq=entry.seq,
@@ -436,7 +436,7 @@ class RedisSubscription(trio.abc.AsyncResource):
         return self._link
 
 
-def _decoded(type: str, raw: bytes) -> object:
+def _decoded(type: str, raw: bytes) -> Event:
     """The event of an entry: rtbus's own through the one lifecycle codec, the upstream's
     through the protocol's."""
     return decode_lifecycle(raw) if type.startswith("rtbus.") else decode_server_event(raw)

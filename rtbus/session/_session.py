@@ -47,7 +47,7 @@ import trio
 
 from rtbus._unwrapping import unwrap_lone_exception
 from rtbus.actors import ActorContext, Fatal
-from rtbus.bus import Bus
+from rtbus.bus import Bus, Event
 from rtbus.protocol import (
     ClientEvent,
     Disposition,
@@ -714,11 +714,11 @@ class Session:
     # -- plumbing -----------------------------------------------------------------------
 
     async def _publish(
-        self, event: object, *, received_at: float | None = None, raw: bytes | None = None
+        self, event: Event, *, received_at: float | None = None, raw: bytes | None = None
     ) -> None:
         """Publish ``event``; a server event with the time its frame arrived and the frame's
         bytes, a lifecycle event with now."""
-        type_ = getattr(event, "type", "")
+        type_ = event.type
         at = trio.current_time() if received_at is None else received_at
         try:
             self._bus.publish_nowait(self.id, type_, event, received_at=at, raw=raw)

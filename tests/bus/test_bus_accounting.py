@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 import trio
 import trio.testing
+from support.events import ev
 
 from rtbus.bus import Bus, OverflowPolicy, Subscription, SubscriptionStatistics
 
@@ -24,7 +25,7 @@ def accounted(stats: SubscriptionStatistics) -> int:
 
 async def publish(bus: Bus, n: int, session: str = "s1") -> None:
     for _ in range(n):
-        await bus.publish(session, "response.done", object(), received_at=0.0)
+        await bus.publish(session, "response.done", ev(), received_at=0.0)
 
 
 async def read(sub: Subscription, n: int) -> None:

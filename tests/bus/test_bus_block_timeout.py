@@ -9,6 +9,7 @@ import logging
 import pytest
 import trio
 import trio.testing
+from support.events import ev
 
 from rtbus.bus import (
     Bus,
@@ -29,7 +30,7 @@ TIMEOUT = 5.0
 
 async def publish(bus: Bus, session: str, count: int, *, type: str = "test.x") -> None:
     for i in range(count):
-        await bus.publish(session, type, i, received_at=0.0)
+        await bus.publish(session, type, ev(i), received_at=0.0)
 
 
 def drain(subscription: Subscription) -> list[Envelope]:
@@ -59,7 +60,7 @@ async def test_a_stalled_subscriber_is_cut_loose_and_the_publisher_goes_on(
     with pytest.raises(SubscriberOverflowError):  # every later read too, and one handler
         await stalled.receive()
     (notice,) = drain(notices)
-    assert (notice.session_id, notice.seq, notice.type) == (BUS_SESSION, 1, notice.event.type)  # type: ignore[attr-defined]
+    assert (notice.session_id, notice.seq, notice.type) == (BUS_SESSION, 1, notice.event.type)
     event = notice.event
     assert isinstance(event, SubscriberDisconnected)
     assert event.type == "rtbus.bus.subscriber_disconnected"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import trio
+from support.events import ev
 
 from rtbus.bus import Bus, Envelope, OverflowPolicy
 
@@ -30,7 +31,7 @@ async def test_one_hundred_sessions_three_policies_exact_counts() -> None:
         nursery.start_soon(consume)
         for round in range(ROUNDS):
             for session in SESSIONS:
-                envelope = await bus.publish(session, type_for(round), round, received_at=0.0)
+                envelope = await bus.publish(session, type_for(round), ev(round), received_at=0.0)
                 published.append(envelope)
         await bus.aclose()
     kept_newest = [await newest.receive() for _ in range(100)]

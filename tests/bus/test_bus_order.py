@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 import trio
 import trio.testing
+from support.events import ev
 
 from rtbus.bus import Bus
 
 
 async def publish_range(bus: Bus, count: int, *, type: str = "response.done") -> None:
     for i in range(count):
-        await bus.publish("s", type, i, received_at=0.0)
+        await bus.publish("s", type, ev(i), received_at=0.0)
 
 
 async def test_concurrent_publishers_of_one_session_keep_order_in_every_subscription() -> None:
@@ -43,8 +44,8 @@ async def test_publish_nowait_does_not_overtake_a_waiting_publish() -> None:
         nursery.start_soon(publish_range, bus, 1)  # waits at `full`, before reaching `other`
         await trio.testing.wait_all_tasks_blocked()
         with pytest.raises(trio.WouldBlock):  # `full` does not take "error"; the turn refuses
-            bus.publish_nowait("s", "error", None, received_at=0.0)
-        bus.publish_nowait("another-session", "error", None, received_at=0.0)
+            bus.publish_nowait("s", "error", ev(), received_at=0.0)
+        bus.publish_nowait("another-session", "error", ev(), received_at=0.0)
         await full.receive()
     assert [(e.session_id, e.seq) for e in [await other.receive() for _ in range(3)]] == [
         ("s", 1),

@@ -5,21 +5,20 @@ from __future__ import annotations
 import pytest
 import trio
 import trio.testing
+from support.events import ev, n_of
 
 from rtbus.bus import Bus, OverflowPolicy, SubscriberOverflowError, Subscription
 
 
 async def publish_range(bus: Bus, count: int, *, session: str = "s") -> None:
     for i in range(count):
-        await bus.publish(session, "response.done", i, received_at=0.0)
+        await bus.publish(session, "response.done", ev(i), received_at=0.0)
 
 
 async def take_queued(sub: Subscription) -> list[int]:
     events: list[int] = []
     while sub.statistics().queued:
-        event = (await sub.receive()).event
-        assert isinstance(event, int)
-        events.append(event)
+        events.append(n_of((await sub.receive()).event))
     return events
 
 
@@ -30,7 +29,7 @@ async def test_block_back_pressures_the_publisher_and_loses_nothing() -> None:
 
     async def publisher() -> None:
         for i in range(10):
-            await bus.publish("s", "response.done", i, received_at=0.0)
+            await bus.publish("s", "response.done", ev(i), received_at=0.0)
             published.append(i)
 
     async with trio.open_nursery() as nursery:
@@ -40,10 +39,10 @@ async def test_block_back_pressures_the_publisher_and_loses_nothing() -> None:
         assert published == [0, 1, 2]
         stats = sub.statistics()
         assert (stats.queued, stats.publishers_waiting) == (3, 1)
-        assert (await sub.receive()).event == 0
+        assert n_of((await sub.receive()).event) == 0
         await trio.testing.wait_all_tasks_blocked()
         assert published == [0, 1, 2, 3]
-        received = [0] + [(await sub.receive()).event for _ in range(9)]
+        received = [0] + [n_of((await sub.receive()).event) for _ in range(9)]
     assert received == list(range(10))
     stats = sub.statistics()
     assert (stats.delivered, stats.dropped, stats.lag, stats.queued) == (10, 0, 0, 0)
@@ -56,10 +55,10 @@ async def test_drop_oldest_keeps_the_newest_and_counts_exactly() -> None:
     stats = sub.statistics()
     assert (stats.dropped, stats.queued, stats.lag) == (6, 4, 0)
     envelope = await sub.receive()
-    assert (envelope.event, envelope.seq) == (6, 7)  # seq shows the gap: 1..6 missed
+    assert (n_of(envelope.event), envelope.seq) == (6, 7)  # seq shows the gap: 1..6 missed
     assert sub.statistics().lag == 6  # dropped since the previous read, read after this one
     await publish_range(bus, 1)
-    assert [(await sub.receive()).event for _ in range(4)] == [7, 8, 9, 0]
+    assert [n_of((await sub.receive()).event) for _ in range(4)] == [7, 8, 9, 0]
     assert sub.statistics().lag == 0
     assert (sub.statistics().delivered, sub.statistics().dropped) == (5, 6)
 
@@ -77,12 +76,12 @@ async def test_lag_counts_drops_between_two_reads() -> None:
     bus = Bus()
     sub = bus.subscribe(maxsize=2, overflow="drop_newest")
     await publish_range(bus, 5)  # 0, 1 kept; 2, 3, 4 dropped
-    assert (await sub.receive()).event == 0
+    assert n_of((await sub.receive()).event) == 0
     assert sub.statistics().lag == 3
-    assert (await sub.receive()).event == 1
+    assert n_of((await sub.receive()).event) == 1
     assert sub.statistics().lag == 0
     await publish_range(bus, 4)  # 0, 1 kept; 2, 3 dropped
-    assert (await sub.receive()).event == 0
+    assert n_of((await sub.receive()).event) == 0
     assert (sub.statistics().lag, sub.statistics().dropped) == (2, 5)
 
 
@@ -92,7 +91,7 @@ async def test_only_block_ever_holds_up_the_publisher(policy: str) -> None:
     bus.subscribe(maxsize=1, overflow=policy)
     with trio.testing.assert_no_checkpoints():
         for i in range(50):
-            bus.publish_nowait("s", "error", i, received_at=0.0)
+            bus.publish_nowait("s", "error", ev(i), received_at=0.0)
     await publish_range(bus, 50)
     assert bus.statistics().published == 100
 
@@ -101,7 +100,7 @@ async def test_disconnect_raises_at_the_subscriber_not_the_publisher() -> None:
     bus = Bus()
     sub = bus.subscribe(maxsize=3, overflow=OverflowPolicy.DISCONNECT)
     await publish_range(bus, 3)
-    assert (await sub.receive()).event == 0
+    assert n_of((await sub.receive()).event) == 0
     await publish_range(bus, 2)  # fills the buffer again, then overflows it
     with pytest.raises(SubscriberOverflowError) as info:
         await sub.receive()
@@ -131,8 +130,7 @@ async def test_disconnect_fails_the_worker_at_its_next_read() -> None:
 
     async def worker() -> None:
         async for envelope in sub:
-            assert isinstance(envelope.event, int)
-            handled.append(envelope.event)
+            handled.append(n_of(envelope.event))
             await release.wait()  # a handler slow on its first envelope
 
     with pytest.RaisesGroup(SubscriberOverflowError):

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from support.events import ev
 
 from rtbus.bus import Bus, BusArgumentError, Envelope, OverflowPolicy, Subscription
 from rtbus.bus._filters import TypeFilter, parse_types
@@ -29,7 +30,7 @@ TYPES = [
 async def publish_all(bus: Bus, sessions: Iterable[str], types: Iterable[str]) -> None:
     for session in sessions:
         for type in types:
-            await bus.publish(session, type, None, received_at=0.0)
+            await bus.publish(session, type, ev(), received_at=0.0)
 
 
 async def queued(sub: Subscription) -> list[tuple[str, str]]:
@@ -261,5 +262,5 @@ async def test_subscription_repr_names_filters_and_policy() -> None:
 async def test_events_of_unknown_types_route_like_any_other() -> None:
     bus = Bus()
     sub = bus.subscribe(types="future.*")
-    await bus.publish("s", "future.thing", {"type": "future.thing"}, received_at=0.0)
+    await bus.publish("s", "future.thing", ev(), received_at=0.0)
     assert (await sub.receive()).type == "future.thing"

@@ -13,6 +13,7 @@ import pytest
 import trio
 import trio.testing
 from cli_support import restored_logging
+from support.events import ev
 from support.http_client import request
 
 from rtbus import AzureConfig, OpenAIConfig
@@ -208,7 +209,7 @@ async def test_a_worker_given_up_on_is_logged_once_and_the_service_goes_on(
             service = running.service
             async with service.bus.subscribe(types="rtbus.actor.gave_up") as gave_ups:
                 await service.add_worker(broken, id="broken", types="poke")
-                await service.bus.publish("x", "poke", None, received_at=trio.current_time())
+                await service.bus.publish("x", "poke", ev(), received_at=trio.current_time())
                 await gave_ups.receive()
             session = service.sessions["front"]
             async with service.bus.subscribe(sessions="front", types="response.done") as done:

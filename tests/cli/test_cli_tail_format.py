@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from rtbus.actors import ActorExited, ExitReason
-from rtbus.bus import Envelope
+from rtbus.bus import Envelope, Undecoded
 from rtbus.cli._tail_format import format_json, format_line, styled_line
 from rtbus.protocol import UnknownEvent, decode_server_event, encode
 from rtbus.session import SessionReconnected
@@ -73,7 +73,8 @@ def test_lifecycle_events_show_their_fields() -> None:
 
 
 def test_a_raw_event_is_shown_by_its_size() -> None:
-    envelope = Envelope("demo-1", 1, "session.created", b'{"type":"session.created"}', 1.0)
+    raw = b'{"type":"session.created"}'
+    envelope = Envelope("demo-1", 1, "session.created", Undecoded("session.created"), 1.0, raw)
     assert format_line(envelope) == "demo-1 #1 session.created (26 bytes, raw)"
 
 
@@ -90,7 +91,7 @@ def test_json_splices_the_frame_as_the_server_sent_it() -> None:
         "received_at": 12.5,
         "event": frame,
     }
-    raw_only = Envelope("demo-1", 7, envelope.type, envelope.raw, 12.5)
+    raw_only = Envelope("demo-1", 7, envelope.type, Undecoded(envelope.type), 12.5, envelope.raw)
     assert format_json(raw_only) == line
 
 

@@ -11,6 +11,7 @@ import trio
 import trio.testing
 from support.gateway import GatewayApp, client, publish, take
 
+from rtbus.bus import Undecoded
 from rtbus.gateway import (
     GATEWAY_SESSION,
     GatewayConnectionError,
@@ -65,8 +66,9 @@ async def test_a_raw_subscriber_gets_its_lifecycle_events_as_bytes(
         await sub.receive()
         await gateway.kill()
         reconnected = await sub.receive()
-    assert isinstance(reconnected.event, bytes)
-    assert b'"type":"rtbus.gateway.reconnected"' in reconnected.event
+    assert reconnected.event == Undecoded("rtbus.gateway.reconnected")
+    assert reconnected.raw is not None
+    assert b'"type":"rtbus.gateway.reconnected"' in reconnected.raw
 
 
 async def test_a_request_made_while_away_waits_for_the_connection(

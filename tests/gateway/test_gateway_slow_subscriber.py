@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 import trio
 import trio.testing
+from support.events import ev
 from support.gateway import FAST
 from support.http_client import HttpResponse, request
 from support.upstream import CREATE, take_until, upstream
@@ -137,7 +138,7 @@ async def test_a_client_may_ask_for_a_shorter_block_timeout_not_a_longer_one(
         async with remote.subscribe(sessions="s1", maxsize=2, block_timeout=0.5) as stalled:
             start = trio.current_time()
             for _ in range(3):  # one in the client, one in the service, one waits
-                await svc.bus.publish("s1", "test.x", {}, received_at=0.0)
+                await svc.bus.publish("s1", "test.x", ev(), received_at=0.0)
             assert trio.current_time() - start == pytest.approx(0.5)
             await trio.testing.wait_all_tasks_blocked()
             with pytest.raises(SubscriberTooSlowError) as caught:

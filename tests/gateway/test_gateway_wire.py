@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rtbus.bus import Envelope, OverflowPolicy
+from rtbus.bus import Envelope, Event, OverflowPolicy, Undecoded
 from rtbus.bus._envelope import event_json
 from rtbus.gateway import (
     CloseSession,
@@ -122,7 +122,7 @@ def test_an_event_frame_carries_the_raw_bytes_exactly(
 ) -> None:
     # Indented on purpose: bytes orjson would never write, so a re-encode would show.
     raw = orjson.dumps(event, option=orjson.OPT_INDENT_2)
-    envelope = Envelope(session_id, seq, type, object(), received_at, raw)
+    envelope = Envelope(session_id, seq, type, Undecoded(type), received_at, raw)
     frame = encode_event(sub, envelope, lag=lag, age=age)
     assert orjson.loads(frame)["event"] == event  # still one JSON object
     assert parse_server_frame(frame) == EventFrame(
@@ -141,7 +141,10 @@ def test_an_event_frame_carries_the_raw_bytes_exactly(
 def test_a_batch_carries_each_frame_exactly_even_with_newlines(batch: list[Any]) -> None:
     # Indented: raw frames full of newlines, which must not split the batch.
     raws = [orjson.dumps(event, option=orjson.OPT_INDENT_2) for event in batch]
-    envelopes = [Envelope("s", i + 1, "x.event", None, 0.0, raw) for i, raw in enumerate(raws)]
+    envelopes = [
+        Envelope("s", i + 1, "x.event", Undecoded("x.event"), 0.0, raw)
+        for i, raw in enumerate(raws)
+    ]
     frames = [encode_event("a", envelope, lag=0, age=0.0) for envelope in envelopes]
     parsed = parse_server_frames(encode_batch(frames))
     assert [frame.event for frame in parsed] == raws  # type: ignore[union-attr]
@@ -187,7 +190,7 @@ def test_an_event_without_raw_bytes_is_encoded() -> None:
     server = decode_server_event(b'{"type":"input_audio_buffer.cleared","event_id":"e1"}')
     lifecycle = SessionReady(model="gpt-realtime", upstream_session_id="sess_up")
     unknown = UnknownEvent("x.y", {"type": "x.y", "n": 1})
-    cases: list[tuple[object, dict[str, Any]]] = [
+    cases: list[tuple[Event, dict[str, Any]]] = [
         (server, {"type": "input_audio_buffer.cleared", "event_id": "e1"}),
         (
             lifecycle,

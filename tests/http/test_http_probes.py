@@ -16,6 +16,7 @@ import wsproto.events
 from http_support import TOKEN, Api, error_of, serving
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from support.events import ev
 from support.upstream import upstream
 
 from rtbus.actors import ActorStarted, Backoff
@@ -145,7 +146,7 @@ async def test_readyz_says_when_a_supervisor_gave_up(sim: SimServer) -> None:
     broken = SystemWorker("broken", fail, types="poke")
     async with open_service(config, system_workers=[broken]) as svc, serving(svc) as api:
         async with svc.bus.subscribe(sessions="root", types="rtbus.actor.started") as sub:
-            await svc.bus.publish("poke", "poke", None, received_at=trio.current_time())
+            await svc.bus.publish("poke", "poke", ev(), received_at=trio.current_time())
             async for envelope in sub:
                 event = envelope.event
                 assert isinstance(event, ActorStarted)
@@ -169,7 +170,7 @@ async def test_while_draining_readyz_and_the_control_api_say_503(
 
     assert (await api.post("/v1/sessions", {"id": "s1"})).status == 201
     await service.add_worker(hold, sessions="hold")
-    await service.bus.publish("hold", "hold", None, received_at=trio.current_time())
+    await service.bus.publish("hold", "hold", ev(), received_at=trio.current_time())
     await holding.wait()
     async with trio.open_nursery() as nursery:
         nursery.start_soon(service.aclose)

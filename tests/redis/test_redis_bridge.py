@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import attrs
 import orjson
@@ -188,7 +189,8 @@ async def test_an_event_that_cannot_be_written_is_counted_and_skipped(
 ) -> None:
     bus = Bus()
     bridge = await nursery.start(partial(run_bridge, bus, redis_config, node="n"))
-    await bus.publish("s", TEXT, object(), received_at=0.0)  # no raw, not an event
+    not_an_event: Any = object()  # no raw, and not an event: nothing can write it
+    await bus.publish("s", TEXT, not_an_event, received_at=0.0)
     await publish(bus, "s", TEXT, 1)
     await written(bridge, 1)
     assert bridge.statistics().unencodable == 1

@@ -10,7 +10,7 @@ import orjson
 import pytest
 from support.redis_load import AUDIO, TEXT, frame
 
-from rtbus.bus import Bus, BusArgumentError, Envelope, OverflowPolicy
+from rtbus.bus import Bus, BusArgumentError, Envelope, OverflowPolicy, Undecoded
 from rtbus.bus._filters import parse_types
 from rtbus.protocol import ConfigError, ProtocolError, decode_server_event
 from rtbus.redis import (
@@ -140,9 +140,9 @@ def test_a_lifecycle_event_without_raw_is_encoded_with_its_type() -> None:
 
 def test_an_event_that_is_not_one_cannot_be_written() -> None:
     with pytest.raises(ProtocolError, match="not an event"):
-        encode_entry(Envelope("s", 1, "x.y", object(), 0.0), b"n", 0.0)
+        encode_entry(Envelope("s", 1, "x.y", object(), 0.0), b"n", 0.0)  # type: ignore[arg-type]
     with pytest.raises(ProtocolError, match="not an event"):
-        encode_entry(Envelope("s", 1, "x.y", {"a": 1}, 0.0), b"n", 0.0)
+        encode_entry(Envelope("s", 1, "x.y", {"a": 1}, 0.0), b"n", 0.0)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -156,7 +156,7 @@ def test_an_event_that_is_not_one_cannot_be_written() -> None:
 def test_a_malformed_entry_says_what_is_wrong(
     drop: bytes | None, change: dict[bytes, bytes], words: str
 ) -> None:
-    fields = encode_entry(Envelope("s", 1, TEXT, None, 0.0, frame(TEXT, 1)), b"n", 0.0)
+    fields = encode_entry(Envelope("s", 1, TEXT, Undecoded(TEXT), 0.0, frame(TEXT, 1)), b"n", 0.0)
     fields.pop(drop or b"", None)
     fields.update(change)
     with pytest.raises(ProtocolError, match=words):

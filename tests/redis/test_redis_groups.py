@@ -16,7 +16,7 @@ from support.polling import eventually
 from support.redis_load import AUDIO, TEXT, frame, publish
 from support.redis_server import RedisServer
 
-from rtbus.bus import Bus
+from rtbus.bus import Bus, Undecoded
 from rtbus.redis import (
     LostEntries,
     RedisBridge,
@@ -238,7 +238,11 @@ async def test_filters_choose_streams_and_skip_the_rest_unseen(
         with trio.fail_after(5):
             async with sub.delivery() as envelope:
                 pass
-        assert (envelope.session_id, envelope.type, envelope.event) == ("mine", TEXT, None)
+        assert (envelope.session_id, envelope.type, envelope.event) == (
+            "mine",
+            TEXT,
+            Undecoded(TEXT),
+        )
         assert envelope.raw == frame(TEXT, 2)
         assert envelope.node == "node-a"
         assert sub.statistics().skipped == 1

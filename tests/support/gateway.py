@@ -25,6 +25,7 @@ from rtbus.bus import Envelope
 from rtbus.gateway import SUBPROTOCOL, RemoteBus, RemoteSubscription, connect
 from rtbus.service import Service
 from rtbus.service._gateway import gateway_endpoint
+from support.events import ev
 from support.upstream import MODEL as MODEL
 
 TOKEN = "rtbus-gateway-test-token-7d41"
@@ -178,7 +179,7 @@ async def publish(service: Service, session_id: str, type: str, n: int = 1) -> N
     with raw bytes as a session gives them."""
     for _ in range(n):
         raw = orjson.dumps({"type": type, "event_id": "evt"})
-        await service.bus.publish(session_id, type, {"type": type}, received_at=0.0, raw=raw)
+        await service.bus.publish(session_id, type, ev(), received_at=0.0, raw=raw)
 
 
 async def take(subscription: RemoteSubscription, n: int) -> list[Envelope]:
