@@ -79,8 +79,17 @@ def configure_logging(
     for old in [h for h in root.handlers if isinstance(h.formatter, StructuredFormatter)]:
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(settings.level.upper())
+    level = settings.level.upper()
+    root.setLevel(level)
+    for name in _SAID_OTHERWISE:
+        # Their lines say what rtbus's own already say (the calls API's requests, hypercorn's
+        # second "running on"): kept for warnings and errors, and for --log-level debug.
+        logging.getLogger(name).setLevel(level if level == "DEBUG" else "WARNING")
     return handler
+
+
+#: Libraries whose info lines repeat what rtbus logs itself.
+_SAID_OTHERWISE = ("httpx2", "httpx", "rtbus.http.server")
 
 
 def rounded(value: float) -> float:

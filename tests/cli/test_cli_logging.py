@@ -122,3 +122,12 @@ def test_numbers_are_rounded_for_reading(format: Format) -> None:
     expected = {"delay": 0.47, "big": 1234.57, "tiny": 0.00041, "n": 3, "zero": 0.0}
     for key, value in expected.items():
         assert shown[key] == (value if format == "json" else str(value)), key
+
+
+def test_libraries_that_repeat_rtbus_lines_say_only_warnings_unless_debugging() -> None:
+    with restored_logging():
+        configure_logging(LogSettings(level="info"), stream=io.StringIO())
+        assert logging.getLogger("httpx2").getEffectiveLevel() == logging.WARNING
+        assert logging.getLogger("rtbus.http.server").getEffectiveLevel() == logging.WARNING
+        configure_logging(LogSettings(level="debug"), stream=io.StringIO())
+        assert logging.getLogger("httpx2").getEffectiveLevel() == logging.DEBUG
