@@ -507,13 +507,17 @@ class Subscription(trio.abc.AsyncResource):
         """The bus closed: take nothing more, drain what is queued, then end reads."""
         if self._state is _State.OPEN:
             self._state = _State.ENDED
-            self._discarded += len(self._publishers)  # released: their envelopes never enter
+            # Released (and any given up at their deadline): their envelopes never enter.
+            self._discarded += len(self._publishers) + self._given_up
+            self._given_up = 0
             self._release_publishers()
             self._wake_reader()
 
     def _stop(self, state: _State) -> None:
         if state is _State.CLOSED:
-            self._discarded += self._occupancy() + len(self._publishers)
+            # Publishers given up at their deadline whose cut never came are discarded too.
+            self._discarded += self._occupancy() + len(self._publishers) + self._given_up
+            self._given_up = 0
         self._state = state
         self._buffer.clear()
         self._held = None

@@ -76,7 +76,7 @@ from rtbus.gateway import (
     encode_result,
     parse_request,
 )
-from rtbus.protocol import ErrorEvent
+from rtbus.protocol import ErrorDetails
 
 from ._control import Control, ControlError, upstream_error
 from ._http_wire import HttpError, check_bearer, header_map
@@ -285,6 +285,8 @@ class _Connection:
                 await self._read(receive)
                 nursery.cancel_scope.cancel()
         finally:
+            # Gone: a refusal that comes back later has nobody to go to (see ``refused``).
+            self._nursery, self._closing = None, True
             for forwarder in self._subscriptions.values():
                 forwarder.subscription.close()
 
@@ -462,14 +464,16 @@ class _Connection:
         else:
             await self._result(request.req, result)
 
-    def refused(self, request: Send, event: ErrorEvent) -> None:
+    def refused(self, request: Send, error: ErrorDetails) -> None:
         """The upstream refused an event this connection sent: tell the client. Called by
         the session's task, so the frame is written from this connection's own."""
         frame = encode_refused(
-            request.req, request.session, event.error.event_id or "", upstream_error(event.error)
+            request.req, request.session, error.event_id or "", upstream_error(error)
         )
         if self._nursery is not None and not self._closing:
             self._nursery.start_soon(self.write, frame)
+        else:
+            logger.info("an event sent to %s was refused after its client left", request.session)
 
 
 async def _send(connection: _Connection, request: Send) -> object:

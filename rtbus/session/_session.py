@@ -37,6 +37,7 @@ event and the sender on the bus either way.
 from __future__ import annotations
 
 import itertools
+import logging
 import random
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -51,6 +52,7 @@ from rtbus.bus import Bus, Event
 from rtbus.protocol import (
     ClientEvent,
     Disposition,
+    ErrorDetails,
     ErrorEvent,
     EventOutcome,
     RealtimeConfig,
@@ -91,10 +93,13 @@ from ._state import Happening, SessionState, next_state
 
 __all__ = ["RefusalHandler", "Session", "SessionStatistics"]
 
+_log = logging.getLogger("rtbus.session")
+
 ClientEventLike = ClientEvent | Mapping[str, Any]
 AnyServerEvent = ServerEvent | UnknownEvent
-RefusalHandler = Callable[[ErrorEvent], object]
-"""Takes the server's ``error`` for a client event its sender sent (see ``Session.send``)."""
+RefusalHandler = Callable[[ErrorDetails], object]
+"""Takes the upstream's error object (its type, code, message, param and the event's id) for a
+client event its sender sent (see ``Session.send``); the same as through the gateway."""
 
 # Client events whose sender is remembered, for errors that come back about them.
 _SENDERS_KEPT = 1024
@@ -235,17 +240,17 @@ class Session:
         upstream to refuse it: the outcome says ``accepted`` (no error named it in that time)
         or ``refused`` with the server's error. The error is handled either way. Raises what
         ``send`` raises."""
-        refused: list[ErrorEvent] = []
+        refused: list[ErrorDetails] = []
         answered = trio.Event()
 
-        def on_refused(error: ErrorEvent) -> None:
+        def on_refused(error: ErrorDetails) -> None:
             refused.append(error)
             answered.set()
 
         event_id = await self.send(event, sender=sender, on_refused=on_refused)
         with trio.move_on_after(within):
             await answered.wait()
-        error = refused[0].error if refused else None
+        error = refused[0] if refused else None
         return EventOutcome(event_id=event_id, error=error)
 
     @property
@@ -384,7 +389,9 @@ class Session:
             await link.close()
             self._connection_ended(link)
         recycled, self._recycled = self._recycled, None
-        if recycled is not None and not self._closing:
+        if recycled is not None and self._closing:
+            await _let_go(recycled.prepared)  # stopping: the next session will not be used
+        elif recycled is not None:
             raise recycled
 
     async def _open(self, target: ConnectTarget) -> Link:
@@ -478,8 +485,14 @@ class Session:
         one, wait for a turn boundary, then close this one for the switch."""
         await trio.sleep(after)
         prepared = await self._prepare()
-        with trio.move_on_after(self.spec.recycle_grace):
-            await self._until_idle()
+        try:
+            with trio.move_on_after(self.spec.recycle_grace):
+                await self._until_idle()
+        except BaseException:
+            # The current connection failed (or the session stops) meanwhile: the prepared
+            # one is nobody's now, and an open upstream session costs money.
+            await _let_go(prepared)
+            raise
         # No client event may reach this connection from now on: they wait for the next.
         self._queue.detach()
         self._recycled = _Recycle(prepared)
@@ -506,6 +519,11 @@ class Session:
             if link is not None:
                 await link.close()
             return None
+        except BaseException:
+            if link is not None:  # cancelled: the next session must not stay open unread
+                with trio.CancelScope(shield=True):
+                    await link.close()
+            raise
         return _Prepared(link, upstream_id, plan.item_ids, started_at, held_back)
 
     async def _switch(self, prepared: _Prepared) -> str:
@@ -516,7 +534,12 @@ class Session:
         for received in prepared.held_back:
             await self._take(received)
         plan = self._record.restore_plan(since=prepared.restored)
-        restored = await self._restore(prepared.link, plan, self._take)
+        with trio.move_on_after(self.spec.ready_timeout) as scope:
+            restored = await self._restore(prepared.link, plan, self._take)
+        if scope.cancelled_caught:
+            # An upstream that stopped answering would hold the queued events for ever.
+            await trio.aclose_forcefully(prepared.link.rt)
+            raise HandshakeTimeoutError(self.spec.ready_timeout)
         self._tally.recycled(len(prepared.restored) + restored.restored)
         await self._publish(
             SessionRecycled(
@@ -630,7 +653,11 @@ class Session:
         )
         await self._publish(refused)
         if sender.on_refused is not None:
-            sender.on_refused(event)
+            try:
+                sender.on_refused(event.error)
+            except Exception:
+                # The sender's handler is the sender's business: it never fails the session.
+                _log.exception("the on_refused handler of %s raised", sender.name or "a sender")
         # A named sender (the control API, a gateway connection) learns of it through the
         # event above; an anonymous one that passed no handler left it to the bus.
         return bool(sender.name) or sender.on_refused is not None
@@ -760,6 +787,13 @@ class Session:
         if isinstance(event, Mapping):
             return {**event, "event_id": self._next_event_id()}
         return attrs.evolve(event, event_id=self._next_event_id())
+
+
+async def _let_go(prepared: _Prepared | None) -> None:
+    """Close a prepared next upstream session that will not be used, whatever else happens."""
+    if prepared is not None:
+        with trio.CancelScope(shield=True):
+            await prepared.link.close()
 
 
 def _upstream_session_id(created: AnyServerEvent) -> str:

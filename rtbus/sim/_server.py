@@ -62,7 +62,7 @@ class SimServer:
         self.port = port
         self.options = options
         self._counters = Counters()
-        self._connections: set[SimConnection] = set()
+        self._connections: dict[SimConnection, None] = {}  # insertion-ordered: oldest first
         # One generator for the whole server, so a seed fixes every connection's ids and faults.
         self._rng = random.Random(options.seed)
         self._settings = SessionSettings(
@@ -113,13 +113,15 @@ class SimServer:
             faults_injected=c.faults_injected,
         )
 
-    def inject(self, fault: str) -> int:
+    def inject(self, fault: str, *, oldest: int | None = None) -> int:
         """Fire ``fault`` (a ``sim_fault`` spec such as ``"drop"`` or ``"close:1011"``; its
-        trigger is ignored) on every open connection now; how many it hit."""
+        trigger is ignored) on every open connection now, or on the ``oldest`` few; how many
+        it hit."""
         parsed = Fault.parse(fault)
-        for connection in self._connections:
+        hit = list(self._connections)[:oldest]
+        for connection in hit:
             connection.inject(parsed)
-        return len(self._connections)
+        return len(hit)
 
     def phone(self, webhook_url: str | None = None) -> PhoneNetwork:
         """The phone network, announcing calls to ``webhook_url`` (default: the option's)."""
@@ -250,11 +252,11 @@ class SimServer:
 
         if call is not None:
             call.on_end.append(hang_up)
-        self._connections.add(connection)
+        self._connections[connection] = None
         try:
             await connection.run()
         finally:
-            self._connections.discard(connection)
+            self._connections.pop(connection, None)
             if call is not None and hang_up in call.on_end:
                 call.on_end.remove(hang_up)
             # On server shutdown, say "going away" rather than vanish (idempotent otherwise).

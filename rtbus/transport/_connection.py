@@ -12,9 +12,11 @@ Invariants:
   whichever style drives the connection, and every failure goes through the emitter's one
   error path (``_on_error``): a server ``error`` event, an unreadable or binary frame, an
   abnormal close, a keepalive timeout.
-* The connection's life is a state and a table (``_state``): reading happens only while
-  OPEN, and its end is reported once; a close with code 1000, by either side, or one this
-  side started, just ends reading.
+* The connection's life is a state and a table (``_state``): reading takes new frames off
+  the wire only while OPEN, and its end is reported once; a close with code 1000, by either
+  side, or one this side started, just ends reading. Frames already received when a close of
+  ours starts (or while it waits for the peer's answer) are still handed out: a recycle must
+  not lose the last events of the connection it replaces.
 * Reading ends once: after the close has been reported, further reads return nothing.
   Messages received before a drop are read first; after a close of ours started, none is.
 * Frames go out in the order ``send`` was called (a FIFO lock); nothing is sent for an event
@@ -218,11 +220,13 @@ class RealtimeWebSocket(RealtimeEmitter, trio.abc.AsyncResource):
         raised as its typed exception (``ConnectionClosedError``, ``KeepaliveTimeoutError``),
         once. No handler runs and no error is classified here: the caller does it, once."""
         inbox = self._inbox
-        while self._state is ConnectionState.OPEN:
+        while inbox or self._state is ConnectionState.OPEN:
             if not inbox:
                 if await self._wire.fill():
                     continue
                 break
+            if self._state is ConnectionState.CLOSED:
+                break  # the stream is released: what it left unread is not the peer's news
             raw, text, received_at = inbox.popleft()
             self._frames_in += 1
             self._bytes_in += len(raw)

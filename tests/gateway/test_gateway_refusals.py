@@ -83,3 +83,22 @@ async def test_a_remote_observer_does_not_handle_a_sessions_errors(
         async with bus.subscribe(types="error") as handling:
             await handling.wait_registered()
             assert service.bus.has_subscriber("s1", "error")
+
+
+async def test_a_senders_handler_that_raises_costs_the_session_nothing(
+    gateway: GatewayApp, service: Service, autojump_clock: trio.testing.MockClock
+) -> None:
+    # As when a gateway client has gone and its connection cannot take the refusal any more.
+    def gone(error: ErrorDetails) -> None:
+        raise RuntimeError("Nursery is closed to new arrivals")
+
+    session = await service.open_session(id="s1")
+    async with service.bus.subscribe(types="rtbus.session.*") as lifecycle:
+        await session.send(DELETE_MISSING, sender="gateway:9", on_refused=gone)
+        async for envelope in lifecycle:
+            if envelope.type == "rtbus.session.event_refused":
+                break
+    await session.send(CLEAR)  # a round trip after the refusal: the session goes on
+    assert session.state is SessionState.READY
+    assert session.statistics().counts.failures == {}
+    assert session.statistics().connects == 1

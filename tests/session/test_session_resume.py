@@ -284,3 +284,25 @@ async def test_resumes_are_counted_and_timed_for_prometheus(
     assert value("rtbus_session_resume_wait_seconds_count") == 1
     assert (value("rtbus_session_resume_wait_seconds_sum") or 0) > 0
     await sub.aclose()
+
+
+async def test_a_prepared_session_is_let_go_when_the_current_connection_drops_first(
+    nursery: trio.Nursery, autojump_clock: trio.testing.MockClock
+) -> None:
+    serve = functools.partial(
+        serve_sim, "127.0.0.1", 0, speed=1.0, response_audio_seconds=20.0, api_key=KEY
+    )
+    sim: SimServer = await nursery.start(serve)
+    spec = SessionSpec(model=MODEL, recycle_after=3.0, recycle_grace=60.0)
+    async with open_service(ServiceConfig(upstream=upstream(sim))) as service:
+        sub = service.bus.subscribe(sessions="s1", types="rtbus.session.*")
+        session = await service.open_session(id="s1", spec=spec)
+        await session.send(say("Tell me a long story."))
+        await session.send(CREATE)  # twenty seconds of audio: the recycle waits for its end
+        await trio.sleep(5.0)  # the recycle prepared the next session at 3 s
+        assert sim.statistics().connections_open == 2
+        assert sim.inject("drop", oldest=1) == 1  # the current one drops first
+        await take_until(sub, "rtbus.session.resumed")
+        await trio.sleep(1.0)
+        assert sim.statistics().connections_open == 1, "the prepared one was let go"
+        await sub.aclose()
