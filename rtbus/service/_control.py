@@ -209,8 +209,12 @@ class Control:
         return SessionView.of(found), found.statistics()
 
     async def close_session(self, id: str) -> SessionView:
+        """Close a session; a call's session hangs its call up first."""
         session = self._session(id)
+        board = self._service.switchboard
         with _translated():
+            if board is not None:
+                await board.hang_up_session(session.id)
             await self._service.close_session(session.id)
         return SessionView.of(session)
 

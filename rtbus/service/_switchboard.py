@@ -387,6 +387,18 @@ class Switchboard:
             await self._calls.hangup(call_id)
         return self._view(live)
 
+    async def hang_up_session(self, session_id: str) -> str | None:
+        """Hang up the call whose session is ``session_id``, before that session is closed
+        (a call's session closed alone would leave the caller on a line nobody answers).
+        Returns the call's id, or ``None`` when the session is no call's. A hang-up the
+        calls API refuses (the call ended meanwhile) is logged: the session closes anyway."""
+        live = next((c for c in self._live.values() if c.session.id == session_id), None)
+        if live is None:
+            return None
+        live.ended_by_rtbus = True
+        await self._hang_up_quietly(live.call_id)
+        return live.call_id
+
     async def refer(self, call_id: str, target_uri: str) -> CallView:
         """Transfer a SIP call to ``target_uri``; the call then ends here."""
         live = self._held(call_id)

@@ -555,7 +555,7 @@ class Session:
     def _default_target(self) -> ConnectTarget:
         return ConnectTarget.from_config(
             self._upstream,
-            self.spec.target or self.spec.model,
+            self.spec.connects_to,
             extra_headers=self.spec.extra_headers,
             extra_query=self.spec.extra_query,
         )

@@ -13,6 +13,7 @@ from rtbus.protocol import (
     ProtocolError,
     RealtimeConfig,
     RealtimeTarget,
+    TargetKind,
     client_event_from_dict,
     is_azure,
 )
@@ -31,24 +32,34 @@ def _seconds(_: object, attribute: attrs.Attribute[Any], value: float | None) ->
         raise ConfigError(attribute.name, f"must be a positive number of seconds, got {value!r}")
 
 
-def _session_config(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+def _session_mapping(_: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, Mapping):
+        raise ConfigError("session", f"must be a mapping (the session.update body), got {value!r}")
+
+
+def _check_session(session: Mapping[str, Any], kind: str) -> None:
     """Check the session config now, so a bad one fails ``open_session``, not a reconnect.
 
     Raises ``ConfigError`` naming the key (``session.audio.output.voice``): the protocol checks
     it as strictly as the upstream would, so a typo never costs a connection.
     """
-    if not isinstance(value, Mapping):
-        raise ConfigError("session", f"must be a mapping (the session.update body), got {value!r}")
+    typed = _with_type(session, kind)
+    if typed["type"] != kind:
+        # The upstream refuses an update of the other kind; say so before connecting.
+        raise ConfigError(
+            "session.type", f"must be {kind!r} for this target, got {typed['type']!r}"
+        )
     try:
-        client_event_from_dict({"type": "session.update", "session": _with_type(value)})
+        client_event_from_dict({"type": "session.update", "session": typed})
     except ProtocolError as exc:
         # The event's path is the key's: both start at ``session``.
         raise ConfigError(exc.path or "session", exc.reason) from None
 
 
-def _with_type(session: Mapping[str, Any]) -> Mapping[str, Any]:
-    # The GA API wants the session's kind; a realtime conversation is the default one.
-    return session if "type" in session else {"type": "realtime", **session}
+def _with_type(session: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
+    # The GA API wants the session's kind: its target's (a conversation unless it is a
+    # transcription session).
+    return session if "type" in session else {"type": kind, **session}
 
 
 @attrs.frozen(kw_only=True)
@@ -56,8 +67,9 @@ class SessionSpec:
     """How to run one Realtime session.
 
     * ``session`` -- the ``session`` object of the ``session.update`` sent on every connect
-      (``{"instructions": ..., "audio": {...}, "tools": [...]}``); ``type: realtime`` is added
-      when missing. Checked when the spec is made.
+      (``{"instructions": ..., "audio": {...}, "tools": [...]}``); its ``type`` is added when
+      missing (``transcription`` for a transcription target, else ``realtime``). Checked when
+      the spec is made, against the target's kind too.
     * ``extra_headers`` and ``extra_query`` -- added to every connect (the reconnect policy's
       ``before_attempt`` hook may choose another target for a reconnect).
     * ``sequence_responses`` -- hold an in-band ``response.create`` while a response runs.
@@ -70,12 +82,15 @@ class SessionSpec:
       upstream session (items and bytes of text); ``summarize`` folds each item the bound
       drops into one summary that a restore puts in their place.
     * ``resume`` -- restore the conversation into every upstream session after the first.
-    * ``target`` -- what every connection attaches to (a call: ``RealtimeTarget.call(id)``);
-      ``None``, the default, is a conversation with ``model``.
+    * ``target`` -- what every connection attaches to (a call: ``RealtimeTarget.call(id)``;
+      a transcription session: ``RealtimeTarget.transcription()``, whose transcription model
+      is set in ``session``); ``None``, the default, is a transcription session when
+      ``session`` says ``"type": "transcription"`` and a conversation with ``model`` otherwise
+      (``connects_to`` says which).
     """
 
     model: str = attrs.field(default="gpt-realtime", validator=attrs.validators.min_len(1))
-    session: Mapping[str, Any] = attrs.field(factory=dict, validator=_session_config)
+    session: Mapping[str, Any] = attrs.field(factory=dict, validator=_session_mapping)
     extra_headers: tuple[tuple[str, str], ...] = attrs.field(default=(), converter=tuple)
     extra_query: Mapping[str, str] = attrs.field(factory=dict)
     reconnect: ReconnectPolicy = attrs.field(factory=ReconnectPolicy)
@@ -90,6 +105,24 @@ class SessionSpec:
     resume: bool = True
     target: RealtimeTarget | None = None
 
+    def __attrs_post_init__(self) -> None:
+        _check_session(self.session, self._kind)
+
+    @property
+    def connects_to(self) -> RealtimeTarget:
+        """What every connection attaches to: ``target``; else a transcription session when
+        the config's ``type`` says so; else a conversation with ``model``."""
+        if self.target is not None:
+            return self.target
+        if self.session.get("type") == "transcription":
+            return RealtimeTarget.transcription()
+        return RealtimeTarget.model(self.model)
+
+    @property
+    def _kind(self) -> str:
+        transcribing = self.connects_to.kind is TargetKind.TRANSCRIPTION
+        return "transcription" if transcribing else "realtime"
+
     def recycle_after_for(self, upstream: RealtimeConfig) -> float | None:
         """``recycle_after``, within the upstream's own session limit."""
         if self.recycle_after is None or not is_azure(upstream):
@@ -98,4 +131,8 @@ class SessionSpec:
 
     def update_event(self, event_id: str) -> Mapping[str, Any]:
         """The ``session.update`` that applies this spec's config."""
-        return {"type": "session.update", "event_id": event_id, "session": _with_type(self.session)}
+        return {
+            "type": "session.update",
+            "event_id": event_id,
+            "session": _with_type(self.session, self._kind),
+        }

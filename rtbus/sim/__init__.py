@@ -61,9 +61,14 @@ Not simulated
 Semantic VAD is treated as energy VAD; VAD runs on ``audio/pcm`` input only (G.711 input is
 buffered and committed, never detected); ``idle_timeout_ms``, image input and a
 ``response.create``'s own ``input`` items (item references too) are accepted and have no
-effect. MCP tools and transcription sessions are refused as ``invalid_value`` rather than
-accepted and never acted on. With input transcription on, every user audio item "says"
-``input_transcript``.
+effect. MCP tools are refused as ``invalid_value`` rather than accepted and never acted on.
+With input transcription on, every user audio item "says" ``input_transcript``.
+
+A transcription session (``?intent=transcription``, no model) starts as ``type:
+transcription``; each commit (manual or by VAD) gives ``input_audio_buffer.committed``, then
+the transcript as one ``...input_audio_transcription.delta`` and ``.completed``. It never
+responds: ``response.*`` and ``conversation.item.*`` events are refused, and so is a
+``session.update`` of the other kind (in either kind of session).
 
 A ``sim_fault`` that cannot be parsed refuses the handshake with HTTP 400; a configured
 ``api_key`` that the handshake does not carry (``Authorization: Bearer`` or ``api-key``)

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["DEFAULT_INSTRUCTIONS", "TURN_DETECTION_DEFAULTS", "default_session"]
+__all__ = [
+    "DEFAULT_INSTRUCTIONS",
+    "TRANSCRIPTION_TURN_DETECTION_DEFAULTS",
+    "TURN_DETECTION_DEFAULTS",
+    "default_session",
+    "default_transcription_session",
+]
 
 #: What the server fills in when a client names a turn detection type (the real defaults).
 TURN_DETECTION_DEFAULTS: Final[dict[str, dict[str, object]]] = {
@@ -27,6 +33,12 @@ TURN_DETECTION_DEFAULTS: Final[dict[str, dict[str, object]]] = {
         "create_response": True,
         "interrupt_response": True,
     },
+}
+
+#: The same in a transcription session, which never responds.
+TRANSCRIPTION_TURN_DETECTION_DEFAULTS: Final[dict[str, dict[str, object]]] = {
+    name: {k: v for k, v in turn.items() if k not in ("create_response", "interrupt_response")}
+    for name, turn in TURN_DETECTION_DEFAULTS.items()
 }
 
 DEFAULT_INSTRUCTIONS: Final = (
@@ -63,6 +75,27 @@ def default_session(
                 "turn_detection": dict(TURN_DETECTION_DEFAULTS["server_vad"]),
             },
             "output": {"format": dict(pcm), "voice": voice, "speed": 1.0},
+        },
+        "include": None,
+    }
+
+
+def default_transcription_session(*, session_id: str, expires_at: int) -> dict[str, object]:
+    """The session an ``intent=transcription`` connection starts with: input audio only,
+    transcribed, and turn detection that commits the buffer but never starts a response."""
+    turn = dict(TRANSCRIPTION_TURN_DETECTION_DEFAULTS["server_vad"])
+    return {
+        "type": "transcription",
+        "object": "realtime.transcription_session",
+        "id": session_id,
+        "expires_at": expires_at,
+        "audio": {
+            "input": {
+                "format": {"type": "audio/pcm", "rate": 24_000},
+                "transcription": {"model": "gpt-4o-transcribe", "language": None, "prompt": ""},
+                "noise_reduction": None,
+                "turn_detection": turn,
+            },
         },
         "include": None,
     }

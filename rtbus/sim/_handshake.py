@@ -35,11 +35,13 @@ _WRONG_KEY = (
 @attrs.frozen
 class Admission:
     """The handshake is accepted: the session's model (or the call it attaches to, whose
-    model the accept chose) and this connection's scripted faults."""
+    model the accept chose), whether it is a transcription session (``intent=transcription``,
+    no model), and this connection's scripted faults."""
 
     model: str
     faults: tuple[Fault, ...] = ()
     call_id: str | None = None
+    transcription: bool = False
 
 
 @attrs.frozen
@@ -69,13 +71,17 @@ def admit(
     query = parse_qs(url.query)
     model = (query.get("model") or query.get("deployment") or [""])[0]
     call_id = (query.get("call_id") or [""])[0]
-    if not model and not call_id:
+    intent = (query.get("intent") or [""])[0]
+    if intent and intent != "transcription":
+        message = f"Invalid value: '{intent}'. Supported values are: 'transcription'."
+        return Rejection.of(400, message, "invalid_intent")
+    if not model and not call_id and not intent:
         return Rejection.of(400, "Missing required parameter: 'model'.", "missing_model")
     try:
         faults = tuple(Fault.parse(spec) for spec in query.get("sim_fault", []))
     except ConfigError as exc:
         return Rejection.of(400, str(exc), "invalid_sim_fault")
-    return Admission(model, faults, call_id or None)
+    return Admission(model, faults, call_id or None, transcription=bool(intent) and not call_id)
 
 
 def check_key(headers: list[tuple[bytes, bytes]], api_key: str | None) -> Rejection | None:

@@ -170,12 +170,10 @@ WORDINGS: Final[Mapping[str, Callable[[Violation, str, object], str]]] = {
 
 
 def _sim_limits(event: ClientEvent) -> Iterator[Refusal]:
-    """Valid events the simulator cannot act on: a transcription session, MCP tools."""
+    """Valid events the simulator cannot act on: MCP tools."""
     if isinstance(event, SessionUpdateEvent):
-        if isinstance(event.session, TranscriptionSessionConfig):
-            yield _unsupported(("session", "type"), "transcription", ("realtime",))
-            return
-        yield from _function_tools_only(event.session.tools, "session")
+        if not isinstance(event.session, TranscriptionSessionConfig):
+            yield from _function_tools_only(event.session.tools, "session")
     elif isinstance(event, ResponseCreateEvent) and event.response is not None:
         yield from _function_tools_only(event.response.tools, "response")
 

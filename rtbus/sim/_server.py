@@ -226,6 +226,7 @@ class SimServer:
     ) -> None:
         session = SimSession(
             model=admission.model,
+            transcription=admission.transcription,
             settings=self._settings,
             rng=random.Random(self._rng.getrandbits(64)),
             now=time.time(),

@@ -31,7 +31,12 @@ from ._audio import (
     audio_format,
 )
 from ._conversation import Conversation, Item, ItemNotFound, public
-from ._defaults import default_session
+from ._defaults import (
+    TRANSCRIPTION_TURN_DETECTION_DEFAULTS,
+    TURN_DETECTION_DEFAULTS,
+    default_session,
+    default_transcription_session,
+)
 from ._ids import IdSource
 from ._merge import merge_session
 from ._refusals import Refusal, admitted
@@ -61,16 +66,29 @@ class SimSession:
     """One simulated Realtime session, driven by its I/O shell."""
 
     def __init__(
-        self, *, model: str, settings: SessionSettings, rng: random.Random, now: float
+        self,
+        *,
+        model: str,
+        settings: SessionSettings,
+        rng: random.Random,
+        now: float,
+        transcription: bool = False,
     ) -> None:
         self._ids = IdSource(rng)
         self._settings = settings
-        self._session: JSONObject = default_session(
-            session_id=self._ids.new("sess"),
-            model=model,
-            voice=settings.voice,
-            expires_at=int(now) + 3600,
+        self._session: JSONObject = (
+            default_transcription_session(
+                session_id=self._ids.new("sess"), expires_at=int(now) + 3600
+            )
+            if transcription
+            else default_session(
+                session_id=self._ids.new("sess"),
+                model=model,
+                voice=settings.voice,
+                expires_at=int(now) + 3600,
+            )
         )
+        self._last_committed: str | None = None
         self._conversation = Conversation()
         self._conversation_id = self._ids.new("conv")
         self._buffer = bytearray()
@@ -92,7 +110,19 @@ class SimSession:
             "response.create": self._response_create,
             "response.cancel": self._response_cancel,
         }
+        if transcription:
+            # A transcription session takes input audio and nothing that makes a response.
+            self._handlers = {
+                name: handler
+                for name, handler in self._handlers.items()
+                if name.startswith(("session.", "input_audio_buffer."))
+            }
         self._sync_detector()
+
+    @property
+    def transcription(self) -> bool:
+        """Whether this is a transcription session (``intent=transcription``)."""
+        return self._session["type"] == "transcription"
 
     @property
     def session(self) -> JSONObject:
@@ -163,7 +193,11 @@ class SimSession:
         event = admitted(payload)
         if isinstance(event, Refusal):
             return [self._refused(event, event_id)]
-        events = self._handlers[str(event["type"])](event)
+        handler = self._handlers.get(str(event["type"]))
+        if handler is None:
+            message = f"'{event['type']}' is not supported in a transcription session."
+            return [self.error("invalid_value", message, param="type", event_id=event_id)]
+        events = handler(event)
         return [_with_event_id(e, event_id) for e in events]
 
     def _refused(self, refusal: Refusal, event_id: str | None) -> Event:
@@ -178,9 +212,21 @@ class SimSession:
     def _session_update(self, payload: JSONObject) -> list[Event]:
         update = payload["session"]
         assert isinstance(update, dict)
-        self._session = merge_session(self._session, update)
+        if update["type"] != self._session["type"]:
+            return [self._wrong_session_type(str(update["type"]))]
+        defaults = (
+            TRANSCRIPTION_TURN_DETECTION_DEFAULTS if self.transcription else TURN_DETECTION_DEFAULTS
+        )
+        self._session = merge_session(self._session, update, turn_defaults=defaults)
         self._sync_detector()
         return [self._ids.event("session.updated", session=self.session)]
+
+    def _wrong_session_type(self, sent: str) -> Event:
+        message = (
+            f"Passing a {sent} session update event to a {self._session['type']} session "
+            "is not allowed."
+        )
+        return self.error("invalid_value", message, param="session.type")
 
     def _sync_detector(self) -> None:
         turn = self._turn_detection()
@@ -237,7 +283,7 @@ class SimSession:
         )
         events = [stopped, *self._commit_buffer(item_id)]
         turn = self._turn_detection() or {}
-        if turn.get("create_response", True) and self._run is None:
+        if turn.get("create_response", True) and self._run is None and not self.transcription:
             events += self._start_response({})
         return events
 
@@ -261,6 +307,8 @@ class SimSession:
         audio = base64.b64encode(bytes(self._buffer)).decode("ascii")
         seconds = audio_format(self._input_format()).milliseconds(len(self._buffer)) / 1000
         self._buffer.clear()
+        if self.transcription:
+            return self._transcribe_only(item_id, seconds)
         item: Item = {
             "id": item_id,
             "object": "realtime.item",
@@ -279,19 +327,38 @@ class SimSession:
         """With input transcription on, the user's audio gets ``input_transcript`` as text."""
         if _dig(self._session, "audio", "input", "transcription") is None:
             return []
-        transcript = self._settings.input_transcript
         content = item["content"]
         assert isinstance(content, list)
-        content[0]["transcript"] = transcript
-        usage = {"type": "duration", "seconds": round(seconds, 3)}
-        completed = self._ids.event(
-            "conversation.item.input_audio_transcription.completed",
-            item_id=item["id"],
+        content[0]["transcript"] = self._settings.input_transcript
+        return [self._transcription_completed(str(item["id"]), seconds)]
+
+    def _transcribe_only(self, item_id: str, seconds: float) -> list[Event]:
+        """A transcription session's commit: no conversation, the transcript as a delta (the
+        real service streams it) and then whole."""
+        previous, self._last_committed = self._last_committed, item_id
+        events = [
+            self._ids.event(
+                "input_audio_buffer.committed", previous_item_id=previous, item_id=item_id
+            )
+        ]
+        if _dig(self._session, "audio", "input", "transcription") is None:
+            return events
+        delta = self._ids.event(
+            "conversation.item.input_audio_transcription.delta",
+            item_id=item_id,
             content_index=0,
-            transcript=transcript,
-            usage=usage,
+            delta=self._settings.input_transcript,
         )
-        return [completed]
+        return [*events, delta, self._transcription_completed(item_id, seconds)]
+
+    def _transcription_completed(self, item_id: str, seconds: float) -> Event:
+        return self._ids.event(
+            "conversation.item.input_audio_transcription.completed",
+            item_id=item_id,
+            content_index=0,
+            transcript=self._settings.input_transcript,
+            usage={"type": "duration", "seconds": round(seconds, 3)},
+        )
 
     def _clear(self, payload: JSONObject) -> list[Event]:
         self._buffer.clear()

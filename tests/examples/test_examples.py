@@ -92,3 +92,9 @@ def test_conversation_summary() -> None:
     # 4 turns are 8 items; the bound keeps 4 and the summary holds the gist of the rest.
     assert out[0] == "items kept: 4, dropped: 4"
     assert out[1].startswith("summary: user: Turn 1: remember 1. assistant: ")
+
+
+def test_transcription() -> None:
+    out = run_example("transcription.py", "--utterances", "2").splitlines()
+    assert len(out) == 2
+    assert all(line.startswith("item_") and line.endswith(": Hello there.") for line in out)

@@ -278,6 +278,21 @@ async def test_a_call_is_listed_and_referred_through_the_control_api(
     assert error_of(gone) == (404, "unknown_session")
 
 
+async def test_closing_a_calls_session_hangs_the_call_up(
+    api: Api, sim: SimServer, board: Switchboard, events: Subscription
+) -> None:
+    delivery = await sim.place_call(webhook_url=webhook_url(api))
+    call_id = delivery.call_id
+    accepted = await lifecycle(events, CallAccepted)
+    closed = await api.delete(f"/v1/sessions/{accepted.session_id}")
+    assert closed.status == 200, closed
+    # Not a caller left on a line nobody answers: the call is over upstream too.
+    assert sim.calls[call_id].state is CallState.ENDED
+    ended = await lifecycle(events, CallEnded)
+    assert (ended.call_id, ended.by) == (call_id, "rtbus")
+    assert board.statistics().active == 0
+
+
 async def test_call_control_needs_the_token_but_the_webhook_does_not(api: Api) -> None:
     stranger = Api(api.address, token=None)
     assert (await stranger.get("/v1/calls")).status == 401

@@ -74,6 +74,23 @@ async def test_a_session_without_an_id_gets_one_and_takes_the_model_asked_for(
     assert await api.session_ids() == [body["id"]]
 
 
+async def test_a_session_config_of_type_transcription_opens_a_transcription_session(
+    api: Api, service: Service
+) -> None:
+    config = {"type": "transcription", "audio": {"input": {"turn_detection": None}}}
+    async with service.bus.subscribe(sessions="t1") as sub:
+        opened = await api.post("/v1/sessions", {"id": "t1", "session": config})
+        assert opened.status == 201, opened
+        # 125 ms of 24 kHz PCM16 silence, in five bodies under this API's 2 KiB limit.
+        append = {"type": "input_audio_buffer.append", "audio": "A" * 1_600}
+        for event in [*[append] * 5, {"type": "input_audio_buffer.commit"}]:
+            assert (await api.post("/v1/sessions/t1/events", event)).status == 202
+        taken = await take_until(sub, "conversation.item.input_audio_transcription.completed")
+    updated = next(e for e in taken if e.type == "session.updated")
+    assert updated.event.session.type == "transcription"  # type: ignore[attr-defined]
+    assert "error" not in [e.type for e in taken]
+
+
 async def test_an_empty_body_opens_a_session_with_the_defaults(api: Api) -> None:
     opened = await api.call("POST", "/v1/sessions")
     assert opened.status == 201, opened

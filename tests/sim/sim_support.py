@@ -13,6 +13,9 @@ import trio
 import trio_websocket
 from openai.types.realtime import RealtimeServerEvent
 from openai.types.realtime.realtime_session_create_response import RealtimeSessionCreateResponse
+from openai.types.realtime.realtime_transcription_session_create_response import (
+    RealtimeTranscriptionSessionCreateResponse,
+)
 
 from rtbus.sim import SessionSettings, SimSession
 
@@ -49,7 +52,12 @@ def conforms(event: Event) -> pydantic.BaseModel:
         session = event["session"]
         assert isinstance(session, dict)
         declared = {key: session[key] for key in (*SESSION_ONLY_KEYS, "type")}
-        RealtimeSessionCreateResponse.model_validate(declared, strict=True)
+        created = (
+            RealtimeTranscriptionSessionCreateResponse
+            if session["type"] == "transcription"
+            else RealtimeSessionCreateResponse
+        )
+        created.model_validate(declared, strict=True)
     assert not extras, f"{event['type']} has undeclared keys {sorted(extras)}"
     dumped = model.model_dump(mode="json", exclude_unset=True)
     assert dumped == orjson.loads(orjson.dumps(event)), f"{event['type']} did not round-trip"
@@ -71,9 +79,12 @@ def b64(data: bytes) -> str:
 class Script:
     """Drives a ``SimSession`` synchronously and checks every event it emits."""
 
-    def __init__(self, settings: SessionSettings | None = None, seed: int = 7) -> None:
+    def __init__(
+        self, settings: SessionSettings | None = None, seed: int = 7, *, transcription: bool = False
+    ) -> None:
         self.session = SimSession(
             model="gpt-realtime",
+            transcription=transcription,
             settings=settings or SessionSettings(response_audio_seconds=0.3),
             rng=random.Random(seed),
             now=1_700_000_000.0,
