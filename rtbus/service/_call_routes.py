@@ -24,7 +24,7 @@ from typing import Any, Final, Literal
 
 import attrs
 
-from rtbus.protocol import ConfigError, RealtimeCallIncoming, WebhookSecret
+from rtbus.protocol import ConfigError, RealtimeCallIncoming, RealtimeTarget, WebhookSecret
 from rtbus.session import SessionSpec
 
 __all__ = ["CallRoute", "CallsSettings", "RouteAction"]
@@ -42,7 +42,9 @@ def _redacted(value: str | None) -> str:
 def _checked_session(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, Mapping):
         raise ConfigError("session", "must be a table (a session config)")
-    SessionSpec(session=value)  # raises ConfigError naming the key
+    # Raises ConfigError naming the key; a call's session is a conversation, never a
+    # transcription session, so the config is checked against a call target.
+    SessionSpec(session=value, target=RealtimeTarget.call("rtc_config_check"))
 
 
 def _pattern(_: object, attribute: attrs.Attribute[Any], value: object) -> None:

@@ -59,6 +59,7 @@ from rtbus.protocol import (
     ProtocolError,
     RealtimeConfig,
     RtbusError,
+    TargetKind,
     UnknownEvent,
     client_event_from_dict,
     redact,
@@ -143,7 +144,10 @@ class SessionView:
 
     @classmethod
     def of(cls, session: Session, node: str | None = None) -> SessionView:
-        return cls(session.id, session.state.value, session.spec.model, node)
+        spec = session.spec
+        # A transcription session has no model of its own (its config names the transcriber).
+        transcribing = spec.connects_to.kind is TargetKind.TRANSCRIPTION
+        return cls(session.id, session.state.value, None if transcribing else spec.model, node)
 
     def as_json(self) -> dict[str, Any]:
         shown = {"id": self.id, "state": self.state, "model": self.model}
@@ -213,9 +217,13 @@ class Control:
         session = self._session(id)
         board = self._service.switchboard
         with _translated():
-            if board is not None:
-                await board.hang_up_session(session.id)
-            await self._service.close_session(session.id)
+            call_id = None if board is None else await board.hang_up_session(session.id)
+            try:
+                await self._service.close_session(session.id)
+            except UnknownChild:
+                if call_id is None:
+                    raise
+                # The hang-up ended the call's session first: closed, as asked.
         return SessionView.of(session)
 
     async def send(
@@ -403,6 +411,12 @@ def _session_options(options: Mapping[str, Any]) -> dict[str, Any]:
             raise ControlError(ErrorCode.INVALID_FIELD, f"{name} must be {expected}")
     if "session" in options:
         _check_session_config(options["session"])
+        if "model" in options and options["session"].get("type") == "transcription":
+            message = (
+                "model: a transcription session has no model; name its transcription model "
+                "in session.audio.input.transcription.model"
+            )
+            raise ControlError(ErrorCode.INVALID_FIELD, message)
     return dict(options)
 
 

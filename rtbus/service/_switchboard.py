@@ -391,12 +391,18 @@ class Switchboard:
         """Hang up the call whose session is ``session_id``, before that session is closed
         (a call's session closed alone would leave the caller on a line nobody answers).
         Returns the call's id, or ``None`` when the session is no call's. A hang-up the
-        calls API refuses (the call ended meanwhile) is logged: the session closes anyway."""
+        calls API refuses is logged and counted: the session closes anyway."""
         live = next((c for c in self._live.values() if c.session.id == session_id), None)
         if live is None:
             return None
         live.ended_by_rtbus = True
-        await self._hang_up_quietly(live.call_id)
+        try:
+            with self._counted():
+                await self._calls.hangup(live.call_id)
+        except CallNotFoundError:
+            live.ended_by_rtbus = False  # the caller hung up first: theirs is the end
+        except CallsError as exc:
+            log.info("call %s: hanging up before closing its session failed: %s", live.call_id, exc)
         return live.call_id
 
     async def refer(self, call_id: str, target_uri: str) -> CallView:

@@ -225,7 +225,9 @@ class CallBook:
     def _client_secret(self, call_id: str | None, request: Request) -> Reply:
         body = request.json()
         update = body.get("session", {"type": "realtime"})
-        session = self._probe(update if isinstance(update, dict) else {})
+        update = update if isinstance(update, dict) else {}
+        # A browser may be given a transcription session; a call's session is a conversation.
+        session = self._probe(update, transcription=update.get("type") == "transcription")
         if isinstance(session, Reply):
             return session
         ttl = _dig_seconds(body.get("expires_after"))
@@ -251,10 +253,16 @@ class CallBook:
         probe = self._probe(update)
         return probe if isinstance(probe, Reply) else update
 
-    def _probe(self, update: JSONObject) -> SimSession | Reply:
-        """A session with ``update`` applied, or the 400 the update earns."""
+    def _probe(self, update: JSONObject, *, transcription: bool = False) -> SimSession | Reply:
+        """A session (of the kind asked) with ``update`` applied, or the 400 it earns."""
         model = update.get("model", "gpt-realtime")
-        probe = SimSession(model=str(model), settings=self._settings, rng=self._rng, now=0.0)
+        probe = SimSession(
+            model=str(model),
+            settings=self._settings,
+            rng=self._rng,
+            now=0.0,
+            transcription=transcription,
+        )
         frame = orjson.dumps({"type": "session.update", "session": update})
         events = probe.receive(frame)
         errors = [e["error"] for e in events if e.get("type") == "error"]

@@ -75,13 +75,18 @@ def admit(
     if intent and intent != "transcription":
         message = f"Invalid value: '{intent}'. Supported values are: 'transcription'."
         return Rejection.of(400, message, "invalid_intent")
+    if intent and (model or call_id):
+        # One target per connection: a transcription session names no model and no call.
+        named = "model" if model else "call_id"
+        message = f"'intent' and '{named}' cannot both be given: a connection has one target."
+        return Rejection.of(400, message, "invalid_intent")
     if not model and not call_id and not intent:
         return Rejection.of(400, "Missing required parameter: 'model'.", "missing_model")
     try:
         faults = tuple(Fault.parse(spec) for spec in query.get("sim_fault", []))
     except ConfigError as exc:
         return Rejection.of(400, str(exc), "invalid_sim_fault")
-    return Admission(model, faults, call_id or None, transcription=bool(intent) and not call_id)
+    return Admission(model, faults, call_id or None, transcription=bool(intent))
 
 
 def check_key(headers: list[tuple[bytes, bytes]], api_key: str | None) -> Rejection | None:

@@ -50,6 +50,8 @@ def test_the_accept_body_names_the_type_and_a_model() -> None:
     ("route", "key"),
     [
         ({"session": {"audio": {"output": {"voice": 7}}}}, "session.audio.output.voice"),
+        # A call's session is a conversation: caught by config check, not on every call.
+        ({"session": {"type": "transcription"}}, "session.type"),
         ({"status_code": 200}, "status_code"),
         ({"to": ""}, "to"),
     ],

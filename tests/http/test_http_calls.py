@@ -16,6 +16,7 @@ from support.http_client import request
 from support.upstream import take_until
 
 from rtbus.bus import Envelope, Subscription
+from rtbus.calls import CallsClient
 from rtbus.protocol import (
     CallAccepted,
     CallEnded,
@@ -290,6 +291,53 @@ async def test_closing_a_calls_session_hangs_the_call_up(
     assert sim.calls[call_id].state is CallState.ENDED
     ended = await lifecycle(events, CallEnded)
     assert (ended.call_id, ended.by) == (call_id, "rtbus")
+    assert board.statistics().active == 0
+
+
+async def test_closing_a_calls_session_whose_hang_up_ended_it_first_is_still_200(
+    api: Api,
+    sim: SimServer,
+    service: Service,
+    events: Subscription,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The upstream closes the call's socket before the hang-up's reply arrives: the session
+    # is gone (a call's normal end) by the time the DELETE would close it.
+    delivery = await sim.place_call(webhook_url=webhook_url(api))
+    accepted = await lifecycle(events, CallAccepted)
+    hangup = CallsClient.hangup
+
+    async def reply_after_the_close(client: CallsClient, call_id: str) -> None:
+        await hangup(client, call_id)
+        await service.wait_session_gone(accepted.session_id)
+
+    monkeypatch.setattr(CallsClient, "hangup", reply_after_the_close)
+    closed = await api.delete(f"/v1/sessions/{accepted.session_id}")
+    assert closed.status == 200, closed
+    ended = await lifecycle(events, CallEnded)
+    assert (ended.call_id, ended.by) == (delivery.call_id, "rtbus")
+
+
+async def test_closing_a_calls_session_as_the_caller_hangs_up_is_the_callers_end(
+    api: Api,
+    sim: SimServer,
+    board: Switchboard,
+    events: Subscription,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    delivery = await sim.place_call(webhook_url=webhook_url(api))
+    accepted = await lifecycle(events, CallAccepted)
+    hangup = CallsClient.hangup
+
+    async def caller_first(client: CallsClient, call_id: str) -> None:
+        sim.calls[call_id].end(CallState.ENDED, "hangup")  # the caller, a moment earlier
+        await hangup(client, call_id)
+
+    monkeypatch.setattr(CallsClient, "hangup", caller_first)
+    closed = await api.delete(f"/v1/sessions/{accepted.session_id}")
+    assert closed.status == 200, closed
+    ended = await lifecycle(events, CallEnded)
+    assert (ended.call_id, ended.by) == (delivery.call_id, "caller")
     assert board.statistics().active == 0
 
 

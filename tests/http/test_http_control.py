@@ -89,6 +89,10 @@ async def test_a_session_config_of_type_transcription_opens_a_transcription_sess
     updated = next(e for e in taken if e.type == "session.updated")
     assert updated.event.session.type == "transcription"  # type: ignore[attr-defined]
     assert "error" not in [e.type for e in taken]
+    assert opened.json()["model"] is None  # the transcriber is named in its config
+    with_model = await api.post("/v1/sessions", {"model": "gpt-realtime", "session": config})
+    assert error_of(with_model) == (400, "invalid_field")
+    assert "session.audio.input.transcription.model" in with_model.json()["error"]["message"]
 
 
 async def test_an_empty_body_opens_a_session_with_the_defaults(api: Api) -> None:

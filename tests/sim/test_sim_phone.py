@@ -177,6 +177,10 @@ async def test_the_official_sdk_drives_the_simulated_calls_api(nursery: trio.Nur
 
     secret = await trio.to_thread.run_sync(drive)
     assert getattr(secret, "value", "").startswith("ek_")
+    transcribing = await trio.to_thread.run_sync(
+        lambda: client.realtime.client_secrets.create(session={"type": "transcription"})
+    )
+    assert transcribing.session.type == "transcription"
     assert server.calls[incoming.call_id].referred_to == "tel:+15550000"
     with pytest.raises(openai.NotFoundError):
         await trio.to_thread.run_sync(lambda: client.realtime.calls.hangup(incoming.call_id))

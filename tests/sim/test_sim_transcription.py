@@ -130,3 +130,11 @@ def test_a_new_turn_detection_type_starts_from_defaults_that_never_respond() -> 
         assert turn["type"] == kind
         assert "create_response" not in turn
         assert "interrupt_response" not in turn
+
+
+@pytest.mark.parametrize("named", ["model=gpt-realtime", "call_id=rtc_1"])
+def test_a_transcription_intent_with_another_target_is_refused(named: str) -> None:
+    refused = admit(f"/v1/realtime?intent=transcription&{named}", [], None)
+    assert isinstance(refused, Rejection)
+    assert refused.status == 400
+    assert named.partition("=")[0].encode() in refused.body
