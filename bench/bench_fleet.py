@@ -44,8 +44,8 @@ import orjson
 import trio
 
 from bench._table import Row, render
-from bench.bench_service import Recording, Upstream, record, simulator
-from rtbus import OpenAIConfig, Service, ServiceConfig, Session, open_service
+from bench.bench_service import Recording, Upstream, open_in_batches, record, simulator
+from rtbus import OpenAIConfig, ServiceConfig, open_service
 from rtbus.bus import Subscription
 
 API_KEY = "sk-bench"
@@ -55,7 +55,6 @@ QUICK_COUNTS: Final = (100, 300)
 PROFILE_COUNT: Final = 300
 WARMUP_SECONDS = 3.0
 WINDOW_SECONDS = 10.0
-OPEN_BATCH = 100
 SUBSCRIBER_SIZE = 4_096
 TICK: Final = 0.010
 AUDIO_EVERY: Final = 10  # ticks: 100 ms
@@ -322,23 +321,10 @@ async def fleet(upstream: Upstream, count: int, profile: str | None) -> None:
     async with trio.open_nursery() as nursery, open_service(config) as svc:
         sub = svc.bus.subscribe(maxsize=SUBSCRIBER_SIZE, overflow="block")
         nursery.start_soon(probe.consume, sub)
-        await _open_in_batches(svc, count)
+        await open_in_batches(svc, count)
         result = await _window(probe, count, profile, upstream)
         print(orjson.dumps(result).decode(), flush=True)
         os._exit(0)
-
-
-async def _open_in_batches(svc: Service, count: int) -> list[Session]:
-    sessions: list[Session] = []
-
-    async def open_one(index: int) -> None:
-        sessions.append(await svc.open_session(id=f"s{index:04d}", model=MODEL))
-
-    for first in range(0, count, OPEN_BATCH):
-        async with trio.open_nursery() as nursery:
-            for index in range(first, min(count, first + OPEN_BATCH)):
-                nursery.start_soon(open_one, index)
-    return sessions
 
 
 async def _window(

@@ -401,7 +401,7 @@ async def _sessions_lifetime(svc: Service, count: int, probe: _Probe) -> dict[st
     """Open, measure idle RSS, stream through the window, stop every response, close."""
     gc.collect()
     before = rss_kib()
-    sessions = await _open_in_batches(svc, count)
+    sessions = await open_in_batches(svc, count)
     gc.collect()
     result = {"rss_kib_per_session": (rss_kib() - before) / count}
     result.update(await _stream_window(sessions, probe))
@@ -411,7 +411,8 @@ async def _sessions_lifetime(svc: Service, count: int, probe: _Probe) -> dict[st
     return result
 
 
-async def _open_in_batches(svc: Service, count: int) -> list[Session]:
+async def open_in_batches(svc: Service, count: int) -> list[Session]:
+    """Open ``count`` sessions, ``FLEET_BATCH`` at a time (the fleet benchmarks share it)."""
     sessions: list[Session] = []
 
     async def open_one(index: int) -> None:
