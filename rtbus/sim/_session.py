@@ -304,11 +304,12 @@ class SimSession:
         return self._commit_buffer(item_id)
 
     def _commit_buffer(self, item_id: str) -> list[Event]:
-        audio = base64.b64encode(bytes(self._buffer)).decode("ascii")
         seconds = audio_format(self._input_format()).milliseconds(len(self._buffer)) / 1000
-        self._buffer.clear()
         if self.transcription:
+            self._buffer.clear()  # no item keeps the audio: it is not encoded at all
             return self._transcribe_only(item_id, seconds)
+        audio = base64.b64encode(bytes(self._buffer)).decode("ascii")
+        self._buffer.clear()
         item: Item = {
             "id": item_id,
             "object": "realtime.item",
