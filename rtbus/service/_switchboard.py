@@ -392,7 +392,7 @@ class Switchboard:
         (a call's session closed alone would leave the caller on a line nobody answers).
         Returns the call's id, or ``None`` when the session is no call's. A hang-up the
         calls API refuses is logged and counted: the session closes anyway."""
-        live = next((c for c in self._live.values() if c.session.id == session_id), None)
+        live = self._live.get(session_id)  # a call's session is opened with the call's id
         if live is None:
             return None
         live.ended_by_rtbus = True
