@@ -30,6 +30,7 @@ import contextlib
 import enum
 from collections import deque
 from collections.abc import AsyncIterator, Callable
+from typing import Final
 
 import attrs
 import trio
@@ -50,6 +51,10 @@ class _State(enum.Enum):
     CLOSED = "closed"
     OVERFLOWED = "overflowed"
     TOO_SLOW = "too_slow"
+
+
+# States whose buffer may still be read (an ended subscription drains first).
+_READABLE: Final = frozenset({_State.OPEN, _State.ENDED})
 
 
 @attrs.frozen
@@ -250,19 +255,41 @@ class Subscription(trio.abc.AsyncResource):
         self._begin_read()
         try:
             parked = await self._wait_for_head()
-            batch = [self._take()]
-            while self._buffer and len(batch) < max_items:
-                batch.append(self._buffer.popleft())
+            batch = self._take_batch(max_items)
         finally:
             self._reading = False
+        if not parked:
+            await trio.lowlevel.cancel_shielded_checkpoint()
+        return batch
+
+    def receive_buffered(self, max_items: int) -> list[Envelope]:
+        """Up to ``max_items`` envelopes already buffered, without waiting: empty when none
+        is, or when the subscription can no longer be read (the next ``receive`` raises why).
+
+        Not a checkpoint. A forwarder that took a batch reads so after a scheduler turn, to
+        add what the publishers of that turn brought before it writes (``lag`` as after
+        ``receive_batch``).
+        """
+        if max_items < 1:
+            raise ValueError(f"max_items must be at least 1, got {max_items}")
+        if not self._buffer or self._state not in _READABLE:
+            return []
+        self._begin_read()
+        try:
+            return self._take_batch(max_items)
+        finally:
+            self._reading = False
+
+    def _take_batch(self, max_items: int) -> list[Envelope]:
+        batch = [self._take()]
+        while self._buffer and len(batch) < max_items:
+            batch.append(self._buffer.popleft())
         self._admit_publishers()
         self._delivered += len(batch)
         if self._tap is not None:
             now = trio.current_time()
             for envelope in batch:
                 self._tap.taken(envelope, now)
-        if not parked:
-            await trio.lowlevel.cancel_shielded_checkpoint()
         return batch
 
     @contextlib.asynccontextmanager

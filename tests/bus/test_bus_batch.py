@@ -1,4 +1,5 @@
-"""receive_batch: what is buffered, in one read, with the same counts as one-by-one reads."""
+"""receive_batch and receive_buffered: what is buffered, in one read, with the same counts as
+one-by-one reads; receive_buffered never waits."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import trio
 import trio.testing
 from support.events import ev, n_of
 
-from rtbus.bus import Bus
+from rtbus.bus import Bus, SubscriberOverflowError
 
 
 async def publish_range(bus: Bus, count: int) -> None:
@@ -63,3 +64,54 @@ async def test_ends_with_the_bus_and_refuses_a_zero_limit() -> None:
     await bus.aclose()
     with pytest.raises(trio.EndOfChannel):
         await sub.receive_batch(1)
+
+
+async def test_receive_buffered_takes_what_is_there_without_waiting() -> None:
+    async with Bus() as bus, bus.subscribe(maxsize=10) as sub:
+        assert sub.receive_buffered(8) == []
+        await publish_range(bus, 5)
+        assert [n_of(e.event) for e in sub.receive_buffered(3)] == [0, 1, 2]
+        assert [n_of(e.event) for e in sub.receive_buffered(8)] == [3, 4]
+        assert sub.receive_buffered(8) == []
+        assert sub.statistics().delivered == 5
+        with pytest.raises(ValueError, match="at least 1"):
+            sub.receive_buffered(0)
+
+
+async def test_receive_buffered_frees_room_and_counts_lag() -> None:
+    async with Bus() as bus, bus.subscribe(maxsize=2) as sub, trio.open_nursery() as nursery:
+        nursery.start_soon(publish_range, bus, 4)
+        await trio.testing.wait_all_tasks_blocked()
+        assert [n_of(e.event) for e in sub.receive_buffered(8)] == [0, 1, 2]
+        await trio.testing.wait_all_tasks_blocked()
+        assert [n_of(e.event) for e in sub.receive_buffered(8)] == [3]
+    async with Bus() as bus, bus.subscribe(maxsize=2, overflow="drop_oldest") as sub:
+        await publish_range(bus, 5)
+        assert [n_of(e.event) for e in sub.receive_buffered(8)] == [3, 4]
+        assert sub.statistics().lag == 3
+
+
+async def test_receive_buffered_leaves_why_to_the_next_receive() -> None:
+    async with Bus() as bus:
+        sub = bus.subscribe(maxsize=1, overflow="disconnect")
+        await publish_range(bus, 2)
+        assert sub.receive_buffered(8) == []  # overflowed: the buffer is gone
+        with pytest.raises(SubscriberOverflowError):
+            await sub.receive()
+    bus = Bus()
+    ended = bus.subscribe()
+    await publish_range(bus, 2)
+    await bus.aclose()
+    assert [n_of(e.event) for e in ended.receive_buffered(8)] == [0, 1]  # drained first
+    assert ended.receive_buffered(8) == []
+    with pytest.raises(trio.EndOfChannel):
+        await ended.receive()
+
+
+async def test_receive_buffered_refuses_while_a_delivery_is_held() -> None:
+    async with Bus() as bus, bus.subscribe() as sub:
+        await publish_range(bus, 2)
+        async with sub.delivery():
+            with pytest.raises(trio.BusyResourceError):
+                sub.receive_buffered(1)
+        assert [n_of(e.event) for e in sub.receive_buffered(8)] == [1]
