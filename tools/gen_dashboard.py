@@ -493,8 +493,12 @@ GATEWAY = Row(
         ),
         Panel(
             "Gateway frames",
-            "Gateway frames per second, in (from workers) and out (to workers).",
-            (Query(rate("rtbus_gateway_frames_total", "direction"), "{{direction}}"),),
+            "Gateway frames per second, in (from workers) and out (to workers), and the "
+            "WebSocket messages that carry the frames out (a burst goes in a few batches).",
+            (
+                Query(rate("rtbus_gateway_frames_total", "direction"), "{{direction}}"),
+                Query(rate("rtbus_gateway_messages_sent_total"), "messages out"),
+            ),
             unit="ops",
         ),
         Panel(

@@ -178,6 +178,12 @@ class Subscription(trio.abc.AsyncResource):
         return self._block_timeout
 
     @property
+    def lag(self) -> int:
+        """Envelopes dropped just before the latest read's first, as ``statistics().lag``
+        (without making a snapshot: a forwarder asks this per read)."""
+        return self._lag
+
+    @property
     def closed(self) -> bool:
         """Whether it takes no more envelopes (closed, overflowed under ``disconnect``, cut
         loose for being too slow, or the bus closed)."""

@@ -89,6 +89,7 @@ logger = logging.getLogger("rtbus.gateway")
 LIMITS: Final = Limits()
 """The limits of every connection but ``max_block_timeout``, which is the service bus's."""
 _BATCH: Final = 64
+_IDLE_TURNS: Final = 2  # scheduler turns without a new envelope that end a gathered batch
 _POLICY_VIOLATION: Final = 1008
 _PROTOCOL_ERROR: Final = 1002
 _GOING_AWAY: Final = 1001
@@ -96,12 +97,14 @@ _GOING_AWAY: Final = 1001
 
 class GatewayCounts:
     """The gateway's metrics, a prometheus_client collector on the service's registry:
-    ``rtbus_gateway_connections``, ``rtbus_gateway_frames_total{direction}`` and
+    ``rtbus_gateway_connections``, ``rtbus_gateway_frames_total{direction}``,
+    ``rtbus_gateway_messages_sent_total`` (WebSocket messages: a batch of frames is one) and
     ``rtbus_gateway_errors_total{code}`` (``code`` is an ``ErrorCode``: bounded)."""
 
     def __init__(self) -> None:
         self.connections = 0
         self.frames: Counter[str] = Counter({"in": 0, "out": 0})
+        self.messages_sent = 0
         self.errors: Counter[str] = Counter()
 
     def describe(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
@@ -117,6 +120,11 @@ class GatewayCounts:
         for direction, count in sorted(self.frames.items()):
             frames.add_metric((direction,), count)
         yield frames
+        yield CounterMetricFamily(
+            "rtbus_gateway_messages_sent",
+            "Bus gateway WebSocket messages sent; a batch of frames is one.",
+            self.messages_sent,
+        )
         errors = CounterMetricFamily(
             "rtbus_gateway_errors", "Bus gateway error frames sent, by code.", labels=("code",)
         )
@@ -231,20 +239,22 @@ class _Forwarder:
         # Stopped without credit: a read of one raises why (closed, overflowed, too slow).
         limit = max(1, min(self._credit, _BATCH))
         frames = self._frames(await self.subscription.receive_batch(limit))
-        # Gather: while each scheduler turn brings more (publishers are busy), wait one more
-        # before writing, so a burst costs a few messages, not one each; the first turn that
-        # brings nothing sends what there is. No timer: an event alone waits one turn.
-        while len(frames) < limit:
+        # Gather: while scheduler turns bring more (publishers are busy), wait more turns
+        # before writing, so a burst costs a few messages, not one each. Trio may run this
+        # task before or after a publisher within a turn, so one turn can bring nothing
+        # mid-burst: _IDLE_TURNS in a row without anything end it. No timer: an event alone
+        # waits that many turns.
+        idle = 0
+        while len(frames) < limit and idle < _IDLE_TURNS:
             await trio.lowlevel.cancel_shielded_checkpoint()
             more = self.subscription.receive_buffered(limit - len(frames))
-            if not more:
-                break
-            frames += self._frames(more)
+            idle = 0 if more else idle + 1
+            frames += self._frames(more) if more else ()
         self._credit -= len(frames)
         await connection.write(encode_batch(frames), frames=len(frames))
 
     def _frames(self, batch: list[Envelope]) -> list[bytes]:
-        lag = self.subscription.statistics().lag  # dropped before the batch's first
+        lag = self.subscription.lag  # dropped before the batch's first
         now = trio.current_time()
         frames = []
         for envelope in batch:
@@ -329,6 +339,7 @@ class _Connection:
                 return
             await self._send({"type": "websocket.send", "bytes": message, "text": None})
         self._counts.frames["out"] += frames
+        self._counts.messages_sent += 1
 
     async def error(self, error: WireError, *, dropped: int | None = None) -> None:
         self._counts.errors[error.code.value] += 1

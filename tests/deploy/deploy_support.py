@@ -90,6 +90,7 @@ CATALOGUE = frozenset(
         "rtbus_http_requests_total",
         "rtbus_gateway_connections",
         "rtbus_gateway_frames_total",
+        "rtbus_gateway_messages_sent_total",
         "rtbus_gateway_errors_total",
         # calls
         "rtbus_calls_total",

@@ -10,7 +10,7 @@ import trio
 import trio.testing
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from support.gateway import TOKEN, GatewayApp, publish, raw_socket
+from support.gateway import TOKEN, GatewayApp, client, publish, raw_socket, take
 from support.http_client import request
 
 from rtbus.gateway import connect
@@ -82,3 +82,19 @@ async def test_the_http_surface_serves_the_gateway_at_v1_bus(
         assert samples(service)[("rtbus_gateway_connections", ())] == 1
         metrics = generate_latest(service.metrics.registry).decode()
     assert 'rtbus_http_requests_total{method="GET",route="other",status="404"}' not in metrics
+
+
+async def test_a_burst_crosses_in_fewer_messages_than_frames(
+    gateway: GatewayApp, service: Service
+) -> None:
+    # Each publish is a checkpoint, so without gathering the forwarder would write about one
+    # event per message; gathering turn after turn puts a burst in a few messages.
+    async with client(gateway) as bus, bus.subscribe(types="test.*", maxsize=256) as sub:
+        before = samples(service)
+        await publish(service, "s1", "test.x", n=100)
+        assert len(await take(sub, 100)) == 100
+        after = samples(service)
+    out = ("rtbus_gateway_frames_total", (("direction", "out"),))
+    messages = ("rtbus_gateway_messages_sent_total", ())
+    assert after[out] - before[out] == 100
+    assert after[messages] - before[messages] <= 10
