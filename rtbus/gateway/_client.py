@@ -41,7 +41,6 @@ from typing import Any, Final
 import attrs
 import orjson
 import trio
-import trio_websocket
 
 from rtbus._backoff import Backoff, BackoffState
 from rtbus.bus import (
@@ -52,8 +51,15 @@ from rtbus.bus import (
     parse_sessions,
     parse_types,
 )
-from rtbus.protocol import ClientEvent, ErrorDetails, EventOutcome, decode_server_event, encode
-from rtbus.transport import ConnectOptions, ConnectTarget
+from rtbus.protocol import (
+    ClientEvent,
+    ConnectionClosedError,
+    ErrorDetails,
+    EventOutcome,
+    decode_server_event,
+    encode,
+)
+from rtbus.transport import ConnectOptions, ConnectTarget, Wire
 
 from ._frames import (
     ErrorFrame,
@@ -195,7 +201,7 @@ class RemoteBus(trio.abc.AsyncResource):
         self._subscriptions: dict[str, RemoteSubscription] = {}
         self._pending: dict[int, _Pending] = {}
         self._refusals: OrderedDict[int, RefusalHandler] = OrderedDict()
-        self._link: trio_websocket.WebSocketConnection | None = None
+        self._link: Wire | None = None
         self._link_changed = trio.Event()
         self._links = self._attempts = 0
         self._up_at: float | None = None
@@ -376,8 +382,7 @@ class RemoteBus(trio.abc.AsyncResource):
             self._announce()
             if link is not None:
                 # The reader sees the close handshake end, and the connection winds down.
-                with trio.move_on_after(self._options.close_timeout, shield=True):
-                    await link.aclose()
+                await close_link(link, self._options.close_timeout)
             self._running.cancel()
         await trio.lowlevel.checkpoint()
 
@@ -394,16 +399,16 @@ class RemoteBus(trio.abc.AsyncResource):
             self._pending.pop(req, None)
         return pending.unwrap()
 
-    async def _live(self) -> trio_websocket.WebSocketConnection:
+    async def _live(self) -> Wire:
         while self._link is None:
             self._raise_if_closed()
             await self._link_changed.wait()
         return self._link
 
-    async def _write(self, link: trio_websocket.WebSocketConnection, request: Request) -> None:
+    async def _write(self, link: Wire, request: Request) -> None:
         try:
-            await link.send_message(encode_request(request))
-        except trio_websocket.ConnectionClosed as exc:
+            await link.send_text(encode_request(request))
+        except ConnectionClosedError as exc:
             raise lost_error() from exc
 
     def _raise_if_closed(self) -> None:
@@ -445,32 +450,28 @@ class RemoteBus(trio.abc.AsyncResource):
         self._up_at = None
         ended: list[GatewayConnectionError] = []  # the first account of the end wins
         try:
-            # trio-websocket's reader outlives ours, so a close handshake can still finish.
-            async with quiet_nursery() as background:
-                link, stream = await open_link(self._target, self._options, background)
-                try:
-                    async with quiet_nursery() as nursery:
-                        nursery.start_soon(self._read, link, ended, nursery.cancel_scope)
-                        await self._hello(link)
-                        self._up(link)
-                        task_status.started()
-                        nursery.start_soon(self._send_work, link)
-                        nursery.start_soon(self._keep_alive, link, stream, ended)
-                        await trio.sleep_forever()  # until the reader sees the close
-                finally:
-                    await close_link(link, stream, self._options.close_timeout)
-        except (trio_websocket.HandshakeError, OSError) as exc:
-            raise GatewayConnectionError(f"could not connect to {self.url}: {exc!r}") from None
+            link = await open_link(self._target, self._options)
+            try:
+                async with quiet_nursery() as nursery:
+                    nursery.start_soon(self._read, link, ended, nursery.cancel_scope)
+                    await self._hello(link)
+                    self._up(link)
+                    task_status.started()
+                    nursery.start_soon(self._send_work, link)
+                    nursery.start_soon(self._keep_alive, link, ended)
+                    await trio.sleep_forever()  # until the reader sees the close
+            finally:
+                await close_link(link, self._options.close_timeout)
         finally:
             self._down()
         raise ended[0] if ended else closed_error(None)
 
-    async def _hello(self, link: trio_websocket.WebSocketConnection) -> None:
+    async def _hello(self, link: Wire) -> None:
         req = next(self._ids)
         pending = self._pending[req] = _Pending()
         try:
-            await link.send_message(encode_request(Hello(req=req, versions=(PROTOCOL_VERSION,))))
-        except trio_websocket.ConnectionClosed:
+            await link.send_text(encode_request(Hello(req=req, versions=(PROTOCOL_VERSION,))))
+        except ConnectionClosedError:
             # A server that refuses (the token) closes at once, maybe before this could ask.
             # The reader reads the close frame, says why and ends the connection: wait for it.
             with trio.move_on_after(self._options.close_timeout):
@@ -482,7 +483,7 @@ class RemoteBus(trio.abc.AsyncResource):
         except GatewayError as exc:
             raise GatewayConnectionError(f"the gateway refused: {exc}", fatal=True) from None
 
-    def _up(self, link: trio_websocket.WebSocketConnection) -> None:
+    def _up(self, link: Wire) -> None:
         self._links += 1
         self._up_at = now = trio.current_time()
         attempts, self._attempts = self._attempts, 0
@@ -523,29 +524,24 @@ class RemoteBus(trio.abc.AsyncResource):
     # -- reading ---------------------------------------------------------------------------
 
     async def _read(
-        self,
-        link: trio_websocket.WebSocketConnection,
-        ended: list[GatewayConnectionError],
-        scope: trio.CancelScope,
+        self, link: Wire, ended: list[GatewayConnectionError], scope: trio.CancelScope
     ) -> None:
-        try:
-            while True:
-                self._on_frame(await link.get_message())
-        except trio_websocket.ConnectionClosed as exc:
-            ended.append(closed_error(exc.reason))
+        """Handle every message each receive brings, in this task, until the link is done."""
+        inbox = link.inbox
+        while True:
+            while inbox:
+                self._on_frame(inbox.popleft()[0])
+            if not await link.fill():
+                break
+        ended.append(closed_error(link.close))
         scope.cancel()
 
-    async def _keep_alive(
-        self,
-        link: trio_websocket.WebSocketConnection,
-        stream: trio.abc.Stream,
-        ended: list[GatewayConnectionError],
-    ) -> None:
+    async def _keep_alive(self, link: Wire, ended: list[GatewayConnectionError]) -> None:
         stalled = await ping_until_stalled(link, self._options)
         if stalled is not None:
             ended.append(stalled)
             # The reader then sees the stream end, and the connection winds down.
-            await trio.aclose_forcefully(stream)
+            await link.abort()
 
     def _on_frame(self, message: str | bytes) -> None:
         try:
@@ -596,7 +592,7 @@ class RemoteBus(trio.abc.AsyncResource):
 
     # -- writing: registrations and credit -------------------------------------------------
 
-    async def _send_work(self, link: trio_websocket.WebSocketConnection) -> None:
+    async def _send_work(self, link: Wire) -> None:
         try:
             while True:
                 self._work = trio.Event()
@@ -605,7 +601,7 @@ class RemoteBus(trio.abc.AsyncResource):
         except GatewayConnectionError:
             return  # the reader sees the close and ends the connection
 
-    async def _send_pending(self, link: trio_websocket.WebSocketConnection) -> None:
+    async def _send_pending(self, link: Wire) -> None:
         while self._unregistered:
             await self._register(link, self._unregistered.popleft())
         while self._unsubscribing:
@@ -617,9 +613,7 @@ class RemoteBus(trio.abc.AsyncResource):
             owed, subscription.owed = subscription.owed, 0
             await self._write(link, Credit(sub=subscription.id, n=owed))
 
-    async def _register(
-        self, link: trio_websocket.WebSocketConnection, subscription: RemoteSubscription
-    ) -> None:
+    async def _register(self, link: Wire, subscription: RemoteSubscription) -> None:
         if subscription.closed:
             return
         req = next(self._ids)

@@ -1,16 +1,20 @@
 """One connection of the bus client to a gateway: its URL, its opening and closing, its errors.
 
+The connection is a ``rtbus.transport.Wire``, the WebSocket the upstream connections use: no
+reader task of its own and no channel, so a server message costs the client's reading task one
+pass, not a hop through another task.
+
 Invariants:
 
-* The client owns the TCP (or TLS) stream and closes it, whatever happens: trio-websocket
-  leaves it open when the peer closed first or the handshake was cancelled.
-* trio-websocket's reader runs in a nursery that outlives the client's own tasks on the
-  connection, so a close handshake can finish after they stop.
+* The client owns the connection and closes it, whatever happens: ``close_link`` says goodbye
+  within a bound, then closes the stream.
 * A nursery of the client's raises a lone exception as itself, not as a group, so a caller
   of ``connect`` catches ``GatewayConnectionError`` (or its own exception) plainly.
 * The token goes in the ``Authorization`` header only: never in the URL, a repr or a message.
 * A half-open connection (the peer, or a NAT between, forgot it) answers nothing, not even a
-  close: a ping left unanswered tells, and the stream is aborted, not closed gracefully.
+  close: a ping left unanswered tells, and the stream is aborted, not closed gracefully. A
+  connection that brings events is alive: pings go out only after ``keepalive_interval`` of
+  silence.
 """
 
 from __future__ import annotations
@@ -21,11 +25,19 @@ from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
 import trio
-import trio_websocket
 
 from rtbus._unwrapping import unwrap_lone_exception
-from rtbus.protocol import RtbusError
-from rtbus.transport import ConnectOptions, ConnectTarget, keep_alive, open_stream
+from rtbus.protocol import ConnectionClosedError, RtbusError
+from rtbus.transport import (
+    CloseStatus,
+    ConnectError,
+    ConnectOptions,
+    ConnectTarget,
+    ConnectTimeoutError,
+    Wire,
+    keep_alive,
+    open_wire,
+)
 
 from ._wire import SUBPROTOCOL
 
@@ -83,73 +95,44 @@ class GatewayConnectionError(RtbusError):
         return str(self.args[0])
 
 
-async def open_link(
-    target: ConnectTarget, options: ConnectOptions, nursery: trio.Nursery
-) -> tuple[trio_websocket.WebSocketConnection, trio.abc.Stream]:
-    """A handshaken connection to ``target`` whose reader runs in ``nursery``, and its
-    stream, which is the caller's to close (``close_link``)."""
-    with trio.move_on_after(options.connect_timeout) as deadline:
-        link, stream = await handshake(nursery, target, options, subprotocols=[SUBPROTOCOL])
-    if deadline.cancelled_caught:
-        timeout = options.connect_timeout
-        url = target.display_url
-        raise GatewayConnectionError(f"connecting to {url} timed out after {timeout:g}s")
-    return link, stream
-
-
-async def handshake(
-    nursery: trio.Nursery,
-    target: ConnectTarget,
-    options: ConnectOptions,
-    *,
-    subprotocols: list[str],
-) -> tuple[trio_websocket.WebSocketConnection, trio.abc.Stream]:
-    """A handshaken trio-websocket to ``target`` whose reader runs in ``nursery``, and the
-    stream under it, which is the caller's to close (trio-websocket leaks it otherwise)."""
-    endpoint = target.endpoint
-    stream = await open_stream(endpoint, options)
+async def open_link(target: ConnectTarget, options: ConnectOptions) -> Wire:
+    """A handshaken connection to ``target``, which the caller reads and closes
+    (``close_link``); raises ``GatewayConnectionError`` when it cannot be opened."""
     try:
-        ws = await trio_websocket.wrap_client_stream(
-            nursery,
-            stream,
-            endpoint.host_header,
-            endpoint.resource,
-            subprotocols=subprotocols,
-            extra_headers=target.encoded_headers(),
-            message_queue_size=options.message_queue_size,
-            max_message_size=options.max_message_size,
-            receive_buffer_size=options.receive_buffer_size,
-        )
-    except BaseException:
-        # Rejected, timed out or cancelled: trio-websocket leaves the stream open; it is ours.
-        await trio.aclose_forcefully(stream)
-        raise
-    return ws, stream
+        return await open_wire(target, options, subprotocols=[SUBPROTOCOL])
+    except ConnectTimeoutError:
+        timeout, url = options.connect_timeout, target.display_url
+        raise GatewayConnectionError(f"connecting to {url} timed out after {timeout:g}s") from None
+    except ConnectError as exc:
+        raise GatewayConnectionError(str(exc)) from None
 
 
-async def close_link(
-    link: trio_websocket.WebSocketConnection, stream: trio.abc.Stream, grace: float
-) -> None:
+async def close_link(link: Wire, grace: float) -> None:
     """Close ``link`` (bounded and shielded: a cancelled owner still says goodbye, briefly),
-    then its stream."""
+    then its stream. Whoever else reads it meanwhile sees the end."""
+    link.record(CloseStatus(1000))
     with trio.move_on_after(grace, shield=True):
-        await link.aclose()
-    await trio.aclose_forcefully(stream)
+        await link.close_handshake(1000, "")
+    await link.abort()
 
 
-async def ping_until_stalled(
-    link: trio_websocket.WebSocketConnection, options: ConnectOptions
-) -> GatewayConnectionError | None:
-    """Ping ``link`` every ``options.keepalive_interval`` seconds until a ping goes unanswered
-    for ``options.pong_timeout``, and say so; None once the connection closed first (the
-    reader says why), or at once with no keepalive. The caller then aborts the stream: a
-    half-open connection would not answer a close either."""
+async def ping_until_stalled(link: Wire, options: ConnectOptions) -> GatewayConnectionError | None:
+    """Ping ``link`` after every ``options.keepalive_interval`` seconds of silence until a
+    ping goes unanswered for ``options.pong_timeout``, and say so; None once the connection
+    closed first (the reader says why), or at once with no keepalive. The caller then aborts
+    the link: a half-open connection would not answer a close either."""
     interval, pong_timeout = options.keepalive_interval, options.pong_timeout
     if interval is None:
         return None
     try:
-        await keep_alive(link.ping, _ignore_rtt, interval=interval, pong_timeout=pong_timeout)
-    except trio_websocket.ConnectionClosed:
+        await keep_alive(
+            link.ping,
+            _ignore_rtt,
+            interval=interval,
+            pong_timeout=pong_timeout,
+            heard_at=lambda: link.heard_at,
+        )
+    except ConnectionClosedError:
         return None
     return GatewayConnectionError(f"the gateway answered no ping within {pong_timeout:g}s")
 
@@ -165,12 +148,12 @@ def lost_error() -> GatewayConnectionError:
     )
 
 
-def closed_error(reason: trio_websocket.CloseReason | None) -> GatewayConnectionError:
-    if reason is None:
+def closed_error(status: CloseStatus | None) -> GatewayConnectionError:
+    if status is None:
         return GatewayConnectionError("the connection to the gateway ended")
-    detail = f": {reason.reason}" if reason.reason else ""
-    message = f"the gateway closed the connection with {reason.code}{detail}"
-    return GatewayConnectionError(message, close_code=reason.code)
+    detail = f": {status.reason}" if status.reason else ""
+    message = f"the gateway closed the connection with {status.code}{detail}"
+    return GatewayConnectionError(message, close_code=status.code)
 
 
 def auth_headers(token: str | None) -> list[tuple[str, str]]:

@@ -29,7 +29,7 @@ Invariants:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from time import perf_counter
 from typing import Any, Final, NamedTuple
 
@@ -370,14 +370,24 @@ class RealtimeWebSocket(RealtimeEmitter, trio.abc.AsyncResource):
 
 async def connect(target: ConnectTarget, options: ConnectOptions) -> RealtimeWebSocket:
     """Open a connection to ``target`` within ``connect_timeout``; errors translated."""
+    return RealtimeWebSocket(await open_wire(target, options), options)
+
+
+async def open_wire(
+    target: ConnectTarget, options: ConnectOptions, *, subprotocols: Sequence[str] | None = None
+) -> Wire:
+    """A WebSocket to ``target``, handshaken within ``connect_timeout`` (offering
+    ``subprotocols``), as a ``Wire`` its caller reads and closes. Raises ``ConnectError``
+    (``ConnectTimeoutError``, ``ConnectionRejectedError``), the handshake's and the OS's
+    errors translated."""
     with map_exceptions(target), trio.move_on_after(options.connect_timeout) as deadline:
         stream = await open_stream(target.endpoint, options)
         try:
-            protocol, early = await upgrade(stream, target, options)
+            protocol, early = await upgrade(stream, target, options, subprotocols=subprotocols)
         except BaseException:
             # Refused, failed or cancelled: the stream is ours to close.
             await trio.aclose_forcefully(stream)
             raise
     if deadline.cancelled_caught:
         raise ConnectTimeoutError(target.display_url, options.connect_timeout)
-    return RealtimeWebSocket(Wire(stream, protocol, options, early), options)
+    return Wire(stream, protocol, options, early)

@@ -3,9 +3,9 @@
 No task of its own reads the socket: whoever needs frames receives -- the connection's reader,
 a keepalive waiting for its pong, a close waiting for the server's answer -- and every frame
 that receive brought is handled in the same pass. ``_split`` cuts the bytes into frames and
-takes whole TEXT frames itself (the hot path); every other frame goes whole to websockets'
-sans-IO protocol, which checks it and answers pings and closes. Data messages wait in
-``inbox`` for the reader: no channel, no task switch per message.
+takes whole TEXT and BINARY frames itself (the hot path); every other frame goes whole to
+websockets' sans-IO protocol, which checks it and answers pings and closes. Data messages wait
+in ``inbox`` for the reader: no channel, no task switch per message.
 
 Invariants:
 
@@ -20,8 +20,10 @@ Invariants:
   Control frames are handled where they arrive: a ping answered, a pong matched to our ping,
   a close echoed and the stream closed.
 * Bytes go out whole and in order under one FIFO lock: a frame is serialized and taken from
-  the protocol with no checkpoint in between. A write cut short (cancelled midway, or the
-  stream broke) aborts the stream: a half-written frame would corrupt every later one.
+  the protocol with no checkpoint in between. A write cancelled midway aborts the stream: a
+  half-written frame would corrupt every later one. A write that finds the stream broken
+  ends sending, not reading: the peer's close frame, sent before it went, is still read, so
+  its code and reason are what ``close`` records, not a bare 1006.
 * ``close`` records how the connection ended, once: the first account wins. ``done`` says
   nothing more will be received; what ``inbox`` holds stays readable. Once ``closing`` (our
   close started) data frames are dropped, and once ``close`` is set sending raises
@@ -84,6 +86,7 @@ class Wire:
         self._read_ahead = options.message_queue_size
         self._max_size = options.max_message_size
         self._send_lock = trio.StrictFIFOLock()
+        self._unsendable = False  # a write found the stream broken
         self._receiving = False
         self._received = trio.lowlevel.ParkingLot()
         self._fragments: list[bytes | bytearray | memoryview] = []
@@ -160,8 +163,8 @@ class Wire:
 
         Written by hand, and only the cutting: websockets' parser costs about 2 us per frame
         and this about 0.4 (BENCHMARKS.md), on the path every server event takes. A whole,
-        unfragmented TEXT frame goes to ``inbox`` here; every other frame goes whole to the
-        protocol, which checks and handles it (control frames, fragments, their joined size),
+        unfragmented TEXT or BINARY frame goes to ``inbox`` here; every other frame goes whole
+        to the protocol, which checks and handles it (control frames, fragments, their size),
         so the protocol is always at a frame boundary. A header no server may send (masked),
         or a frame over the size limit, hands the protocol the rest: it fails the connection.
         """
@@ -180,11 +183,12 @@ class Wire:
             stop = start + length
             if stop > end:
                 break
-            # 0x81: FIN, no reserved bits, TEXT. Inside a fragmented message it is an error
-            # the protocol reports, so it goes there.
-            if buffer[pos] == 0x81 and not self._fragments:
+            # 0x81/0x82: FIN, no reserved bits, TEXT/BINARY. Inside a fragmented message it
+            # is an error the protocol reports, so it goes there.
+            first = buffer[pos]
+            if (first == 0x81 or first == 0x82) and not self._fragments:
                 if not self.closing:
-                    inbox.append((bytes(buffer[start:stop]), True, now))
+                    inbox.append((bytes(buffer[start:stop]), first == 0x81, now))
             elif self._to_protocol(buffer, pos, stop, now) == end:
                 return end
             pos = stop
@@ -289,7 +293,7 @@ class Wire:
         """
         self.closing = True
         async with self._send_lock:
-            if not self.done and self._protocol.state is State.OPEN:
+            if not self.done and not self._unsendable and self._protocol.state is State.OPEN:
                 await trio.lowlevel.checkpoint_if_cancelled()
                 self._protocol.send_close(code, reason)
                 await self._write(self._protocol.data_to_send())
@@ -318,7 +322,9 @@ class Wire:
         try:
             await self._stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            await self._end(_DROPPED)
+            # No more sending; but what the peer sent before it went (its close frame, with
+            # the reason) may still be there to read: the reader records how it ended.
+            self._unsendable = True
             raise self._closed_error() from exc
         except BaseException:
             # Cancelled midway: part of a frame may be out, which would corrupt the rest.
@@ -326,11 +332,20 @@ class Wire:
             raise
 
     def _check_open(self) -> None:
-        if self.close is not None or self.done:
+        # Not OPEN: a close frame came (its echo may still be on its way out) or ours went.
+        if (
+            self.close is not None
+            or self.done
+            or self._unsendable
+            or self._protocol.state is not State.OPEN
+        ):
             raise self._closed_error()
 
     def _closed_error(self) -> ConnectionClosedError:
-        status = self.close or _DROPPED
+        status, received = self.close, self._protocol.close_rcvd
+        if status is None and received is not None:
+            status = CloseStatus(received.code, received.reason)
+        status = status or _DROPPED
         return ConnectionClosedError(status.code, status.reason)
 
 

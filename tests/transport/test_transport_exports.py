@@ -8,7 +8,6 @@ from rtbus.protocol._redact import REDACTED, redact
 PUBLIC = {
     "Unreadable",
     "keep_alive",
-    "open_stream",
     "CloseStatus",
     "ConnectError",
     "ConnectOptions",
@@ -29,6 +28,8 @@ PUBLIC = {
     "TargetHook",
     "open_realtime",
     "open_target",
+    "open_wire",
+    "Wire",
 }
 
 

@@ -208,6 +208,19 @@ async def test_the_server_closing_abnormally_fails_with_its_code() -> None:
     assert isinstance(caught.value.__cause__, ConnectionClosedError)
 
 
+async def test_a_peer_gone_right_after_its_close_frame_is_heard_with_its_code() -> None:
+    # A server that refuses (a bad key, a bad token) sends its close frame and goes at once:
+    # our send finds the stream broken, and reading still finds the close frame.
+    async with connection() as (rt, server):
+        await server.send(close_frame(1008, "the token is not valid"))
+        await server.stream.aclose()
+        with pytest.raises(ConnectionClosedError):
+            await rt.send({"type": "response.create"})
+        with pytest.raises(RealtimeError, match=r"code 1008 \(the token is not valid\)"):
+            await rt.dispatch_events()
+        assert rt.close_status == CloseStatus(1008, "the token is not valid")
+
+
 async def test_our_close_waits_for_the_answer_and_drops_what_came_before_it() -> None:
     async with connection() as (rt, server):
         async with trio.open_nursery() as nursery:
@@ -339,3 +352,30 @@ async def test_a_masked_frame_from_the_server_fails_with_1002() -> None:
         await server.send(Frame(OP_TEXT, delta(1).encode()).serialize(mask=True))
         with pytest.raises(RealtimeError, match="code 1002"):
             await rt.dispatch_events()
+
+
+async def test_a_send_queued_before_the_close_echo_raises_closed_with_the_code() -> None:
+    # The server's close frame has been read, and its echo waits for the send lock behind
+    # a send that was queued first: that send must raise ConnectionClosedError with the
+    # server's code, not trip over the protocol's closing state.
+    client, far = trio.testing.lockstep_stream_pair()
+    protocol = ClientProtocol(parse_uri("ws://upstream/v1/realtime"), state=State.OPEN)
+    rt = RealtimeWebSocket(Wire(client, protocol, OPTIONS), OPTIONS)
+    server = Server(far)
+    raised: list[ConnectionClosedError] = []
+
+    async def queued_send() -> None:
+        with pytest.raises(ConnectionClosedError) as caught:
+            await rt.send({"type": "response.create"})
+        raised.append(caught.value)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(rt.send, {"type": "response.create"})  # holds the lock, blocked
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(queued_send)
+        nursery.start_soon(rt.dispatch_events)  # the reader: takes the close, queues its echo
+        await trio.testing.wait_all_tasks_blocked()
+        await server.send(close_frame(1008, "bye"))
+        await server.frames()  # lets the first send (and the echo) out
+        nursery.cancel_scope.cancel()
+    assert [(e.code, e.reason) for e in raised] == [(1008, "bye")]
