@@ -330,8 +330,10 @@ async def fleet(upstream: Upstream, count: int, profile: str | None) -> None:
 async def _window(
     probe: _Probe, count: int, profile: str | None, upstream: Upstream
 ) -> dict[str, float]:
-    await trio.sleep(WARMUP_SECONDS)
+    # The collection the opening left due, before the warm-up: a full one stalls every session
+    # for a moment, and the backlog it leaves must clear before the window opens.
     gc.collect()
+    await trio.sleep(WARMUP_SECONDS)
     spy = None if profile is None else _py_spy(profile)
     probe.recording = True
     wall, cpu, theirs = time.perf_counter(), time.process_time(), upstream.cpu_seconds()
