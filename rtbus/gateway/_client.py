@@ -406,8 +406,12 @@ class RemoteBus(trio.abc.AsyncResource):
         return self._link
 
     async def _write(self, link: Wire, request: Request) -> None:
+        # Shielded, within close_timeout: a caller cancelled while its request was half
+        # written would cut the connection (a half frame corrupts what follows), and every
+        # subscription on it. Past the bound the wire aborts: the request is lost, and said so.
         try:
-            await link.send_text(encode_request(request))
+            with trio.move_on_after(self._options.close_timeout, shield=True):
+                await link.send_text(encode_request(request))
         except ConnectionClosedError as exc:
             raise lost_error() from exc
 

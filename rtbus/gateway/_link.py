@@ -104,7 +104,11 @@ async def open_link(target: ConnectTarget, options: ConnectOptions) -> Wire:
         timeout, url = options.connect_timeout, target.display_url
         raise GatewayConnectionError(f"connecting to {url} timed out after {timeout:g}s") from None
     except ConnectError as exc:
-        raise GatewayConnectionError(str(exc)) from None
+        # Most say where they could not connect; a refusal (an HTTP status) does not.
+        message = str(exc)
+        if target.display_url not in message:
+            message = f"could not connect to {target.display_url}: {message}"
+        raise GatewayConnectionError(message) from None
 
 
 async def close_link(link: Wire, grace: float) -> None:

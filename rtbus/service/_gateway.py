@@ -90,6 +90,7 @@ LIMITS: Final = Limits()
 """The limits of every connection but ``max_block_timeout``, which is the service bus's."""
 _BATCH: Final = 64
 _IDLE_TURNS: Final = 2  # scheduler turns without a new envelope that end a gathered batch
+_GATHER_SECONDS: Final = 0.0005  # the longest a gathered batch's first envelope waits for more
 _POLICY_VIOLATION: Final = 1008
 _PROTOCOL_ERROR: Final = 1002
 _GOING_AWAY: Final = 1001
@@ -202,6 +203,8 @@ class _Forwarder:
         self._credit = credit
         self._more = trio.Event()
         self._stopped = False
+        self.unsent = 0
+        """Envelopes taken from the subscription and not yet written: not delivered."""
 
     def grant(self, n: int) -> None:
         self._credit += n
@@ -238,30 +241,49 @@ class _Forwarder:
             await self._more.wait()
         # Stopped without credit: a read of one raises why (closed, overflowed, too slow).
         limit = max(1, min(self._credit, _BATCH))
-        frames = self._frames(await self.subscription.receive_batch(limit))
+        taken = self._tagged(await self.subscription.receive_batch(limit))
+        self.unsent = len(taken)
         # Gather: while scheduler turns bring more (publishers are busy), wait more turns
         # before writing, so a burst costs a few messages, not one each. Trio may run this
         # task before or after a publisher within a turn, so one turn can bring nothing
-        # mid-burst: _IDLE_TURNS in a row without anything end it. No timer: an event alone
-        # waits that many turns.
-        idle = 0
-        while len(frames) < limit and idle < _IDLE_TURNS:
+        # mid-burst: _IDLE_TURNS in a row without anything end it, and so does
+        # _GATHER_SECONDS since the first was taken (turns are long on a busy loop).
+        started, idle = trio.current_time(), 0
+        while len(taken) < limit and idle < _IDLE_TURNS and self._may_gather(started):
             await trio.lowlevel.cancel_shielded_checkpoint()
-            more = self.subscription.receive_buffered(limit - len(frames))
+            more = self.subscription.receive_buffered(limit - len(taken))
             idle = 0 if more else idle + 1
-            frames += self._frames(more) if more else ()
-        self._credit -= len(frames)
-        await connection.write(encode_batch(frames), frames=len(frames))
+            taken += self._tagged(more)
+            self.unsent = len(taken)
+        self._credit -= len(taken)
+        # Unsubscribed while gathering: what it holds is not written (nor counted delivered).
+        await trio.lowlevel.checkpoint_if_cancelled()
+        frames = self._frames(taken)  # now: an event's age runs until it is written
+        # Shielded: hypercorn finishes a send it began anyway (a half frame would corrupt the
+        # connection), so what was taken is written, and ``unsent`` is exact.
+        with trio.CancelScope(shield=True):
+            await connection.write(encode_batch(frames), frames=len(frames))
+        self.unsent = 0
 
-    def _frames(self, batch: list[Envelope]) -> list[bytes]:
-        lag = self.subscription.lag  # dropped before the batch's first
+    def _may_gather(self, started: float) -> bool:
+        return (
+            trio.current_time() - started < _GATHER_SECONDS
+            and not self.scope.cancel_called
+            and not self.subscription.closed
+        )
+
+    def _tagged(self, batch: list[Envelope]) -> list[tuple[Envelope, int]]:
+        """``batch`` with the lag each envelope goes out with: what was dropped before the
+        read's first, then 0 (read right after the read, as the bus says)."""
+        lag = self.subscription.lag
+        return [(envelope, lag if i == 0 else 0) for i, envelope in enumerate(batch)]
+
+    def _frames(self, taken: list[tuple[Envelope, int]]) -> list[bytes]:
         now = trio.current_time()
-        frames = []
-        for envelope in batch:
-            age = max(0.0, now - envelope.received_at)
-            frames.append(encode_event(self.id, envelope, lag=lag, age=age))
-            lag = 0
-        return frames
+        return [
+            encode_event(self.id, envelope, lag=lag, age=max(0.0, now - envelope.received_at))
+            for envelope, lag in taken
+        ]
 
 
 # The error code a cut subscription's end goes out with.
@@ -403,7 +425,8 @@ class _Connection:
         forwarder = self._forwarder(request.sub, request.req)
         self.forget(forwarder)
         statistics = forwarder.subscription.statistics()
-        result = {"sub": request.sub, "delivered": statistics.delivered}
+        # What the forwarder held and will not write now was taken, not delivered.
+        result = {"sub": request.sub, "delivered": statistics.delivered - forwarder.unsent}
         await self._result(request.req, result | {"dropped": statistics.dropped})
 
     async def _credit(self, request: Credit) -> None:

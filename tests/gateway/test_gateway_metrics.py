@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from support.gateway import TOKEN, GatewayApp, client, publish, raw_socket, take
 from support.http_client import request
 
-from rtbus.gateway import connect
+from rtbus.gateway import GatewayConnectionError, connect
 from rtbus.service import HttpAddress, HttpConfig, Service, serve_http
 
 
@@ -98,3 +98,15 @@ async def test_a_burst_crosses_in_fewer_messages_than_frames(
     messages = ("rtbus_gateway_messages_sent_total", ())
     assert after[out] - before[out] == 100
     assert after[messages] - before[messages] <= 10
+
+
+async def test_a_refused_handshake_says_where_and_never_shows_the_token(http: HttpAddress) -> None:
+    url = http.url.replace("http://", "ws://") + "/v1/not-the-bus"
+    with pytest.raises(GatewayConnectionError) as caught:
+        async with connect(url, token=TOKEN):
+            raise AssertionError("connected to a path that is not the gateway")
+    message = str(caught.value)
+    assert message.startswith(f"could not connect to {url}: ")
+    assert "HTTP 404" in message
+    assert TOKEN not in message
+    assert TOKEN not in repr(caught.value)

@@ -1,0 +1,117 @@
+"""The forwarder gathers what the publishers bring before it writes, within bounds: a burst
+goes in few messages, but no event waits for a whole batch on a busy loop, each frame's
+``age`` runs until it is written, and an unsubscribe never counts as delivered what it kept
+from being written."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, cast
+
+import orjson
+import trio
+import trio.testing
+from hypercorn.typing import ASGIReceiveEvent, ASGISendEvent
+from support.events import ev
+from support.gateway import GatewayApp, client
+
+from rtbus.gateway import PROTOCOL_VERSION, parse_server_frames
+from rtbus.service import Service
+from rtbus.service._gateway import _Connection, gateway_counts
+
+BUSY_TURN = 0.002  # seconds of another task's work in every scheduler turn
+
+
+async def busy(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    """Another task that holds the loop for BUSY_TURN of every turn, as a loaded service's
+    other sessions do: the CPU it takes, not a wait for anything."""
+    task_status.started()
+    while True:
+        time.sleep(BUSY_TURN)  # noqa: ASYNC251 -- holding the loop is the point
+        await trio.lowlevel.checkpoint()
+
+
+async def test_a_trickle_on_a_busy_loop_goes_out_within_the_gather_bound(
+    gateway: GatewayApp, service: Service
+) -> None:
+    # One envelope per scheduler turn for 64 turns: gathering by turns alone would hold the
+    # first for all 64 (128 ms here), and frames encoded when taken would say they were
+    # younger than they were when written.
+    published: dict[int, float] = {}
+    arrived: dict[int, tuple[float, float]] = {}  # seq: (arrival, the client's received_at)
+    all_in = trio.Event()
+    async with (
+        client(gateway) as bus,
+        bus.subscribe(types="test.*", maxsize=512) as sub,
+        trio.open_nursery() as nursery,
+    ):
+
+        async def consume() -> None:
+            for _ in range(64):
+                envelope = await sub.receive()
+                arrived[envelope.seq] = (trio.current_time(), envelope.received_at)
+            all_in.set()
+
+        nursery.start_soon(consume)
+        await nursery.start(busy)
+        for _ in range(64):
+            now = trio.current_time()
+            raw = orjson.dumps({"type": "test.x", "event_id": "evt"})
+            envelope = await service.bus.publish("s1", "test.x", ev(), received_at=now, raw=raw)
+            published[envelope.seq] = now
+        await all_in.wait()
+        nursery.cancel_scope.cancel()
+    # Each event reaches the subscriber a few turns after it was published, not 64.
+    assert max(arrived[seq][0] - published[seq] for seq in published) < 25 * BUSY_TURN
+    # The client places each on its clock as arrival - age: with age counted to the write,
+    # that is the publish time plus the transit, never plus the gathering.
+    late = [arrived[seq][1] - published[seq] for seq in published]
+    assert min(late) >= 0
+    assert max(late) < 25 * BUSY_TURN
+
+
+class Recorder:
+    """The ASGI side of one gateway connection, in memory: requests go in, what the
+    connection sends is kept (so a test reads every frame, in order)."""
+
+    def __init__(self) -> None:
+        self.inbox, self._requests = trio.open_memory_channel[ASGIReceiveEvent](16)
+        self.sent: list[bytes] = []
+
+    def ask(self, request: dict[str, Any]) -> None:
+        message = {"type": "websocket.receive", "bytes": orjson.dumps(request), "text": None}
+        self.inbox.send_nowait(cast(ASGIReceiveEvent, message))
+
+    async def receive(self) -> ASGIReceiveEvent:
+        return await self._requests.receive()
+
+    async def send(self, message: ASGISendEvent) -> None:
+        self.sent.append(cast(bytes, message.get("bytes")))
+
+    def frames(self) -> list[Any]:
+        return [frame for message in self.sent for frame in parse_server_frames(message)]
+
+
+async def test_an_unsubscribe_while_gathering_reports_only_what_was_written(
+    service: Service,
+) -> None:
+    # The publish wakes the forwarder and the unsubscribe wakes the reader in the same turn;
+    # trio runs them in either order, so some rounds land the unsubscribe while the
+    # forwarder holds the envelope it took: the answer must not count it as delivered.
+    for round in range(24):
+        ends = Recorder()
+        connection = _Connection(service, ends.send, gateway_counts(service), start_timeout=5)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(connection.serve, ends.receive)
+            ends.ask({"op": "hello", "req": 1, "versions": [PROTOCOL_VERSION]})
+            ends.ask({"op": "subscribe", "req": 2, "sub": "a", "types": ["test.*"], "credit": 8})
+            await trio.testing.wait_all_tasks_blocked()
+            raw = orjson.dumps({"type": "test.x", "event_id": "evt"})
+            service.bus.publish_nowait(f"s{round}", "test.x", ev(), received_at=0.0, raw=raw)
+            ends.ask({"op": "unsubscribe", "req": 3, "sub": "a"})
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.cancel_scope.cancel()
+        frames = ends.frames()
+        answer = next(f for f in frames if getattr(f, "req", None) == 3)
+        written = [f for f in frames if getattr(f, "sub", None) == "a" and hasattr(f, "seq")]
+        assert answer.result["delivered"] == len(written), round
