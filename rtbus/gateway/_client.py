@@ -24,7 +24,8 @@ Invariants:
   ``pong_timeout`` (a half-open connection, which would never say so otherwise).
 * One reading task per connection turns frames into answers and buffered events, and never
   waits on a subscriber; one writing task sends registrations and credit, so ``subscribe``
-  and reading stay synchronous and cheap.
+  and reading stay synchronous and cheap. A request first sends what was queued before it,
+  so it follows the unsubscribes, registrations and credit queued before it.
 * The token goes in the ``Authorization`` header only (``_remote_link``).
 """
 
@@ -393,6 +394,9 @@ class RemoteBus(trio.abc.AsyncResource):
         req = next(self._ids)
         pending = self._pending[req] = _Pending()
         try:
+            # What was queued before this request (a subscription closed, credit) goes
+            # first: after ``await sub.aclose()``, a request sees the subscription gone.
+            await self._send_pending(link)
             await self._write(link, make(req))
             await pending.done.wait()
         finally:
@@ -537,7 +541,7 @@ class RemoteBus(trio.abc.AsyncResource):
                 self._on_frame(inbox.popleft()[0])
             if not await link.fill():
                 break
-        ended.append(closed_error(link.close))
+        ended.append(closed_error(link))
         scope.cancel()
 
     async def _keep_alive(self, link: Wire, ended: list[GatewayConnectionError]) -> None:

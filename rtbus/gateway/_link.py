@@ -152,10 +152,16 @@ def lost_error() -> GatewayConnectionError:
     )
 
 
-def closed_error(status: CloseStatus | None) -> GatewayConnectionError:
-    if status is None:
+def closed_error(link: Wire | None) -> GatewayConnectionError:
+    """How ``link`` ended, as an error; fatal only for the refusals the gateway itself sent
+    (a close of ours after garbage on the stream is a 1002 too, and worth a reconnect)."""
+    status = None if link is None else link.close
+    if link is None or status is None:
         return GatewayConnectionError("the connection to the gateway ended")
     detail = f": {status.reason}" if status.reason else ""
+    if not link.peer_closed:
+        message = f"the connection to the gateway ended with {status.code}{detail}"
+        return GatewayConnectionError(message, close_code=status.code, fatal=False)
     message = f"the gateway closed the connection with {status.code}{detail}"
     return GatewayConnectionError(message, close_code=status.code)
 

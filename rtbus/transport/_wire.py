@@ -97,6 +97,13 @@ class Wire:
         # Bytes that came in the same segments as the 101 answer: the first receive's.
         self._early = early
 
+    @property
+    def peer_closed(self) -> bool:
+        """Whether the peer sent a close frame: ``close`` is then its code and reason, not
+        ours (a protocol error, a keepalive timeout, our own close) nor a drop."""
+        received = self._protocol.close_rcvd
+        return received is not None and self.close == CloseStatus(received.code, received.reason)
+
     # -- receiving ----------------------------------------------------------------------
 
     async def fill(self) -> bool:

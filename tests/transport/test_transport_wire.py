@@ -177,6 +177,16 @@ async def test_garbage_from_the_server_fails_the_connection_with_1002() -> None:
     assert error.__cause__.code == 1002
     assert [Close.parse(bytes(f.data)).code for f in frames if f.opcode is OP_CLOSE] == [1002]
     assert server.eof
+    assert not rt._wire.peer_closed  # the 1002 is ours, not the server's
+
+
+async def test_a_close_from_the_server_is_the_peers() -> None:
+    async with connection() as (rt, server):
+        await server.send(close_frame(1002, "unsupported version"))
+        with pytest.raises(RealtimeError, match="1002"):
+            await rt.dispatch_events()
+        assert rt._wire.peer_closed
+        assert rt.close_status == CloseStatus(1002, "unsupported version")
 
 
 async def test_a_binary_frame_takes_the_error_path_and_reading_goes_on() -> None:
