@@ -13,7 +13,9 @@ The service runs in a fresh process per session count (``open_service``, N sessi
 Over a fixed window after a warm-up it measures the process's CPU time (``time.process_time``,
 user + system) per event the subscriber took, and p50/p99 latency. "real time" is the events
 taken per second over the events the upstream paces per second: below ~0.98 the service no
-longer keeps up and latency is queueing, not cost.
+longer keeps up and latency is queueing, not cost. It also reports the garbage collector's
+pauses: the longest full collection (they come while sessions open, as the long-lived objects
+grow by a quarter) and the longest pause of any collection inside the window.
 
 ``python -m bench fleet`` (every count) or ``python -m bench fleet --quick`` (100 and 300;
 ``RTBUS_BENCH_FLEET_COUNTS=100,1000`` picks others). ``RTBUS_BENCH_FLEET_PROFILE=out.txt``
@@ -288,6 +290,32 @@ def fleet_upstream(script: Script, directory: str) -> Iterator[Upstream]:
 
 
 @attrs.define
+class _Pauses:
+    """The cyclic garbage collector's pauses in this process (``gc.callbacks``): the longest
+    full (generation 2) collection, how many there were (while the sessions opened, and the
+    one before the warm-up) and what the last one traversed, and the longest pause of any
+    collection during the window. A full collection stops every session for its length."""
+
+    full_max: float = 0.0
+    full_count: int = 0
+    tracked: int = 0
+    window_max: float = 0.0
+    in_window: bool = False
+    _started: float = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        took = time.perf_counter() - self._started
+        if info["generation"] == 2:
+            self.full_max, self.full_count = max(self.full_max, took), self.full_count + 1
+            self.tracked = len(gc.get_objects())
+        if self.in_window:
+            self.window_max = max(self.window_max, took)
+
+
+@attrs.define
 class _Probe:
     """The one subscriber: counts what it takes, and times it inside the window."""
 
@@ -317,30 +345,33 @@ async def fleet(upstream: Upstream, count: int, profile: str | None) -> None:
     and end the process there: the responses never end, so a graceful close of every session
     would wait out each one's shutdown grace, and nothing after the window is measured."""
     config = ServiceConfig(upstream=OpenAIConfig(api_key=API_KEY, base_url=upstream.url))
-    probe = _Probe()
+    probe, pauses = _Probe(), _Pauses()
+    gc.callbacks.append(pauses)
     async with trio.open_nursery() as nursery, open_service(config) as svc:
         sub = svc.bus.subscribe(maxsize=SUBSCRIBER_SIZE, overflow="block")
         nursery.start_soon(probe.consume, sub)
         await open_in_batches(svc, count)
-        result = await _window(probe, count, profile, upstream)
+        result = await _window(probe, count, profile, upstream, pauses)
+        result |= {"gc_full_max_ms": pauses.full_max * 1e3, "gc_full_count": pauses.full_count}
+        result |= {"gc_tracked": pauses.tracked, "gc_window_max_ms": pauses.window_max * 1e3}
         print(orjson.dumps(result).decode(), flush=True)
         os._exit(0)
 
 
 async def _window(
-    probe: _Probe, count: int, profile: str | None, upstream: Upstream
+    probe: _Probe, count: int, profile: str | None, upstream: Upstream, pauses: _Pauses
 ) -> dict[str, float]:
     # The collection the opening left due, before the warm-up: a full one stalls every session
     # for a moment, and the backlog it leaves must clear before the window opens.
     gc.collect()
     await trio.sleep(WARMUP_SECONDS)
     spy = None if profile is None else _py_spy(profile)
-    probe.recording = True
+    probe.recording = pauses.in_window = True
     wall, cpu, theirs = time.perf_counter(), time.process_time(), upstream.cpu_seconds()
     await trio.sleep(WINDOW_SECONDS)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     theirs = upstream.cpu_seconds() - theirs
-    probe.recording = False
+    probe.recording = pauses.in_window = False
     if spy is not None:
         await trio.to_thread.run_sync(spy.wait)
     latencies = sorted(probe.latencies)
@@ -420,6 +451,14 @@ def _rows(count: int, m: dict[str, float]) -> list[Row]:
             f"<= {TARGET_P99_MS:g}",
             ("ok" if p99_ok else "MISS") if real_time else "n/a",
         ),
+        Row(
+            "fleet",
+            f"{name}: full GC pause, longest",
+            m["gc_full_max_ms"],
+            "ms",
+            f"of {m['gc_full_count']:.0f}; {m['gc_tracked']:,.0f} objects tracked",
+        ),
+        Row("fleet", f"{name}: GC pause in the window, longest", m["gc_window_max_ms"], "ms"),
     ]
 
 
