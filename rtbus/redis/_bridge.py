@@ -1,4 +1,4 @@
-"""The publishing bridge: the bus's events, written to Redis Streams in pipelined batches.
+"""The publishing bridge: the bus's events, written to Redis Streams in batches.
 
 Invariants:
 
@@ -11,8 +11,9 @@ Invariants:
   ``Worker``'s subscription does). Nothing leaves the bridge uncounted: every envelope is
   written, dropped by the policy, counted as unencodable, or counted as abandoned when the
   bridge is closed with it still buffered.
-* A batch that failed part-way is written again whole: a consumer can see an entry twice
-  after a Redis failure (at-least-once), never miss one the bridge held.
+* A batch is written by one script call (``_batch``). A batch that failed part-way is
+  written again whole: a consumer can see an entry twice after a Redis failure
+  (at-least-once), never miss one the bridge held.
 * ``published`` counts what Redis acknowledged, not what it kept: every written batch goes
   into the ledger (``_ledger``), checked against Redis every ``monitor_interval``, and what
   Redis lost afterwards (a restart without persistence, a failover, a flush) is counted in
@@ -30,17 +31,17 @@ from types import MappingProxyType
 from typing import Any
 
 import attrs
-import coredis
 import trio
 
 from rtbus._unwrapping import unwrap_lone_exception
 from rtbus.bus import Bus, Envelope, SubscriberTooSlowError, Subscription
 from rtbus.protocol import ProtocolError
 
-from ._client import Client, RedisLink, open_link
-from ._config import RedisConfig, TrimStrategy
+from ._batch import BatchWriter, Entry
+from ._client import RedisLink, open_link
+from ._config import RedisConfig
 from ._errors import RedisError, RedisUnavailableError
-from ._layout import StreamLayout, encode_entry
+from ._layout import StreamLayout, entry_values
 from ._ledger import Ledger, Loss
 from ._metrics import RedisMetrics
 from ._monitor import StreamMonitor
@@ -51,13 +52,6 @@ _log = logging.getLogger("rtbus.redis")
 
 #: Why an envelope that never reached Redis was given up, besides the overflow policy.
 ABANDONED = "abandoned"
-
-Entry = tuple[bytes, dict[bytes, bytes]]
-
-_TRIM_TOKENS = {
-    TrimStrategy.MAXLEN: coredis.PureToken.MAXLEN,
-    TrimStrategy.MINID: coredis.PureToken.MINID,
-}
 
 
 @attrs.frozen
@@ -72,7 +66,7 @@ class BridgeStatistics:
       or ``abandoned`` (still buffered when the bridge was closed).
     * ``unencodable`` -- envelopes whose event could not be written as JSON.
     * ``buffered`` -- envelopes waiting: in the subscription and in the batch being written.
-    * ``batches`` -- pipelined writes that succeeded.
+    * ``batches`` -- batch writes that succeeded (one script call each).
     * ``checks`` -- times the written entries were checked against Redis (for losses).
     """
 
@@ -112,6 +106,7 @@ class RedisBridge(trio.abc.AsyncResource):
         self._cut_dropped = 0  # by subscriptions the bus cut loose (block, past its timeout)
         self._pending: list[Entry] = []
         self._ledger = Ledger(self._layout.names, owner=self._node)
+        self._writer = BatchWriter(config, tuple(self._layout.names))
         self._published: Counter[str] = Counter()
         self._abandoned = self._unencodable = self._batches = 0
         self._link: RedisLink | None = None
@@ -231,39 +226,40 @@ class RedisBridge(trio.abc.AsyncResource):
 
     def _entries(self, batch: Sequence[Envelope]) -> list[Entry]:
         now = time.time()
-        entries = []
+        entries: list[Entry] = []
         for envelope in batch:
             key = self._layout.key_for(envelope.type)
             try:
-                fields = encode_entry(envelope, self._node, now)
+                values = entry_values(envelope, self._node, now)
             except ProtocolError as exc:
                 self._unencodable += 1
                 _log.warning("redis bridge skipped an event: %s", exc)
                 continue
             if key is not None:
-                entries.append((key, fields))
+                entries.append((key, values))
         return entries
 
     async def _write(self, link: RedisLink) -> None:
         while self._pending:
             try:
-                await link.call("xadd", functools.partial(self._pipeline, self._pending))
+                written = await link.call(
+                    "xadd", functools.partial(self._writer.write, self._pending)
+                )
             except RedisUnavailableError:
                 await link.pause()  # the subscription buffers meanwhile, then drops (counted)
                 continue
-            self._batches += 1
-            self._published.update(self._layout.names[key] for key, _ in self._pending)
+            self._record(written)
             self._pending = []
 
-    async def _pipeline(self, entries: Sequence[Entry], client: Client) -> None:
-        trim = self._trim()
-        async with client.pipeline(transaction=False) as pipe:
-            replies = [(key, pipe.xadd(key, fields, **trim)) for key, fields in entries]
-        written: dict[bytes, list[bytes]] = {key: [] for key in self._layout.names}
-        for key, reply in replies:
-            written[key].append(bytes(await reply or b""))
-        for key, ids in written.items():
-            self._ledger.record(key, ids)
+    def _record(self, written: Sequence[tuple[bytes, bytes]]) -> None:
+        """Count a written batch, and put its ids in the ledger by stream, in order."""
+        ids: dict[bytes, list[bytes]] = {}
+        for key, entry_id in written:
+            ids.setdefault(key, []).append(entry_id)
+        for key, stream_ids in ids.items():
+            self._ledger.record(key, stream_ids)
+            self._published[self._layout.names[key]] += len(stream_ids)
+        self._batches += 1
 
     async def _audit(self, link: RedisLink) -> None:
         """Check the ledger against Redis every ``monitor_interval``, at once the first time
@@ -287,16 +283,3 @@ class RedisBridge(trio.abc.AsyncResource):
                 "redis at %s lost %d entries of stream %s that it had acknowledged (%s)",
                 self._config.location, loss.count, loss.stream, loss.reason,
             )  # fmt: skip
-
-    def _trim(self) -> dict[str, Any]:
-        """``MAXLEN ~ <n>`` or ``MINID ~ <id>``, for every XADD of a batch."""
-        if self._config.trim is TrimStrategy.MINID:
-            oldest_ms = int((time.time() - self._config.retention_seconds) * 1000)
-            threshold: object = f"{max(oldest_ms, 0)}-0"
-        else:
-            threshold = self._config.maxlen
-        return {
-            "trim_strategy": _TRIM_TOKENS[self._config.trim],
-            "trim_operator": coredis.PureToken.APPROXIMATELY,
-            "threshold": threshold,
-        }

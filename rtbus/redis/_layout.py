@@ -34,6 +34,7 @@ __all__ = [
     "decode_entry",
     "encode_entry",
     "entry_time",
+    "entry_values",
 ]
 
 # Types whose streams are cached, at most: a peer inventing event types cannot grow it.
@@ -125,14 +126,20 @@ class StreamLayout:
 
 def encode_entry(envelope: Envelope, node: bytes, now: float) -> dict[bytes, bytes]:
     """The fields of the stream entry for ``envelope``, published by ``node`` at ``now``."""
-    return {
-        SESSION: envelope.session_id.encode(),
-        SEQ: b"%d" % envelope.seq,
-        TYPE: envelope.type.encode(),
-        NODE: node,
-        TIME: b"%.6f" % now,
-        EVENT: event_json(envelope),
-    }
+    return dict(zip(ENTRY_FIELDS, entry_values(envelope, node, now), strict=True))
+
+
+def entry_values(envelope: Envelope, node: bytes, now: float) -> tuple[bytes, ...]:
+    """The values of ``encode_entry``'s fields, in ``ENTRY_FIELDS`` order (as the bridge
+    writes them: the names go once per batch)."""
+    return (
+        envelope.session_id.encode(),
+        b"%d" % envelope.seq,
+        envelope.type.encode(),
+        node,
+        b"%.6f" % now,
+        event_json(envelope),
+    )
 
 
 def decode_entry(fields: Fields) -> DecodedEntry:
