@@ -28,6 +28,7 @@ from typing import Any
 import attrs
 import coredis
 import coredis.exceptions
+import coredis.patterns.pipeline
 import orjson
 
 from ._client import Client, RedisLink
@@ -43,6 +44,8 @@ from ._layout import (
 )
 
 __all__ = ["Failure", "GroupMember", "Pending", "Reclaimed"]
+
+Pipeline = coredis.patterns.pipeline.Pipeline[bytes]
 
 _START = b"0-0"
 _MAX_ERROR_CHARS = 1000
@@ -174,15 +177,23 @@ class GroupMember:
             for info in await self._call("xinfo_consumers", command)
         )
 
-    async def read(self, block: float) -> list[Pending]:
-        """New entries, up to a batch per stream, waiting up to ``block`` seconds for any."""
+    async def read(self, block: float, acks: Sequence[Pending] = ()) -> list[Pending]:
+        """New entries, up to a batch per stream, waiting up to ``block`` seconds for any;
+        ``acks`` (handled entries) are acknowledged first, in the same round trip."""
         streams = dict.fromkeys(self.keys, ">")
         block_ms = max(1, int(block * 1000))  # BLOCK 0 would wait forever
 
         async def command(client: Client) -> Any:
-            return await client.xreadgroup(
-                self.group, self.consumer, streams, count=self._batch, block=block_ms
-            )
+            if not acks:
+                return await client.xreadgroup(
+                    self.group, self.consumer, streams, count=self._batch, block=block_ms
+                )
+            async with client.pipeline(transaction=False) as pipe:
+                self._acknowledge(pipe, acks)
+                reply = pipe.xreadgroup(
+                    self.group, self.consumer, streams, count=self._batch, block=block_ms
+                )
+            return await reply
 
         reply = await self._call("xreadgroup", command, wait=block)
         found = [
@@ -236,19 +247,24 @@ class GroupMember:
     async def ack(self, handled: Sequence[Pending]) -> None:
         """Acknowledge ``handled`` in one round trip; forget the failure records of those that
         had failed before."""
-        ids: dict[bytes, list[bytes]] = {}
-        for pending in handled:
-            ids.setdefault(pending.key, []).append(pending.entry_id)
-        retried = [self._failure_field(pending) for pending in handled if pending.deliveries > 1]
 
         async def command(client: Client) -> None:
             async with client.pipeline(transaction=False) as pipe:
-                for key, entry_ids in ids.items():
-                    pipe.xack(key, self.group, entry_ids)
-                if retried:
-                    pipe.hdel(self._failures, retried)
+                self._acknowledge(pipe, handled)
 
         await self._call("xack", command)
+
+    def _acknowledge(self, pipe: Pipeline, handled: Sequence[Pending]) -> None:
+        """Queue on ``pipe`` the ``XACK`` of ``handled`` (one per stream), and the ``HDEL`` of
+        the failure records of those that had failed before."""
+        ids: dict[bytes, list[bytes]] = {}
+        for pending in handled:
+            ids.setdefault(pending.key, []).append(pending.entry_id)
+        for key, entry_ids in ids.items():
+            pipe.xack(key, self.group, entry_ids)
+        retried = [self._failure_field(pending) for pending in handled if pending.deliveries > 1]
+        if retried:
+            pipe.hdel(self._failures, retried)
 
     async def record_failure(self, pending: Pending, failure: Failure) -> None:
         """Remember why ``pending`` failed, for whoever dead-letters it."""
