@@ -199,7 +199,7 @@ class RedisSubscription(trio.abc.AsyncResource):
         self._closed = True
         if self._member is not None and self._link is not None:
             with trio.CancelScope(shield=True), contextlib.suppress(RedisError):
-                await self._send_acks(self._member, now=True)
+                await self._send_acks(self._member)
                 await self._member.leave()
         await self._stack.aclose()
 
@@ -223,7 +223,7 @@ class RedisSubscription(trio.abc.AsyncResource):
             # Sent now: the caller may not read again for a while. Redis down: it stays
             # queued, to go before the next read.
             with contextlib.suppress(RedisUnavailableError):
-                await self._send_acks(self._member_or_fail(), now=True)
+                await self._send_acks(self._member_or_fail())
 
     async def run(self, handler: Handler) -> None:
         """Hand every envelope to ``handler`` (sync or async) until cancelled.
@@ -285,7 +285,8 @@ class RedisSubscription(trio.abc.AsyncResource):
     async def _next(self, member: GroupMember) -> tuple[Pending, RedisEnvelope]:
         while True:
             try:
-                await self._send_acks(member, now=False)
+                if self._acks_due():  # checked before each delivery: a sync call, no await
+                    await self._send_acks(member)
                 if not self._ready:
                     await self._refill(member)
                     continue
@@ -303,7 +304,7 @@ class RedisSubscription(trio.abc.AsyncResource):
     async def _refill(self, member: GroupMember) -> None:
         now = trio.current_time()
         if now >= self._next_reclaim:
-            await self._send_acks(member, now=True)  # before entries are taken over
+            await self._send_acks(member)  # before entries are taken over
             await self._reclaim(member, now)
         else:
             block = min(_MAX_BLOCK, self._next_reclaim - now)
@@ -383,14 +384,19 @@ class RedisSubscription(trio.abc.AsyncResource):
             self._acks_since = trio.current_time()
         self._acks.append(pending)
 
-    async def _send_acks(self, member: GroupMember, *, now: bool) -> None:
-        """Send the queued acknowledgements: ``now``, or once a batch is due or has waited
-        ``_ACK_DELAY``. Shielded and bounded by the command timeout: work that was done is
-        acknowledged even while the consumer stops."""
+    def _acks_due(self) -> bool:
+        """Whether the queued acknowledgements make a batch or the oldest has waited
+        ``_ACK_DELAY``."""
         if not self._acks:
-            return
-        due = len(self._acks) >= self._config.batch_size
-        if not (now or due or trio.current_time() - self._acks_since >= self._ack_delay):
+            return False
+        if len(self._acks) >= self._config.batch_size:
+            return True
+        return trio.current_time() - self._acks_since >= self._ack_delay
+
+    async def _send_acks(self, member: GroupMember) -> None:
+        """Send the queued acknowledgements, if any. Shielded and bounded by the command
+        timeout: work that was done is acknowledged even while the consumer stops."""
+        if not self._acks:
             return
         # GroupMissingError: Redis lost the group, and these entries with it: nothing to ack.
         with trio.CancelScope(shield=True), contextlib.suppress(GroupMissingError):

@@ -146,26 +146,20 @@ def decode_entry(fields: Fields) -> DecodedEntry:
     """The checked fields of an entry; ``ProtocolError`` naming the field that is wrong."""
     try:
         return DecodedEntry(
-            session_id=_field(fields, SESSION).decode(),
-            seq=int(_field(fields, SEQ)),
-            type=_field(fields, TYPE).decode(),
-            node=_field(fields, NODE).decode(),
-            published_at=float(_field(fields, TIME)),
-            raw=_field(fields, EVENT),
+            session_id=fields[SESSION].decode(),
+            seq=int(fields[SEQ]),
+            type=fields[TYPE].decode(),
+            node=fields[NODE].decode(),
+            published_at=float(fields[TIME]),
+            raw=fields[EVENT],
         )
-    except ProtocolError:
-        raise
+    except KeyError as exc:
+        missing = exc.args[0] if exc.args and isinstance(exc.args[0], bytes) else b"?"
+        raise ProtocolError(f"a stream entry has no {missing.decode()!r} field") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError(
             f"a stream entry has a malformed field ({type(exc).__name__})"
         ) from None
-
-
-def _field(fields: Fields, name: bytes) -> bytes:
-    value = fields.get(name)
-    if value is None:
-        raise ProtocolError(f"a stream entry has no {name.decode()!r} field")
-    return value
 
 
 def entry_time(entry_id: bytes) -> float:
