@@ -70,6 +70,12 @@ def _positive_seconds(_: object, attribute: attrs.Attribute[Any], value: object)
         raise ConfigError(attribute.name, f"must be a positive number of seconds, got {value!r}")
 
 
+def _seconds(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not (number and math.isfinite(value) and value >= 0):  # type: ignore[arg-type,operator]
+        raise ConfigError(attribute.name, f"must be a number of seconds, 0 or more, got {value!r}")
+
+
 def _name(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, str) or not _NAME.fullmatch(value):
         problem = f"must be letters, digits, '_', '.' or '-', got {value!r}"
@@ -162,6 +168,9 @@ class RedisConfig:
       does when Redis cannot keep up or is down (drops are counted).
     * ``batch_size`` -- the most entries per write (one script call, which holds Redis for
       ~13 us an entry) and per consumer read and acknowledgement batch.
+    * ``linger_seconds`` -- how long a write that is not a full batch waits for more,
+      counted from its oldest event's ``received_at``: fewer, larger writes at moderate
+      rates, for at most that much latency; 0 writes at once.
     * ``reclaim_idle_seconds`` -- how long an entry may sit unacknowledged with a consumer
       before another takes it over: it must exceed the slowest handler.
     * ``max_deliveries`` -- deliveries before an entry goes to ``dead_letter_stream``.
@@ -182,6 +191,7 @@ class RedisConfig:
     buffer_size: int = attrs.field(default=10_000, validator=_positive_int)
     overflow: OverflowPolicy = attrs.field(default=OverflowPolicy.DROP_OLDEST, converter=_to_policy)
     batch_size: int = attrs.field(default=256, validator=_positive_int)
+    linger_seconds: float = attrs.field(default=0.001, validator=_seconds)
     reclaim_idle_seconds: float = attrs.field(default=30.0, validator=_positive_seconds)
     max_deliveries: int = attrs.field(default=5, validator=_positive_int)
     dead_letter_stream: str = attrs.field(default="dead-letter", validator=_name)

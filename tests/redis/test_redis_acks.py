@@ -38,8 +38,9 @@ async def test_run_sends_its_acknowledgements_with_its_next_read(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # The clock stands still (rate 0): the ack delay never passes, so the acknowledgements
-    # can only go with a read (or a full batch, or at close). Redis works on real time.
-    config = attrs.evolve(redis_config, reclaim_idle_seconds=30.0)
+    # can only go with a read (or a full batch, or at close). Redis works on real time. (So
+    # the bridge writes at once: a linger would never end.)
+    config = attrs.evolve(redis_config, reclaim_idle_seconds=30.0, linger_seconds=0)
     carried: list[list[bytes]] = []
     separate: list[list[bytes]] = []
     read, ack = GroupMember.read, GroupMember.ack

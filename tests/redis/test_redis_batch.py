@@ -5,12 +5,15 @@ failed part-way written again whole."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 
+import attrs
 import pytest
 import trio
+import trio.testing
 from support.polling import eventually
 from support.redis_fixtures import FAST
 from support.redis_load import AUDIO, KEYS, TEXT, frame, in_redis, publish
@@ -172,3 +175,67 @@ async def test_the_script_is_sent_again_once_redis_no_longer_has_it(
     }
     kept = {} if how == "restart" else {("s", 1): 1}
     assert await in_redis(volatile_server) == {**kept, ("s", 2): 1}
+
+
+async def publish_at(bus: Bus, n: int, received_at: float) -> None:
+    raw = frame(TEXT, n)
+    await bus.publish("s", TEXT, Undecoded(TEXT), received_at=received_at, raw=raw)
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Wait for Redis to answer (real I/O) while the trio clock stands still."""
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, "Redis did not answer"
+        await trio.testing.wait_all_tasks_blocked()
+
+
+async def until_published(bridge: RedisBridge, count: int) -> None:
+    await until(lambda: sum(bridge.statistics().published.values()) >= count)
+
+
+async def test_a_batch_that_is_not_full_lingers_until_its_oldest_has_waited(
+    redis_config: RedisConfig,
+    redis_server: RedisServer,
+    nursery: trio.Nursery,
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    config = attrs.evolve(redis_config, linger_seconds=0.5)
+    bus = Bus()
+    bridge: RedisBridge = await nursery.start(partial(run_bridge, bus, config, node="n"))
+    await until(lambda: bridge.statistics().up)
+    await publish_at(bus, 0, trio.current_time())
+    await trio.testing.wait_all_tasks_blocked()  # the bridge took it and waits for more
+    assert bridge._subscription.statistics().queued == 0
+    for n in (1, 2):
+        await publish_at(bus, n, trio.current_time())
+    await trio.testing.wait_all_tasks_blocked()
+    assert bridge.statistics().published == {}
+    assert bridge.statistics().buffered == 3  # held while they linger: counted
+    mock_clock.jump(0.5)
+    await until_published(bridge, 3)
+    assert bridge.statistics().batches == 1  # the three in one write
+    # An event that has waited its linger already (a bridge behind) is written at once.
+    await publish_at(bus, 3, trio.current_time() - 0.5)
+    await until_published(bridge, 4)
+    assert bridge.statistics().batches == 2
+    assert await in_redis(redis_server) == {("s", seq): 1 for seq in range(1, 5)}
+
+
+async def test_what_lingers_when_the_bridge_closes_is_counted_abandoned(
+    redis_config: RedisConfig, redis_server: RedisServer, mock_clock: trio.testing.MockClock
+) -> None:
+    config = attrs.evolve(redis_config, linger_seconds=0.5)
+    bus = Bus()
+    bridge = RedisBridge(bus, config, node="n")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(bridge.run)
+        await until(lambda: bridge.statistics().up)
+        await publish_at(bus, 0, trio.current_time())
+        await trio.testing.wait_all_tasks_blocked()
+        assert bridge._subscription.statistics().queued == 0  # taken from the bus...
+        assert bridge.statistics().buffered == 1  # ...and held, lingering
+        nursery.cancel_scope.cancel()
+    await bridge.aclose()
+    stats = bridge.statistics()
+    assert (stats.dropped["abandoned"], stats.buffered, stats.published) == (1, 0, {})

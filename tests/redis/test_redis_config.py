@@ -57,6 +57,8 @@ def test_defaults_work_and_hide_nothing_but_the_password() -> None:
         ({"maxlen": 0}, "maxlen", "at least 1"),
         ({"buffer_size": True}, "buffer_size", "an int"),
         ({"batch_size": 2.5}, "batch_size", "an int"),
+        ({"linger_seconds": -0.001}, "linger_seconds", "0 or more"),
+        ({"linger_seconds": math.inf}, "linger_seconds", "0 or more"),
         ({"overflow": "disconnect"}, "overflow", "drop_oldest"),
         ({"overflow": "sometimes"}, "overflow", "must be one of"),
         ({"reclaim_idle_seconds": -1}, "reclaim_idle_seconds", "positive"),
