@@ -14,8 +14,10 @@ Over a fixed window after a warm-up it measures the process's CPU time (``time.p
 user + system) per event the subscriber took, and p50/p99 latency. "real time" is the events
 taken per second over the events the upstream paces per second: below ~0.98 the service no
 longer keeps up and latency is queueing, not cost. It also reports the garbage collector's
-pauses: the longest full collection (they come while sessions open, as the long-lived objects
-grow by a quarter) and the longest pause of any collection inside the window.
+pauses (the longest full collection: they come while sessions open, as the long-lived objects
+grow by a quarter; the longest pause of any collection inside the window) and the loop's
+longest stall inside the window, with how much of it the process spent on the CPU (the rest,
+the machine did not run it).
 
 ``python -m bench fleet`` (every count) or ``python -m bench fleet --quick`` (100 and 300;
 ``RTBUS_BENCH_FLEET_COUNTS=100,1000`` picks others). ``RTBUS_BENCH_FLEET_PROFILE=out.txt``
@@ -316,6 +318,24 @@ class _Pauses:
 
 
 @attrs.define
+class _Stalls:
+    """The event loop's longest stall in the window: how late a 5 ms sleep woke, and how much
+    of that lateness the process spent on the CPU. On the CPU, the service held the loop;
+    off it, the machine did not run the process (another tenant, the host)."""
+
+    late: float = 0.0
+    on_cpu: float = 0.0
+
+    async def watch(self) -> None:
+        while True:
+            wall, cpu = time.perf_counter(), time.process_time()
+            await trio.sleep(0.005)
+            late = time.perf_counter() - wall - 0.005
+            if late > self.late:
+                self.late, self.on_cpu = late, min(late, time.process_time() - cpu)
+
+
+@attrs.define
 class _Probe:
     """The one subscriber: counts what it takes, and times it inside the window."""
 
@@ -367,8 +387,10 @@ async def _window(
     await trio.sleep(WARMUP_SECONDS)
     spy = None if profile is None else _py_spy(profile)
     probe.recording = pauses.in_window = True
+    stalls = _Stalls()
     wall, cpu, theirs = time.perf_counter(), time.process_time(), upstream.cpu_seconds()
-    await trio.sleep(WINDOW_SECONDS)
+    with trio.move_on_after(WINDOW_SECONDS):
+        await stalls.watch()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     theirs = upstream.cpu_seconds() - theirs
     probe.recording = pauses.in_window = False
@@ -384,6 +406,8 @@ async def _window(
         "real_time": probe.taken / wall / (EVENTS_PER_SESSION_SECOND * count),
         "p50_ms": _percentile(latencies, 0.50) * 1e3,
         "p99_ms": _percentile(latencies, 0.99) * 1e3,
+        "stall_ms": stalls.late * 1e3,
+        "stall_cpu_ms": stalls.on_cpu * 1e3,
     }
 
 
@@ -459,6 +483,13 @@ def _rows(count: int, m: dict[str, float]) -> list[Row]:
             f"of {m['gc_full_count']:.0f}; {m['gc_tracked']:,.0f} objects tracked",
         ),
         Row("fleet", f"{name}: GC pause in the window, longest", m["gc_window_max_ms"], "ms"),
+        Row(
+            "fleet",
+            f"{name}: loop stall in the window, longest",
+            m["stall_ms"],
+            "ms",
+            f"{m['stall_cpu_ms']:.1f} ms of it on the CPU",
+        ),
     ]
 
 
