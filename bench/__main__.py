@@ -1,8 +1,7 @@
 """Run every benchmark and print one table: ``python -m bench`` (or ``make bench``).
 
 Each bench module has ``run() -> list[Row]``; rows from all of them are printed together so
-ratios against the peers come from one run on one (shared, noisy) machine, between two rows
-that say how fast the machine was (``bench._machine``).
+ratios against the peers come from one run on one (shared, noisy) machine.
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ import importlib
 import os
 import sys
 
-from bench._machine import reference_row
 from bench._table import Row, render
 
 MODULES = (
@@ -34,10 +32,9 @@ def main(argv: list[str]) -> None:
     if "--quick" in argv:
         os.environ["RTBUS_BENCH_QUICK"] = "1"
     names = [name for name in argv if not name.startswith("--")] or list(MODULES)
-    rows: list[Row] = [reference_row("before")]
+    rows: list[Row] = []
     for name in names:
         rows.extend(importlib.import_module(_module(name)).run())
-    rows.append(reference_row("after"))
     print(render(rows))
 
 
