@@ -234,9 +234,11 @@ class RedisBridge(trio.abc.AsyncResource):
         events per millisecond, writing at once means writes of one or two events. A bridge
         that is behind has envelopes older than that already, and does not wait.
         """
-        room = self._config.batch_size - len(self._taken)
-        until = self._taken[0].received_at + self._config.linger_seconds
-        if room <= 0 or until <= trio.current_time():
+        room, now = self._config.batch_size - len(self._taken), trio.current_time()
+        # ``received_at`` is the publisher's: one stamped on another clock (ahead of ours)
+        # waits no longer than if it had been received now.
+        until = min(self._taken[0].received_at, now) + self._config.linger_seconds
+        if room <= 0 or until <= now:
             return
         await trio.sleep_until(until)
         # Cut loose while it waited: this takes nothing, what it has goes, and the next read
@@ -268,13 +270,15 @@ class RedisBridge(trio.abc.AsyncResource):
 
     async def _write(self, link: RedisLink) -> None:
         while self._pending:
+            batch = self._pending
             try:
-                written = await link.call(
-                    "xadd", functools.partial(self._writer.write, self._pending)
-                )
+                written = await link.call("xadd", functools.partial(self._writer.write, batch))
             except RedisUnavailableError:
                 await link.pause()  # the subscription buffers meanwhile, then drops (counted)
                 continue
+            if self._closed and not self._pending:
+                # Closed while Redis wrote it: ``aclose`` counted it abandoned, but it is in.
+                self._abandoned -= len(batch)
             self._record(written)
             self._pending = []
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import SplitResult, urlsplit
@@ -28,10 +28,15 @@ from rtbus._backoff import Backoff
 from rtbus.bus import BusArgumentError, OverflowPolicy, parse_policy, parse_types
 from rtbus.protocol import ConfigError
 
-__all__ = ["DEFAULT_STREAMS", "RedisConfig", "TrimStrategy"]
+__all__ = ["DEFAULT_STREAMS", "MAX_BATCH_SIZE", "MAX_LINGER_SECONDS", "RedisConfig", "TrimStrategy"]
 
 _SCHEMES = {"redis": False, "rediss": True}  # scheme -> TLS
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+MAX_BATCH_SIZE = 10_000
+"""The most entries per write: one script call holds Redis about 0.2 s for that many."""
+MAX_LINGER_SECONDS = 1.0
+"""The longest a write may wait for a fuller batch: past it, shutdown's flush cuts it off."""
 _HASH_TAG = re.compile(r"\{[^{}]+\}")
 
 DEFAULT_STREAMS: Mapping[str, tuple[str, ...]] = MappingProxyType(
@@ -74,6 +79,19 @@ def _seconds(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
     number = isinstance(value, int | float) and not isinstance(value, bool)
     if not (number and math.isfinite(value) and value >= 0):  # type: ignore[arg-type,operator]
         raise ConfigError(attribute.name, f"must be a number of seconds, 0 or more, got {value!r}")
+
+
+def _at_most(
+    limit: float, check: Callable[[object, attrs.Attribute[Any], object], None], why: str
+) -> Callable[[object, attrs.Attribute[Any], object], None]:
+    """``check``, then at most ``limit`` (``why`` says what a larger value would do)."""
+
+    def checked(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        check(instance, attribute, value)
+        if value > limit:  # type: ignore[operator]
+            raise ConfigError(attribute.name, f"must be at most {limit:g}: {why}, got {value!r}")
+
+    return checked
 
 
 def _name(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -167,10 +185,13 @@ class RedisConfig:
     * ``buffer_size`` and ``overflow`` -- the publishing bridge's bounded buffer and what it
       does when Redis cannot keep up or is down (drops are counted).
     * ``batch_size`` -- the most entries per write (one script call, which holds Redis for
-      ~13 us an entry) and per consumer read and acknowledgement batch.
+      ~13-20 us an entry) and per consumer read and acknowledgement batch; at most
+      ``MAX_BATCH_SIZE``, so a write stays well inside ``command_timeout`` (one that timed out
+      would be written again whole, and time out again).
     * ``linger_seconds`` -- how long a write that is not a full batch waits for more,
-      counted from its oldest event's ``received_at``: fewer, larger writes at moderate
-      rates, for at most that much latency; 0 writes at once.
+      counted from its oldest event's ``received_at`` (and never longer from when the bridge
+      took it): fewer, larger writes at moderate rates, for at most that much latency; 0
+      writes at once; at most ``MAX_LINGER_SECONDS``.
     * ``reclaim_idle_seconds`` -- how long an entry may sit unacknowledged with a consumer
       before another takes it over: it must exceed the slowest handler.
     * ``max_deliveries`` -- deliveries before an entry goes to ``dead_letter_stream``.
@@ -190,8 +211,14 @@ class RedisConfig:
     retention_seconds: float = attrs.field(default=3600.0, validator=_positive_seconds)
     buffer_size: int = attrs.field(default=10_000, validator=_positive_int)
     overflow: OverflowPolicy = attrs.field(default=OverflowPolicy.DROP_OLDEST, converter=_to_policy)
-    batch_size: int = attrs.field(default=256, validator=_positive_int)
-    linger_seconds: float = attrs.field(default=0.001, validator=_seconds)
+    batch_size: int = attrs.field(
+        default=256,
+        validator=_at_most(MAX_BATCH_SIZE, _positive_int, "a write holds Redis ~20 us an entry"),
+    )
+    linger_seconds: float = attrs.field(
+        default=0.001,
+        validator=_at_most(MAX_LINGER_SECONDS, _seconds, "it is latency added to every event"),
+    )
     reclaim_idle_seconds: float = attrs.field(default=30.0, validator=_positive_seconds)
     max_deliveries: int = attrs.field(default=5, validator=_positive_int)
     dead_letter_stream: str = attrs.field(default="dead-letter", validator=_name)

@@ -4,6 +4,7 @@ failed part-way written again whole."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from collections.abc import Callable, Iterator
@@ -11,6 +12,7 @@ from functools import partial
 from pathlib import Path
 
 import attrs
+import coredis
 import pytest
 import trio
 import trio.testing
@@ -239,3 +241,47 @@ async def test_what_lingers_when_the_bridge_closes_is_counted_abandoned(
     await bridge.aclose()
     stats = bridge.statistics()
     assert (stats.dropped["abandoned"], stats.buffered, stats.published) == (1, 0, {})
+
+
+async def test_an_event_stamped_on_another_clock_lingers_no_longer_than_the_linger(
+    redis_config: RedisConfig,
+    redis_server: RedisServer,
+    nursery: trio.Nursery,
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    # ``received_at`` is the publisher's. Stamped far ahead of this process's clock (another
+    # process's trio clock, wall-clock time), it must not hold the batch until then.
+    config = attrs.evolve(redis_config, linger_seconds=0.5)
+    bus = Bus()
+    bridge: RedisBridge = await nursery.start(partial(run_bridge, bus, config, node="n"))
+    await until(lambda: bridge.statistics().up)
+    await publish_at(bus, 0, trio.current_time() + 1e6)
+    await trio.testing.wait_all_tasks_blocked()
+    assert bridge.statistics().published == {}  # lingering...
+    mock_clock.jump(0.5)
+    await until_published(bridge, 1)  # ...for the linger, not for a million seconds
+
+
+async def test_closing_while_redis_writes_a_batch_counts_it_written_not_abandoned(
+    redis_config: RedisConfig, redis_server: RedisServer, mock_clock: trio.testing.MockClock
+) -> None:
+    config = attrs.evolve(redis_config, linger_seconds=0)
+    bus = Bus()
+    bridge = RedisBridge(bus, config, node="n")
+    async with redis_server.client() as admin, trio.open_nursery() as nursery:
+
+        async def run() -> None:
+            with contextlib.suppress(trio.ClosedResourceError):  # it ends so, once closed
+                await bridge.run()
+
+        nursery.start_soon(run)
+        await until(lambda: bridge.statistics().up)
+        await admin.client_pause(60_000, coredis.PureToken.WRITE)  # the script will wait
+        await publish_at(bus, 0, trio.current_time())
+        await trio.testing.wait_all_tasks_blocked()  # its write is in flight, held by Redis
+        assert bridge.statistics().buffered == 1
+        await bridge.aclose()
+        await admin.client_unpause()
+        await until_published(bridge, 1)
+    stats = bridge.statistics()
+    assert (stats.published, stats.dropped["abandoned"]) == ({"events": 1}, 0)

@@ -59,6 +59,8 @@ def test_defaults_work_and_hide_nothing_but_the_password() -> None:
         ({"batch_size": 2.5}, "batch_size", "an int"),
         ({"linger_seconds": -0.001}, "linger_seconds", "0 or more"),
         ({"linger_seconds": math.inf}, "linger_seconds", "0 or more"),
+        ({"linger_seconds": 1.5}, "linger_seconds", "at most 1"),
+        ({"batch_size": 10_001}, "batch_size", "at most 10000"),
         ({"overflow": "disconnect"}, "overflow", "drop_oldest"),
         ({"overflow": "sometimes"}, "overflow", "must be one of"),
         ({"reclaim_idle_seconds": -1}, "reclaim_idle_seconds", "positive"),
