@@ -37,6 +37,7 @@ import attrs
 import orjson
 import trio
 
+from bench._child import Lines
 from bench._table import Row, render
 from rtbus import OpenAIConfig
 from rtbus.bus import Envelope
@@ -208,23 +209,6 @@ def _in_process(service: Service, session: str) -> Way:
     return way
 
 
-class _Lines:
-    """Lines from a child's stdout."""
-
-    def __init__(self, stream: trio.abc.ReceiveStream) -> None:
-        self._stream = stream
-        self._buffer = b""
-
-    async def next(self) -> str:
-        while b"\n" not in self._buffer:
-            data = await self._stream.receive_some()
-            if not data:
-                raise RuntimeError("the bench client ended without answering")
-            self._buffer += data
-        line, _, self._buffer = self._buffer.partition(b"\n")
-        return line.decode()
-
-
 def _remote(url: str, session: str, raw: bool) -> Way:
     async def way(count: int, publish: Publish, paced: bool) -> Seen:
         mode, stamping = "raw" if raw else "decoded", "stamped" if paced else "fixed"
@@ -233,7 +217,7 @@ def _remote(url: str, session: str, raw: bool) -> Way:
         client = await trio.lowlevel.open_process(command, stdout=subprocess.PIPE)
         try:
             assert client.stdout is not None
-            lines = _Lines(client.stdout)
+            lines = Lines(client.stdout)
             if await lines.next() != "ready":
                 raise RuntimeError("the bench client did not subscribe")
             started, cpu, sys_cpu = time.perf_counter(), time.process_time(), system_time()

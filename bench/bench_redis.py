@@ -46,6 +46,7 @@ import attrs
 import orjson
 import trio
 
+from bench._child import Lines
 from bench._table import Row, render
 from rtbus._backoff import Backoff
 from rtbus.bus import Bus, Envelope
@@ -148,6 +149,17 @@ class Tally:
     latencies: list[int] = attrs.field(factory=list)  # ns, publish -> handler
     after_bridge: list[float] = attrs.field(factory=list)  # s, bridge's stamp -> handler
 
+    def until(self, count: int) -> tuple[Callable[[RedisEnvelope], None], trio.Event]:
+        """A handler that tallies, and the event it sets once ``count`` were handled."""
+        done = trio.Event()
+
+        def handle(envelope: RedisEnvelope) -> None:
+            self.handle(envelope)
+            if self.count >= count:
+                done.set()
+
+        return handle, done
+
     def handle(self, envelope: Envelope) -> None:
         self.last = time.perf_counter()
         if not self.count:
@@ -171,12 +183,7 @@ async def _consume(config: RedisConfig, group: str, count: int, stamped: bool) -
     """Join ``group`` (from what comes next), say ``ready``, handle ``count`` envelopes
     (decoded, as a worker would), then print what it saw and the CPU it took meanwhile."""
     tally = Tally(stamped)
-    finished = trio.Event()
-
-    def handle(envelope: RedisEnvelope) -> None:
-        tally.handle(envelope)
-        if tally.count >= count:
-            finished.set()
+    handle, finished = tally.until(count)
 
     async with subscribe(config, group=group, start="$") as sub, trio.open_nursery() as nursery:
         print("ready", flush=True)
@@ -228,23 +235,6 @@ class Crossed:
         return cpu / self.count * 1e6
 
 
-class _Lines:
-    """Lines from a child's stdout."""
-
-    def __init__(self, stream: trio.abc.ReceiveStream) -> None:
-        self._stream = stream
-        self._buffer = b""
-
-    async def next(self) -> str:
-        while b"\n" not in self._buffer:
-            data = await self._stream.receive_some()
-            if not data:
-                raise RuntimeError("the bench consumer ended without answering")
-            self._buffer += data
-        line, _, self._buffer = self._buffer.partition(b"\n")
-        return line.decode()
-
-
 async def across(
     config: RedisConfig, redis_pid: int, group: str, count: int, rate: float | None
 ) -> Crossed:
@@ -258,7 +248,7 @@ async def across(
     bridge = RedisBridge(bus, config, node="bench")
     try:
         assert child.stdout is not None
-        lines = _Lines(child.stdout)
+        lines = Lines(child.stdout)
         if await lines.next() != "ready":
             raise RuntimeError("the bench consumer did not join its group")
         async with trio.open_nursery() as nursery:
@@ -315,12 +305,7 @@ async def same_process(config: RedisConfig, count: int) -> tuple[float, float]:
     """Events/s and CPU us per event from publish through Redis to a consumer of a group,
     bridge and consumer in this one trio run."""
     tally = Tally(stamped=False)
-    done = trio.Event()
-
-    def handle(envelope: RedisEnvelope) -> None:
-        tally.handle(envelope)
-        if tally.count >= count:
-            done.set()
+    handle, done = tally.until(count)
 
     bus = Bus()
     bridge = RedisBridge(bus, config, node="bench")
@@ -374,12 +359,7 @@ async def consumer_alone(
 ) -> Stage:
     """One consumer over ``count`` entries already in Redis."""
     tally = Tally(stamped=False)
-    finished = trio.Event()
-
-    def handle(envelope: RedisEnvelope) -> None:
-        tally.handle(envelope)
-        if tally.count >= count:
-            finished.set()
+    handle, finished = tally.until(count)
 
     async with subscribe(config, group=group, raw=raw) as sub, trio.open_nursery() as nursery:
         start, cpu, redis = time.perf_counter(), time.process_time(), _cpu_of(redis_pid)
