@@ -196,6 +196,16 @@ async def until_published(bridge: RedisBridge, count: int) -> None:
     await until(lambda: sum(bridge.statistics().published.values()) >= count)
 
 
+async def until_taken(bridge: RedisBridge, count: int) -> None:
+    """Until the bridge holds ``count`` taken from the bus (it may still be talking to Redis
+    when it comes up, so every task blocked does not mean it has read the bus yet)."""
+    await until(
+        lambda: (
+            bridge._subscription.statistics().queued == 0 and bridge.statistics().buffered == count
+        )
+    )
+
+
 async def test_a_batch_that_is_not_full_lingers_until_its_oldest_has_waited(
     redis_config: RedisConfig,
     redis_server: RedisServer,
@@ -207,8 +217,7 @@ async def test_a_batch_that_is_not_full_lingers_until_its_oldest_has_waited(
     bridge: RedisBridge = await nursery.start(partial(run_bridge, bus, config, node="n"))
     await until(lambda: bridge.statistics().up)
     await publish_at(bus, 0, trio.current_time())
-    await trio.testing.wait_all_tasks_blocked()  # the bridge took it and waits for more
-    assert bridge._subscription.statistics().queued == 0
+    await until_taken(bridge, 1)  # the bridge took it and waits for more
     for n in (1, 2):
         await publish_at(bus, n, trio.current_time())
     await trio.testing.wait_all_tasks_blocked()
@@ -234,9 +243,7 @@ async def test_what_lingers_when_the_bridge_closes_is_counted_abandoned(
         await nursery.start(bridge.run)
         await until(lambda: bridge.statistics().up)
         await publish_at(bus, 0, trio.current_time())
-        await trio.testing.wait_all_tasks_blocked()
-        assert bridge._subscription.statistics().queued == 0  # taken from the bus...
-        assert bridge.statistics().buffered == 1  # ...and held, lingering
+        await until_taken(bridge, 1)  # taken from the bus, and held, lingering
         nursery.cancel_scope.cancel()
     await bridge.aclose()
     stats = bridge.statistics()
@@ -256,7 +263,7 @@ async def test_an_event_stamped_on_another_clock_lingers_no_longer_than_the_ling
     bridge: RedisBridge = await nursery.start(partial(run_bridge, bus, config, node="n"))
     await until(lambda: bridge.statistics().up)
     await publish_at(bus, 0, trio.current_time() + 1e6)
-    await trio.testing.wait_all_tasks_blocked()
+    await until_taken(bridge, 1)
     assert bridge.statistics().published == {}  # lingering...
     mock_clock.jump(0.5)
     await until_published(bridge, 1)  # ...for the linger, not for a million seconds
@@ -278,8 +285,7 @@ async def test_closing_while_redis_writes_a_batch_counts_it_written_not_abandone
         await until(lambda: bridge.statistics().up)
         await admin.client_pause(60_000, coredis.PureToken.WRITE)  # the script will wait
         await publish_at(bus, 0, trio.current_time())
-        await trio.testing.wait_all_tasks_blocked()  # its write is in flight, held by Redis
-        assert bridge.statistics().buffered == 1
+        await until_taken(bridge, 1)  # its write is in flight, held by Redis
         await bridge.aclose()
         await admin.client_unpause()
         await until_published(bridge, 1)
