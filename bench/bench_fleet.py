@@ -48,7 +48,14 @@ import orjson
 import trio
 
 from bench._table import Row, render
-from bench.bench_service import Recording, Upstream, open_in_batches, record, simulator
+from bench.bench_service import (
+    Recording,
+    Upstream,
+    open_in_batches,
+    record,
+    simulator,
+    upstream_process,
+)
 from rtbus import OpenAIConfig, ServiceConfig, open_service
 from rtbus.bus import Subscription
 
@@ -275,18 +282,8 @@ def fleet_upstream(script: Script, directory: str) -> Iterator[Upstream]:
     path = os.path.join(directory, "script.json")
     pathlib.Path(path).write_bytes(_script_json(script))
     code = "from bench.bench_fleet import upstream_entry; upstream_entry()"
-    process = subprocess.Popen(
-        [sys.executable, "-c", code, path],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-    )
-    try:
-        assert process.stdout is not None
-        yield Upstream(process.stdout.readline().strip(), process.pid)
-    finally:
-        process.terminate()
-        process.wait()
+    with upstream_process(["-c", code, path]) as upstream:
+        yield upstream
 
 
 # The service (its own process per count) ---------------------------------------------------

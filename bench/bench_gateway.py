@@ -34,10 +34,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
-import orjson
 import trio
 
-from bench._child import Lines
+from bench._child import Lines, Stamped, stamp_of
 from bench._table import Row, render
 from rtbus import OpenAIConfig
 from rtbus.bus import Envelope
@@ -53,8 +52,6 @@ TOKEN = "bench-gateway-token"
 TARGET_RATIO = 0.7
 TARGET_P99_MS = 1.0
 
-_STAMP = b'"event_id":"t'
-_FIELDS: dict[str, object] = {"response_id": "resp_1", "item_id": "item_1"}
 PAYLOADS: dict[str, dict[str, object]] = {
     "text delta": {"type": "response.output_text.delta", "delta": "Hello there, "},
     "audio delta": {
@@ -62,30 +59,6 @@ PAYLOADS: dict[str, dict[str, object]] = {
         "delta": base64.b64encode(bytes(4_800)).decode(),  # 100 ms of 24 kHz PCM16
     },
 }
-
-
-@attrs.frozen
-class Stamped:
-    """An event's upstream frame cut where its stamp goes: ``head + ns + tail``."""
-
-    head: bytes
-    tail: bytes
-
-    @classmethod
-    def of(cls, payload: dict[str, object]) -> Stamped:
-        fields = {"type": payload["type"], "event_id": "t0", **_FIELDS}
-        frame = orjson.dumps(fields | {"output_index": 0, "content_index": 0} | payload)
-        head, _, tail = frame.partition(b"t0")
-        return cls(head + b"t", tail)
-
-    def frame(self, ns: int) -> bytes:
-        return b"".join((self.head, str(ns).encode(), self.tail))
-
-
-def stamp_of(raw: bytes) -> int:
-    """The ``perf_counter_ns`` a frame was published at."""
-    at = raw.index(_STAMP) + len(_STAMP)
-    return int(raw[at : raw.index(b'"', at)])
 
 
 @attrs.define

@@ -43,10 +43,9 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import attrs
-import orjson
 import trio
 
-from bench._child import Lines
+from bench._child import Lines, Stamped, stamp_of
 from bench._table import Row, render
 from rtbus._backoff import Backoff
 from rtbus.bus import Bus, Envelope
@@ -78,45 +77,11 @@ def _counts() -> Counts:
 
 # -- events, stamped ----------------------------------------------------------------------
 
-_STAMP = b'"event_id":"t'
-
-
-@attrs.frozen
-class Stamped:
-    """The audio delta's frame cut where its stamp goes: ``head + ns + tail``."""
-
-    head: bytes
-    tail: bytes
-
-    @classmethod
-    def audio(cls) -> Stamped:
-        frame = orjson.dumps(
-            {
-                "type": AUDIO,
-                "event_id": "t0",
-                "response_id": "resp_1",
-                "item_id": "item_1",
-                "output_index": 0,
-                "content_index": 0,
-                "delta": base64.b64encode(bytes(4_800)).decode(),  # 100 ms of 24 kHz PCM16
-            }
-        )
-        head, _, tail = frame.partition(b"t0")
-        return cls(head + b"t", tail)
-
-    def frame(self, ns: int) -> bytes:
-        return b"".join((self.head, str(ns).encode(), self.tail))
-
-
-STAMPED = Stamped.audio()
+STAMPED = Stamped.of(
+    {"type": AUDIO, "delta": base64.b64encode(bytes(4_800)).decode()}  # 100 ms of 24 kHz PCM16
+)
 TEMPLATE = STAMPED.frame(0)
 EVENT = decode_server_event(TEMPLATE)  # the bus carries it; the raw frame is what is written
-
-
-def stamp_of(raw: bytes) -> int:
-    """The ``perf_counter_ns`` a frame was published at."""
-    at = raw.index(_STAMP) + len(_STAMP)
-    return int(raw[at : raw.index(b'"', at)])
 
 
 async def _publish(bus: Bus, count: int, rate: float | None) -> None:

@@ -79,8 +79,9 @@ class Upstream:
 
 
 @contextmanager
-def _upstream(arguments: list[str]) -> Iterator[Upstream]:
-    """Run ``python ARGUMENTS``, which prints its base URL first; stop it on the way out."""
+def upstream_process(arguments: list[str]) -> Iterator[Upstream]:
+    """Run ``python ARGUMENTS``, which prints its base URL first; stop it on the way out
+    (the fleet benchmark starts its upstream so too)."""
     process = subprocess.Popen(
         [sys.executable, *arguments],
         stdout=subprocess.PIPE,
@@ -98,7 +99,7 @@ def _upstream(arguments: list[str]) -> Iterator[Upstream]:
 def simulator(speed: str, audio_seconds: float) -> AbstractContextManager[Upstream]:
     """``python -m rtbus.sim`` on a free port."""
     options = ["--port", "0", "--speed", speed, "--audio-seconds", str(audio_seconds)]
-    return _upstream(["-m", "rtbus.sim", *options, "--api-key", API_KEY])
+    return upstream_process(["-m", "rtbus.sim", *options, "--api-key", API_KEY])
 
 
 # End to end: one response, rtbus against the openai client ------------------------------
@@ -268,7 +269,7 @@ def replayer(recording: Recording, directory: str) -> AbstractContextManager[Ups
     path = os.path.join(directory, "recording.json")
     with open(path, "wb") as file:
         file.write(orjson.dumps(attrs.asdict(recording)))
-    return _upstream(["-c", _entry("replay_entry"), path])
+    return upstream_process(["-c", _entry("replay_entry"), path])
 
 
 def _entry(name: str) -> str:
