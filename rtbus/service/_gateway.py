@@ -203,8 +203,13 @@ class _Forwarder:
         self._credit = credit
         self._more = trio.Event()
         self._stopped = False
-        self.unsent = 0
+        # Envelopes taken from the subscription, with their lag, and not yet written.
+        self._held: list[tuple[Envelope, int]] = []
+
+    @property
+    def unsent(self) -> int:
         """Envelopes taken from the subscription and not yet written: not delivered."""
+        return len(self._held)
 
     def grant(self, n: int) -> None:
         self._credit += n
@@ -241,8 +246,7 @@ class _Forwarder:
             await self._more.wait()
         # Stopped without credit: a read of one raises why (closed, overflowed, too slow).
         limit = max(1, min(self._credit, _BATCH))
-        taken = self._tagged(await self.subscription.receive_batch(limit))
-        self.unsent = len(taken)
+        self._held = taken = self._tagged(await self.subscription.receive_batch(limit))
         # Gather: while scheduler turns bring more (publishers are busy), wait more turns
         # before writing, so a burst costs a few messages, not one each. Trio may run this
         # task before or after a publisher within a turn, so one turn can bring nothing
@@ -254,7 +258,6 @@ class _Forwarder:
             more = self.subscription.receive_buffered(limit - len(taken))
             idle = 0 if more else idle + 1
             taken += self._tagged(more)
-            self.unsent = len(taken)
         self._credit -= len(taken)
         # Unsubscribed while gathering: what it holds is not written (nor counted delivered).
         await trio.lowlevel.checkpoint_if_cancelled()
@@ -263,7 +266,7 @@ class _Forwarder:
         # connection), so what was taken is written, and ``unsent`` is exact.
         with trio.CancelScope(shield=True):
             await connection.write(encode_batch(frames), frames=len(frames))
-        self.unsent = 0
+        self._held = []
 
     def _may_gather(self, started: float) -> bool:
         return (
