@@ -17,7 +17,7 @@ from support.gateway import GatewayApp, client
 
 from rtbus.gateway import PROTOCOL_VERSION, parse_server_frames
 from rtbus.service import Service
-from rtbus.service._gateway import _Connection, gateway_counts
+from rtbus.service._gateway import _MESSAGE_BYTES, _Connection, gateway_counts
 
 BUSY_TURN = 0.002  # seconds of another task's work in every scheduler turn
 
@@ -115,3 +115,31 @@ async def test_an_unsubscribe_while_gathering_reports_only_what_was_written(
         answer = next(f for f in frames if getattr(f, "req", None) == 3)
         written = [f for f in frames if getattr(f, "sub", None) == "a" and hasattr(f, "seq")]
         assert answer.result["delivered"] == len(written), round
+
+
+async def test_a_large_batch_goes_out_in_messages_of_bounded_size(service: Service) -> None:
+    # 24 audio-sized events taken at once: one message would hold them all (about 480 KB);
+    # they go in several of about _MESSAGE_BYTES, every frame once and in order.
+    ends = Recorder()
+    connection = _Connection(service, ends.send, gateway_counts(service), start_timeout=5)
+    big = orjson.dumps({"type": "test.x", "event_id": "evt", "delta": "A" * 20_000})
+    small = orjson.dumps({"type": "test.x", "event_id": "evt"})
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(connection.serve, ends.receive)
+        ends.ask({"op": "hello", "req": 1, "versions": [PROTOCOL_VERSION]})
+        ends.ask({"op": "subscribe", "req": 2, "sub": "a", "types": ["test.*"], "credit": 64})
+        await trio.testing.wait_all_tasks_blocked()
+        for _ in range(24):
+            service.bus.publish_nowait("s1", "test.x", ev(), received_at=0.0, raw=big)
+        await trio.testing.wait_all_tasks_blocked()
+        batches = list(ends.sent[2:])
+        for _ in range(24):
+            service.bus.publish_nowait("s1", "test.x", ev(), received_at=0.0, raw=small)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    assert 3 <= len(batches) <= 5
+    assert all(len(message) < _MESSAGE_BYTES + 2 * len(big) for message in batches)
+    assert len(ends.sent) == 2 + len(batches) + 1  # the small ones: one message
+    seqs = [f.seq for f in ends.frames() if getattr(f, "sub", None) == "a" and hasattr(f, "seq")]
+    assert seqs == sorted(seqs)
+    assert len(seqs) == len(set(seqs)) == 48
