@@ -9,7 +9,8 @@ sessions spread over the tick's phases. The upstream costs under a quarter of a 
 sessions (the table says how much in each window), so it is never what the service waits for.
 
 The service runs in a fresh process per session count (``open_service``, N sessions, one
-``block`` subscriber measuring frame-to-subscriber latency from ``envelope.received_at``).
+``block`` subscriber measuring frame-to-subscriber latency from ``envelope.received_at``),
+with the garbage collector set as ``rtbus serve`` sets it (``[service] gc_threshold``).
 Over a fixed window after a warm-up it measures the process's CPU time (``time.process_time``,
 user + system) per event the subscriber took, and p50/p99 latency. "real time" is the events
 taken per second over the events the upstream paces per second: below ~0.98 the service no
@@ -58,6 +59,7 @@ from bench.bench_service import (
 )
 from rtbus import OpenAIConfig, ServiceConfig, open_service
 from rtbus.bus import Subscription
+from rtbus.service import ServiceSettings, young_gc_threshold
 
 API_KEY = "sk-bench"
 MODEL = "gpt-realtime"
@@ -310,7 +312,6 @@ class _Pauses:
         took = time.perf_counter() - self._started
         if info["generation"] == 2:
             self.full_max, self.full_count = max(self.full_max, took), self.full_count + 1
-            self.tracked = len(gc.get_objects())
         if self.in_window:
             self.window_max = max(self.window_max, took)
 
@@ -391,6 +392,7 @@ async def _window(
     # The collection the opening left due, before the warm-up: a full one stalls every session
     # for a moment, and the backlog it leaves must clear before the window opens.
     gc.collect()
+    pauses.tracked = len(gc.get_objects())
     await trio.sleep(WARMUP_SECONDS)
     spy = None if profile is None else _py_spy(profile)
     probe.recording = pauses.in_window = True
@@ -433,7 +435,9 @@ def fleet_entry() -> None:
     """The service process's entry point: ``fleet(URL, COUNT)``."""
     raise_nofile()
     upstream = Upstream(sys.argv[1], int(sys.argv[2]))
-    trio.run(fleet, upstream, int(sys.argv[3]), sys.argv[4] or None)
+    # As ``rtbus serve`` runs (``[service] gc_threshold``).
+    with young_gc_threshold(ServiceSettings().gc_threshold):
+        trio.run(fleet, upstream, int(sys.argv[3]), sys.argv[4] or None)
 
 
 def measure(upstream: Upstream, count: int, profile: str | None) -> dict[str, float]:

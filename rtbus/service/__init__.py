@@ -2,6 +2,7 @@
 
 from ._call_routes import CallRoute as CallRoute
 from ._call_routes import CallsSettings as CallsSettings
+from ._gc import young_gc_threshold as young_gc_threshold
 from ._http import HttpAddress as HttpAddress
 from ._http import HttpConfig as HttpConfig
 from ._http import serve_http as serve_http
@@ -79,5 +80,6 @@ __all__ = [
     "run_placement",
     "run_service",
     "run_switchboard",
+    "young_gc_threshold",
     "serve_http",
 ]

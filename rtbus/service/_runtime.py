@@ -40,6 +40,7 @@ from rtbus.protocol import OpenAIConfig, RealtimeConfig, RtbusError
 from rtbus.redis import RedisBridge, run_bridge
 
 from ._demo import run_demo
+from ._gc import young_gc_threshold
 from ._http import HttpAddress, serve_http
 from ._http_calls import WEBHOOK_PATH
 from ._placement import run_placement
@@ -100,7 +101,7 @@ async def run_service(
     """
     body = trio.CancelScope()  # what runs until the drain: cancelling it starts the drain
     # The nurseries in here are ours: one failure is raised as itself, not nested groups.
-    with unwrap_lone_exception():
+    with young_gc_threshold(settings.service.gc_threshold), unwrap_lone_exception():
         async with trio.open_nursery() as watcher:
             watcher.start_soon(_drain_when_cancelled, body)
             # The caller's cancellation must not reach the sessions: they would be cut off

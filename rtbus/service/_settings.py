@@ -148,6 +148,9 @@ class ServiceSettings:
     ``drain_seconds`` is the grace every session gets to finish its response and close with
     1000 when the service stops (SIGTERM); ``worker_shutdown`` the grace workers get after.
     ``status_seconds`` is how often one status line is logged (0: never).
+    ``gc_threshold`` is how many net allocations of tracked objects the process makes between
+    collections of the youngest generation (``rtbus.service.young_gc_threshold``; 0 leaves
+    Python's 700).
     ``session_intensity`` and ``worker_intensity`` are the restart budget of each session and
     each worker; ``reconcile_backoff`` the delay before a configured session that failed for
     good is opened again (see ``ServiceConfig``).
@@ -156,6 +159,7 @@ class ServiceSettings:
     drain_seconds: float = attrs.field(default=10.0, validator=_not_negative)
     worker_shutdown: float = attrs.field(default=10.0, validator=_not_negative)
     status_seconds: float = attrs.field(default=60.0, validator=_not_negative)
+    gc_threshold: int = attrs.field(default=20_000, validator=_not_negative)
     session_intensity: RestartIntensity = PER_CHILD_INTENSITY
     session_backoff: Backoff = attrs.field(factory=Backoff)
     worker_intensity: RestartIntensity = PER_CHILD_INTENSITY

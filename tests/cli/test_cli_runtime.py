@@ -4,6 +4,7 @@ against the real embedded simulator and a real HTTP server."""
 from __future__ import annotations
 
 import functools
+import gc
 import io
 import logging
 from collections.abc import Iterator
@@ -280,6 +281,20 @@ async def test_the_banner_says_what_serves_and_a_status_line_follows_each_period
     assert len(statuses) == 2
     assert statuses[-1]["sessions_ready"] == 1
     assert {"events_per_second", "errors", "reconnects", "dropped"} <= set(statuses[-1])
+
+
+async def test_the_service_sets_the_young_gc_threshold_while_it_runs() -> None:
+    before = gc.get_threshold()
+    configured = settings()
+    configured = attrs.evolve(
+        configured, service=attrs.evolve(configured.service, gc_threshold=12_345)
+    )
+    with trio.fail_after(SAFETY_NET):
+        async with trio.open_nursery() as nursery:
+            await nursery.start(run_service, configured)
+            assert gc.get_threshold() == (12_345, *before[1:])
+            nursery.cancel_scope.cancel()
+    assert gc.get_threshold() == before
 
 
 async def test_the_embedded_simulator_listens_where_it_is_told() -> None:
