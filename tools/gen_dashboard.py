@@ -218,6 +218,14 @@ LATENCY = Row(
             unit="ops",
             stack=True,
         ),
+        Panel(
+            "Garbage collector pauses",
+            "How long Python's garbage collector stopped the whole process, by generation: "
+            "a full collection (2) holds every session at once. [service] gc_threshold "
+            "sets how often the youngest generation is collected.",
+            percentiles("rtbus_gc_pause_seconds", "generation", "gen {{generation}}"),
+            unit="s",
+        ),
     ),
 )
 

@@ -1,11 +1,12 @@
 """``ServiceMetrics``: one service's Prometheus registry and what fills it.
 
 Each service owns a ``CollectorRegistry`` of its own (never the process-global one), so two
-services in one process, or one per test, never mix their numbers. Two things fill it:
+services in one process, or one per test, never mix their numbers. Three things fill it:
 
 * a scrape-time collector (``_collector``) reading the service's frozen statistics;
 * the observer (``_observer``), the bus's tap: it measures every envelope inline, as it is
-  published and as a subscriber takes it, and is exported at scrape time too.
+  published and as a subscriber takes it, and is exported at scrape time too;
+* the garbage collector's pauses (``_gc``), timed while the service runs (``gc.watching()``).
 
 Other components (the HTTP surface, the gateway, the Redis bridge) add their own collectors
 with :meth:`ServiceMetrics.register`, or for a while with :meth:`ServiceMetrics.collecting`.
@@ -20,6 +21,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.registry import Collector
 
 from ._collector import ServiceCollector
+from ._gc import GcPauses
 from ._observer import Observer
 from ._source import MetricsSource
 
@@ -34,6 +36,8 @@ class ServiceMetrics:
         self.registry.register(ServiceCollector(source))
         self.observer = Observer()
         self.registry.register(self.observer)
+        self.gc = GcPauses()
+        self.registry.register(self.gc)
 
     def register(self, collector: Collector) -> None:
         """Export ``collector``'s metrics too. Raises ``ValueError`` naming the metrics when

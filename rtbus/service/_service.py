@@ -541,15 +541,16 @@ async def open_service(
     if isinstance(config, OpenAIConfig | AzureConfig):
         config = ServiceConfig(upstream=config)
     service = Service(config, system_workers)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(service._publish_lifecycle)
-        service._root = await nursery.start(serve_supervisor, service._tree())
-        try:
-            yield service
-        finally:
-            with trio.CancelScope(shield=True):
-                await service.aclose()
-            nursery.cancel_scope.cancel()
+    with service.metrics.gc.watching():
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(service._publish_lifecycle)
+            service._root = await nursery.start(serve_supervisor, service._tree())
+            try:
+                yield service
+            finally:
+                with trio.CancelScope(shield=True):
+                    await service.aclose()
+                nursery.cancel_scope.cancel()
 
 
 def _dropped(bus: Bus) -> int:

@@ -86,6 +86,7 @@ CATALOGUE = frozenset(
         "rtbus_worker_envelopes_lost_total",
         "rtbus_supervisor_remaining_intensity",
         "rtbus_build_info",
+        "rtbus_gc_pause_seconds",
         # HTTP and gateway
         "rtbus_http_requests_total",
         "rtbus_gateway_connections",

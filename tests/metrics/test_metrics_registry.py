@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import importlib.metadata
 from collections.abc import Iterator
 
@@ -80,8 +81,27 @@ async def test_every_catalogue_family_is_exported_with_its_type() -> None:
         "rtbus_actor_failures": "counter",
         "rtbus_supervisor_remaining_intensity": "gauge",
         "rtbus_build_info": "gauge",
+        "rtbus_gc_pause_seconds": "histogram",
     }
     assert {name: families.get(name) for name in expected} == expected
+
+
+async def test_the_collectors_pauses_are_timed_while_the_service_runs() -> None:
+    async with open_service(NOWHERE) as svc:
+        before = Scrape(svc).by("rtbus_gc_pause_seconds_count", "generation")
+        assert set(before) == {"0", "1", "2"}  # each exported from the start
+        gc.collect(0)
+        gc.collect(2)
+        gc.collect(2)
+        scrape = Scrape(svc)
+    counts = scrape.by("rtbus_gc_pause_seconds_count", "generation")
+    assert counts["0"] >= before["0"] + 1
+    assert counts["2"] >= before["2"] + 2  # the interpreter may collect on its own as well
+    assert scrape.by("rtbus_gc_pause_seconds_sum", "generation")["2"] > 0
+    # Once the service is gone, it times nothing more.
+    assert not any(getattr(c, "__self__", None) is svc.metrics.gc for c in gc.callbacks)
+    gc.collect(2)
+    assert Scrape(svc).by("rtbus_gc_pause_seconds_count", "generation")["2"] == counts["2"]
 
 
 async def test_a_collector_is_exported_while_registered() -> None:
