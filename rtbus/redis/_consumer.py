@@ -39,7 +39,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import logging
-from collections import Counter, deque
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import TypeVar
 
@@ -312,12 +312,12 @@ class RedisSubscription(trio.abc.AsyncResource):
             # the consumer ~0.1 ms of CPU in coredis, more than a batch's acks themselves).
             acks, self._acks = self._acks, []
             try:
-                found = await member.read(block, acks)
+                read = await member.read(block, acks)
             except BaseException:
                 self._acks[:0] = acks  # unanswered: still queued, sent again (XACK is idempotent)
                 raise
-            self._losses.read(Counter(pending.key for pending in found), self._config.batch_size)
-            self._ready.extend(found)
+            self._losses.read(read.counts, self._config.batch_size)
+            self._ready.extend(read.entries)
 
     async def _reclaim(self, member: GroupMember, now: float) -> None:
         result = await member.reclaim()
