@@ -13,10 +13,10 @@ Invariants:
   has been idle ``reclaim_idle_seconds``, through ``XAUTOCLAIM``.
 * ``delivery()`` acknowledges as its block exits. ``run`` queues acknowledgements and sends
   them together: with every read from Redis (in the read's round trip: acknowledged before
-  the read is served), once a batch is queued, once the oldest has waited ``_ACK_DELAY``, and
-  at close. A queued acknowledgement leaves the queue only once Redis answered it. A consumer
-  that dies between a handler's return and that answer gets the entry handled again
-  (at-least-once), never lost.
+  the read is served), once a batch is queued or the oldest has waited ``_ACK_DELAY`` (with
+  the next read when one is due anyway), and at close. A queued acknowledgement leaves the
+  queue only once Redis answered it. A consumer that dies between a handler's return and
+  that answer gets the entry handled again (at-least-once), never lost.
 * Every read first takes over what is due (a reclaim round every half reclaim idle time,
   and at once when the subscription starts), then reads new entries, blocking at most until
   the next round.
@@ -285,11 +285,11 @@ class RedisSubscription(trio.abc.AsyncResource):
     async def _next(self, member: GroupMember) -> tuple[Pending, RedisEnvelope]:
         while True:
             try:
+                if not self._ready:
+                    await self._refill(member)  # the queued acks go with it
+                    continue
                 if self._acks_due():  # checked before each delivery: a sync call, no await
                     await self._send_acks(member)
-                if not self._ready:
-                    await self._refill(member)
-                    continue
                 envelope = await self._admit(member, self._ready[0])
                 pending = self._ready.popleft()
             except RedisUnavailableError:
