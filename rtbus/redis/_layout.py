@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
+from typing import NamedTuple
 
 import attrs
 
@@ -67,9 +68,12 @@ class RedisEnvelope(Envelope):
     deliveries: int
 
 
-@attrs.frozen
-class DecodedEntry:
-    """An entry's fields, checked and converted; the event itself is still bytes."""
+class DecodedEntry(NamedTuple):
+    """An entry's fields, checked and converted; the event itself is still bytes.
+
+    A named tuple: one is made per delivery, and a frozen attrs class made with keywords
+    cost ~0.4 us more each (a consumer spends ~20 us per event).
+    """
 
     session_id: str
     seq: int
@@ -156,13 +160,9 @@ def decode_entry(fields: Fields) -> DecodedEntry:
     try:
         session_id, seq, event_type, node, published_at, raw = values
         return DecodedEntry(
-            session_id=session_id.decode(),
-            seq=int(seq),
-            type=event_type.decode(),
-            node=node.decode(),
-            published_at=float(published_at),
-            raw=raw,
-        )
+            session_id.decode(), int(seq), event_type.decode(), node.decode(),
+            float(published_at), raw,
+        )  # fmt: skip
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError(
             f"a stream entry has a malformed field ({type(exc).__name__})"

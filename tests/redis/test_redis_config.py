@@ -185,7 +185,7 @@ def test_an_entry_another_writer_made_decodes_by_field_name() -> None:
     repeated = [*as_answered(fields), b"seq", b"9"]  # XADD keeps both; the last one counts
     assert decode_entry(reordered) == expected
     assert decode_entry(extra) == expected
-    assert decode_entry(repeated) == attrs.evolve(expected, seq=9)
+    assert decode_entry(repeated) == expected._replace(seq=9)
     assert decode_entry(tuple(as_answered(fields))) == expected  # any sequence
     assert entry_mapping(reordered) == fields
 
