@@ -360,21 +360,14 @@ class RedisSubscription(trio.abc.AsyncResource):
         return None
 
     def _envelope(self, pending: Pending, now: float) -> RedisEnvelope:
-        entry = decode_entry(pending.fields)
-        event = Undecoded(entry.type) if self._raw else _decoded(entry.type, entry.raw)
+        session_id, seq, type, node, published_at, raw = decode_entry(pending.fields)
+        event = Undecoded(type) if self._raw else _decoded(type, raw)
+        # Envelope's own fields by position: keywords cost ~0.1 us more per delivery.
         return RedisEnvelope(
-            session_id=entry.session_id,
-            seq=entry.seq,
-            type=entry.type,
-            event=event,
-            received_at=now,
-            raw=entry.raw,
-            stream=self._layout.names[pending.key],
-            entry_id=pending.entry_id.decode(),
-            node=entry.node,
-            published_at=entry.published_at,
-            deliveries=pending.deliveries,
-        )
+            session_id, seq, type, event, now, raw,
+            stream=self._layout.names[pending.key], entry_id=pending.entry_id.decode(),
+            node=node, published_at=published_at, deliveries=pending.deliveries,
+        )  # fmt: skip
 
     def _wants(self, session_id: str) -> bool:
         return self._sessions is None or session_id in self._sessions
