@@ -17,8 +17,9 @@ is encoded here; audio is never decoded and encoded again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
+from typing import NamedTuple
 
 import attrs
 
@@ -33,6 +34,7 @@ __all__ = [
     "StreamLayout",
     "decode_entry",
     "encode_entry",
+    "entry_mapping",
     "entry_time",
     "entry_values",
 ]
@@ -42,8 +44,11 @@ _MAX_CACHED_TYPES = 4096
 
 SESSION, SEQ, TYPE, NODE, TIME, EVENT = b"session", b"seq", b"type", b"node", b"time", b"event"
 ENTRY_FIELDS = (SESSION, SEQ, TYPE, NODE, TIME, EVENT)
+# A list, as the names sliced out of a reply are: the bridge's entries compare equal.
+_ENTRY_NAMES = list(ENTRY_FIELDS)
 
-Fields = Mapping[bytes, bytes]
+#: An entry's fields as Redis answers them: names and values alternating.
+Fields = Sequence[bytes]
 
 
 @attrs.frozen(kw_only=True)
@@ -63,9 +68,12 @@ class RedisEnvelope(Envelope):
     deliveries: int
 
 
-@attrs.frozen
-class DecodedEntry:
-    """An entry's fields, checked and converted; the event itself is still bytes."""
+class DecodedEntry(NamedTuple):
+    """An entry's fields, checked and converted; the event itself is still bytes.
+
+    A named tuple: one is made per delivery, and a frozen attrs class made with keywords
+    cost ~0.4 us more each (a consumer spends ~20 us per event).
+    """
 
     session_id: str
     seq: int
@@ -144,22 +152,36 @@ def entry_values(envelope: Envelope, node: bytes, now: float) -> tuple[bytes, ..
 
 def decode_entry(fields: Fields) -> DecodedEntry:
     """The checked fields of an entry; ``ProtocolError`` naming the field that is wrong."""
+    values = fields[1::2]
+    # The bridge writes ENTRY_FIELDS in order: its entries take no lookup by name. Anyone
+    # else's entry (another order, fields added or missing) goes by name.
+    if fields[::2] != _ENTRY_NAMES:
+        values = _by_name(fields)
     try:
+        session_id, seq, event_type, node, published_at, raw = values
         return DecodedEntry(
-            session_id=fields[SESSION].decode(),
-            seq=int(fields[SEQ]),
-            type=fields[TYPE].decode(),
-            node=fields[NODE].decode(),
-            published_at=float(fields[TIME]),
-            raw=fields[EVENT],
-        )
-    except KeyError as exc:
-        missing = exc.args[0] if exc.args and isinstance(exc.args[0], bytes) else b"?"
-        raise ProtocolError(f"a stream entry has no {missing.decode()!r} field") from None
+            session_id.decode(), int(seq), event_type.decode(), node.decode(),
+            float(published_at), raw,
+        )  # fmt: skip
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProtocolError(
             f"a stream entry has a malformed field ({type(exc).__name__})"
         ) from None
+
+
+def _by_name(fields: Fields) -> list[bytes]:
+    """The values of ``ENTRY_FIELDS`` in ``fields``, in that order."""
+    mapping = entry_mapping(fields)
+    try:
+        return [mapping[name] for name in ENTRY_FIELDS]
+    except KeyError as exc:
+        missing: bytes = exc.args[0]
+        raise ProtocolError(f"a stream entry has no {missing.decode()!r} field") from None
+
+
+def entry_mapping(fields: Fields) -> dict[bytes, bytes]:
+    """``fields`` by name; a name given twice keeps its last value."""
+    return dict(zip(fields[::2], fields[1::2], strict=False))  # Redis answers whole pairs
 
 
 def entry_time(entry_id: bytes) -> float:

@@ -118,15 +118,14 @@ class LossReporter:
             if counts.get(key, 0) < batch:
                 self._caught_up[key] = self._reads
 
-    async def seen(self, entry: RedisEnvelope) -> None:
-        """``entry`` is being handed out (or skipped by the filters)."""
+    def seen(self, entry: RedisEnvelope) -> Gap | None:
+        """``entry`` is being handed out (or skipped by the filters); a ``seq_reset`` it
+        shows is returned, for the caller to ``report_gap`` (a sync call: it runs per entry)."""
         if not self.tracking:
-            return
+            return None
         # The current read, not the one that fetched it: later, so a hole waits longer.
         seqs, reads = self._seqs, self._reads
-        reset = seqs.see(entry.node, entry.session_id, entry.seq, entry.published_at, reads)
-        if reset is not None:
-            await self._report_gap(reset)
+        return seqs.see(entry.node, entry.session_id, entry.seq, entry.published_at, reads)
 
     async def trimmed(self, key: bytes, ids: tuple[bytes, ...]) -> None:
         stream = self._layout.names[key]
@@ -150,7 +149,7 @@ class LossReporter:
         if alone and self._was_alone:
             horizon = min(self._caught_up.values(), default=0)
             for gap in self._seqs.settle(horizon):
-                await self._report_gap(gap)
+                await self.report_gap(gap)
         elif not alone:
             self._seqs.clear()  # the missing numbers went to the other consumers
         self._was_alone = alone
@@ -170,7 +169,7 @@ class LossReporter:
 
     # -- reporting --------------------------------------------------------------------------
 
-    async def _report_gap(self, gap: Gap) -> None:
+    async def report_gap(self, gap: Gap) -> None:
         reason = SEQ_RESET if gap.reset else GAP
         if not gap.reset:
             self.counts["missed"] += gap.count

@@ -20,10 +20,20 @@ from rtbus.redis import (
     TrimStrategy,
     subscribe,
 )
-from rtbus.redis._layout import StreamLayout, decode_entry, encode_entry
+from rtbus.redis._layout import StreamLayout, decode_entry, encode_entry, entry_mapping
 from rtbus.session import SessionReconnected
 
 SECRET = "hunter2-very-secret"
+
+
+def as_answered(fields: dict[bytes, bytes]) -> list[bytes]:
+    """An entry's fields as Redis answers them: names and values alternating."""
+    return [part for pair in fields.items() for part in pair]
+
+
+def text_entry() -> dict[bytes, bytes]:
+    envelope = Envelope("s", 1, TEXT, Undecoded(TEXT), 0.0, frame(TEXT, 1))
+    return encode_entry(envelope, b"n", 1700000000.5)
 
 
 def test_defaults_work_and_hide_nothing_but_the_password() -> None:
@@ -129,7 +139,7 @@ def test_an_entry_carries_the_upstream_bytes_untouched() -> None:
     envelope = Envelope("sess-1", 42, AUDIO, decode_server_event(raw), 1.5, raw)
     fields = encode_entry(envelope, b"node-a", 1700000000.25)
     assert fields[b"event"] is raw  # the same object: never decoded and encoded again
-    entry = decode_entry(fields)
+    entry = decode_entry(as_answered(fields))
     assert (entry.session_id, entry.seq, entry.type) == ("sess-1", 42, AUDIO)
     assert (entry.node, entry.published_at, entry.raw) == ("node-a", 1700000000.25, raw)
 
@@ -160,11 +170,32 @@ def test_an_event_that_is_not_one_cannot_be_written() -> None:
 def test_a_malformed_entry_says_what_is_wrong(
     drop: bytes | None, change: dict[bytes, bytes], words: str
 ) -> None:
-    fields = encode_entry(Envelope("s", 1, TEXT, Undecoded(TEXT), 0.0, frame(TEXT, 1)), b"n", 0.0)
+    fields = text_entry()
     fields.pop(drop or b"", None)
     fields.update(change)
     with pytest.raises(ProtocolError, match=words):
-        decode_entry(fields)
+        decode_entry(as_answered(fields))
+
+
+def test_an_entry_another_writer_made_decodes_by_field_name() -> None:
+    fields = text_entry()
+    expected = decode_entry(as_answered(fields))
+    reordered = as_answered(dict(reversed(fields.items())))
+    extra = [b"trace", b"abc", *as_answered(fields), b"zz", b"1"]
+    repeated = [*as_answered(fields), b"seq", b"9"]  # XADD keeps both; the last one counts
+    assert decode_entry(reordered) == expected
+    assert decode_entry(extra) == expected
+    assert decode_entry(repeated) == expected._replace(seq=9)
+    assert decode_entry(tuple(as_answered(fields))) == expected  # any sequence
+    assert entry_mapping(reordered) == fields
+
+
+@pytest.mark.parametrize("field", [b"session", b"seq", b"type", b"node", b"time", b"event"])
+def test_an_entry_missing_any_field_names_it(field: bytes) -> None:
+    fields = text_entry()
+    del fields[field]
+    with pytest.raises(ProtocolError, match=f"no '{field.decode()}' field"):
+        decode_entry(as_answered(fields))
 
 
 def test_bad_subscribe_arguments_name_the_argument() -> None:

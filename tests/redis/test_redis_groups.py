@@ -27,6 +27,7 @@ from rtbus.redis import (
     run_bridge,
     subscribe,
 )
+from rtbus.redis._group import Pending, _read_of
 
 EVENTS_KEY, DEAD_KEY = b"{rtbus}:events:events", b"{rtbus}:dead-letter"
 
@@ -266,6 +267,37 @@ async def test_an_entry_that_cannot_be_decoded_is_dead_lettered_at_once(
     assert dead.field_values[b"error_type"] == b"ProtocolError"
     assert b"'session'" in dead.field_values[b"error"]
     assert dead.field_values[b"deliveries"] == b"0"
+
+
+async def test_an_entry_another_writer_made_in_its_own_field_order_is_delivered(
+    redis_config: RedisConfig, redis_server: RedisServer
+) -> None:
+    fields = {
+        b"event": frame(TEXT, 4), b"trace": b"abc", b"time": b"1700000000.5", b"node": b"other",
+        b"type": TEXT.encode(), b"seq": b"4", b"session": b"s",
+    }  # fmt: skip
+    async with redis_server.client() as redis:
+        await redis.xadd(EVENTS_KEY, fields)
+    async with subscribe(redis_config, group="g") as sub:
+        with trio.fail_after(5):
+            async with sub.delivery() as envelope:
+                pass
+        assert sub.statistics().dead_lettered == 0
+    assert (envelope.session_id, envelope.seq, envelope.node) == ("s", 4, "other")
+    assert (envelope.published_at, envelope.raw) == (1700000000.5, frame(TEXT, 4))
+    assert await pending(redis_server, "g") == 0
+
+
+def test_a_read_of_several_streams_hands_their_entries_out_in_entry_id_order() -> None:
+    audio, events = b"{rtbus}:events:audio", EVENTS_KEY
+    reply = {
+        audio: [[b"9-0", [b"n", b"1"]], [b"10-1", [b"n", b"3"]], [b"10-3", [b"n", b"5"]]],
+        events: [[b"9-1", [b"n", b"2"]], [b"10-2", [b"n", b"4"]]],
+    }
+    read = _read_of(reply)
+    assert [pending.fields for pending in read.entries] == [[b"n", b"%d" % n] for n in range(1, 6)]
+    assert read.entries[0] == Pending(audio, b"9-0", [b"n", b"1"], 1)
+    assert read.counts == {audio: 3, events: 2}  # what each stream gave: caught up or not
 
 
 async def test_a_group_lost_with_redis_data_is_made_again(
