@@ -116,6 +116,10 @@ RefusalHandler = Callable[[ErrorDetails], object]
 _REFUSALS_KEPT: Final = 1024
 
 _MIB: Final = 1024 * 1024
+# Bytes per socket read: the service sends messages of up to about 128 KiB, and one read
+# that takes a whole one spares the Wire joining it from pieces. Against 64 KiB, an audio
+# delta cost the client 1 us less (12.1-12.4 us against 13.3-13.4, bench_gateway).
+_RECEIVE_SIZE: Final = 256 * 1024
 
 
 @attrs.frozen
@@ -195,6 +199,7 @@ class RemoteBus(trio.abc.AsyncResource):
             max_message_size=max_message_size,
             keepalive_interval=keepalive_interval,
             pong_timeout=pong_timeout,
+            receive_buffer_size=_RECEIVE_SIZE,
         )
         self._backoff = backoff
         self._rng = rng or random.Random()
