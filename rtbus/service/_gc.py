@@ -6,10 +6,10 @@ scheduler turn, while the turn's events are still referenced: they survive two y
 collections and reach the oldest generation, and each time that grows by a quarter CPython
 runs a full collection. A full collection traverses every live object (about 650,000 at
 2,000 sessions; 0.2-0.3 s on the benchmark machine) and stops every session for that long.
-At 2,000 sessions in ``bench_fleet`` that was dozens of full collections, p99 0.5-1.1 s; with
-the young generation collected every 20,000 allocations, the turn's events are gone before it
-runs: no full collection in the window and p99 8-18 ms (BENCHMARKS.md). A young collection
-then takes about a millisecond.
+At 2,000 sessions in ``bench_fleet`` that was dozens of full collections and p99 0.5-1.1 s.
+With the young generation collected every 20,000 allocations the turn's events are gone
+before it runs: no full collection in the window, and p99 14-96 ms on a quiet host, where the
+service needs the whole core (BENCHMARKS.md).
 
 The threshold is the process's, so ``rtbus serve`` sets it (``[service] gc_threshold``) and a
 program that embeds ``open_service`` decides for itself, with ``young_gc_threshold``.
