@@ -91,7 +91,8 @@ LIMITS: Final = Limits()
 _BATCH: Final = 64
 # A gathered batch goes out in messages of about this size: smaller ones let the client work
 # on the first while the rest are in flight; 64 audio deltas (420 KB) in one message cost
-# both sides a fifth more CPU per event, 32 KB ones a third more (bench_gateway).
+# both sides a fifth more CPU per event, 32 KB ones a third more, and 256 KiB ones triple the
+# service's kernel time (bench_gateway).
 _MESSAGE_BYTES: Final = 128 * 1024
 _IDLE_TURNS: Final = 2  # scheduler turns without a new envelope that end a gathered batch
 _GATHER_SECONDS: Final = 0.0005  # the longest a gathered batch's first envelope waits for more
