@@ -104,7 +104,8 @@ _GOING_AWAY: Final = 1001
 class GatewayCounts:
     """The gateway's metrics, a prometheus_client collector on the service's registry:
     ``rtbus_gateway_connections``, ``rtbus_gateway_frames_total{direction}``,
-    ``rtbus_gateway_messages_sent_total`` (WebSocket messages: a batch of frames is one) and
+    ``rtbus_gateway_messages_sent_total`` (WebSocket messages: a batch of frames is one, and a
+    gathered batch of about 128 KiB or more is several) and
     ``rtbus_gateway_errors_total{code}`` (``code`` is an ``ErrorCode``: bounded)."""
 
     def __init__(self) -> None:
@@ -266,15 +267,19 @@ class _Forwarder:
         self._credit -= len(taken)
         # Unsubscribed while gathering: what it holds is not written (nor counted delivered).
         await trio.lowlevel.checkpoint_if_cancelled()
-        # Shielded: hypercorn finishes a send it began anyway (a half frame would corrupt the
-        # connection), so what was taken is written, and ``unsent`` is exact.
-        with trio.CancelScope(shield=True):
-            while self._held:
+        # Each message's write is shielded: hypercorn finishes a send it began anyway (a half
+        # frame would corrupt the connection). Between messages an unsubscribe stops the rest:
+        # its answer follows the message on its way (the write lock is FIFO), and nothing
+        # of this subscription follows its answer.
+        while self._held and not self.scope.cancel_called:
+            with trio.CancelScope(shield=True):
                 await self._write_some(connection)
 
     async def _write_some(self, connection: _Connection) -> None:
-        """Write one message of held frames, about ``_MESSAGE_BYTES`` at most, built now (an
-        event's age runs until it is written), and let go of them."""
+        """Write one message of held frames, built now (an event's age runs until it is
+        written): it closes once it reaches ``_MESSAGE_BYTES``, so it may pass that by one
+        frame. The frames leave ``_held`` as the write starts: ``unsent`` counts what is
+        still to come, and an unsubscribe answered meanwhile goes out after them."""
         now, size = trio.current_time(), 0
         frames: list[bytes] = []
         for envelope, lag in self._held:
@@ -283,8 +288,8 @@ class _Forwarder:
             age = max(0.0, now - envelope.received_at)
             frames.append(encode_event(self.id, envelope, lag=lag, age=age))
             size += len(frames[-1])
-        await connection.write(encode_batch(frames), frames=len(frames))
         del self._held[: len(frames)]
+        await connection.write(encode_batch(frames), frames=len(frames))
 
     def _may_gather(self, started: float) -> bool:
         return (

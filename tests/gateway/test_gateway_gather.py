@@ -143,3 +143,48 @@ async def test_a_large_batch_goes_out_in_messages_of_bounded_size(service: Servi
     seqs = [f.seq for f in ends.frames() if getattr(f, "sub", None) == "a" and hasattr(f, "seq")]
     assert seqs == sorted(seqs)
     assert len(seqs) == len(set(seqs)) == 48
+
+
+class SlowSocket(Recorder):
+    """A connection whose socket is full: each large message waits until ``release``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = trio.Event()
+
+    async def send(self, message: ASGISendEvent) -> None:
+        data = cast(bytes, message.get("bytes"))
+        if data is not None and len(data) > 10_000:
+            await self.release.wait()
+        self.sent.append(data)
+
+
+async def test_an_unsubscribe_during_a_batchs_messages_stops_it_and_counts_what_went(
+    service: Service,
+) -> None:
+    ends = SlowSocket()
+    connection = _Connection(service, ends.send, gateway_counts(service), start_timeout=5)
+    big = orjson.dumps({"type": "test.x", "event_id": "evt", "delta": "A" * 20_000})
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(connection.serve, ends.receive)
+        ends.ask({"op": "hello", "req": 1, "versions": [PROTOCOL_VERSION]})
+        ends.ask({"op": "subscribe", "req": 2, "sub": "a", "types": ["test.*"], "credit": 64})
+        await trio.testing.wait_all_tasks_blocked()
+        for _ in range(24):
+            service.bus.publish_nowait("s1", "test.x", ev(), received_at=0.0, raw=big)
+        await trio.testing.wait_all_tasks_blocked()  # the first message is on its way
+        ends.ask({"op": "unsubscribe", "req": 3, "sub": "a"})
+        # The id is free again: a new "a" that wants other events.
+        ends.ask({"op": "subscribe", "req": 4, "sub": "a", "types": ["other.*"], "credit": 64})
+        await trio.testing.wait_all_tasks_blocked()
+        ends.release.set()
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    frames = ends.frames()
+    answer = next(i for i, f in enumerate(frames) if getattr(f, "req", None) == 3)
+    events = [
+        i for i, f in enumerate(frames) if getattr(f, "sub", None) == "a" and hasattr(f, "seq")
+    ]
+    assert events, "the first message went out"
+    assert max(events) < answer  # nothing of the old "a" after its answer, nor under the new
+    assert frames[answer].result["delivered"] == len(events)
