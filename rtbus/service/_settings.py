@@ -53,6 +53,7 @@ LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 
 #: The key the embedded simulator demands: a fixed demo value, never a real one.
 DEMO_KEY = "sk-rtbus-demo"
+_MAX_GC_THRESHOLD = 2**31 - 1  # gc.set_threshold takes a C int
 
 
 def _positive(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
@@ -63,6 +64,13 @@ def _positive(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
 def _not_negative(_: object, attribute: attrs.Attribute[Any], value: float) -> None:
     if not (value >= 0 and math.isfinite(value)):
         raise ConfigError(attribute.name, f"must be a number >= 0, got {value!r}")
+
+
+def _gc_threshold(_: object, attribute: attrs.Attribute[Any], value: int) -> None:
+    if not 0 <= value <= _MAX_GC_THRESHOLD:
+        raise ConfigError(
+            attribute.name, f"must be an integer 0..{_MAX_GC_THRESHOLD}, got {value!r}"
+        )
 
 
 def _optional_not_negative(_: object, attribute: attrs.Attribute[Any], value: int | None) -> None:
@@ -159,7 +167,7 @@ class ServiceSettings:
     drain_seconds: float = attrs.field(default=10.0, validator=_not_negative)
     worker_shutdown: float = attrs.field(default=10.0, validator=_not_negative)
     status_seconds: float = attrs.field(default=60.0, validator=_not_negative)
-    gc_threshold: int = attrs.field(default=20_000, validator=_not_negative)
+    gc_threshold: int = attrs.field(default=20_000, validator=_gc_threshold)
     session_intensity: RestartIntensity = PER_CHILD_INTENSITY
     session_backoff: Backoff = attrs.field(factory=Backoff)
     worker_intensity: RestartIntensity = PER_CHILD_INTENSITY

@@ -159,7 +159,12 @@ def test_a_key_of_another_upstream_kind(write: Write) -> None:
         ("[http]\nhost = 1", "http.host", "expected a string, got 1"),
         ('[service]\ndrain_seconds = "10"', "service.drain_seconds", "expected a number"),
         ("[service]\ndrain_seconds = -1", "service.drain_seconds", "must be a number >= 0"),
-        ("[service]\ngc_threshold = -1", "service.gc_threshold", "must be a number >= 0"),
+        ("[service]\ngc_threshold = -1", "service.gc_threshold", "must be an integer 0.."),
+        (
+            "[service]\ngc_threshold = 3000000000",
+            "service.gc_threshold",
+            "must be an integer 0..2147483647, got 3000000000",
+        ),
         ("[service]\ngc_threshold = 1.5", "service.gc_threshold", "expected an integer"),
         (
             "[session_defaults]\nsequence_responses = 1",
