@@ -219,12 +219,14 @@ LATENCY = Row(
             stack=True,
         ),
         Panel(
-            "Garbage collector pauses",
-            "How long Python's garbage collector stopped the whole process, by generation: "
-            "a full collection (2) holds every session at once. [service] gc_threshold "
-            "sets how often the youngest generation is collected.",
-            percentiles("rtbus_gc_pause_seconds", "generation", "gen {{generation}}"),
-            unit="s",
+            "Time stopped by the garbage collector",
+            "The share of time Python's garbage collector stopped the whole process, by "
+            "generation: a full collection (2) holds every session at once, for 0.1-0.3 s "
+            "at 1,000-2,000 sessions. [service] gc_threshold sets how often the youngest "
+            "generation is collected (rtbus_gc_pause_seconds).",
+            (Query(rate("rtbus_gc_pause_seconds_sum", "generation"), "gen {{generation}}"),),
+            unit="percentunit",
+            stack=True,
         ),
     ),
 )
