@@ -294,9 +294,10 @@ def fleet_upstream(script: Script, directory: str) -> Iterator[Upstream]:
 @attrs.define
 class _Pauses:
     """The cyclic garbage collector's pauses in this process (``gc.callbacks``): the longest
-    full (generation 2) collection, how many there were (while the sessions opened, and the
-    one before the warm-up) and what the last one traversed, and the longest pause of any
-    collection during the window. A full collection stops every session for its length."""
+    full (generation 2) collection and how many there were (while the sessions opened, and
+    the one forced before the warm-up), the tracked objects counted once before the warm-up,
+    and the longest pause of any collection during the window. A full collection stops every
+    session for its length."""
 
     full_max: float = 0.0
     full_count: int = 0
