@@ -27,7 +27,11 @@ __all__ = ["young_gc_threshold"]
 @contextmanager
 def young_gc_threshold(allocations: int) -> Iterator[None]:
     """Collect the youngest generation every ``allocations`` net allocations of tracked
-    objects within the ``with`` (0: leave the threshold as it is); restore it after."""
+    objects within the ``with`` (0: leave the threshold as it is); restore it after.
+
+    It restores the threshold it found, so uses must nest (two ``run_service`` in one
+    process that end in another order leave the first one's), and a change made within the
+    ``with`` does not outlive it."""
     before = gc.get_threshold()
     if allocations:
         gc.set_threshold(allocations, *before[1:])
