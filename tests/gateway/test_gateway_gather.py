@@ -117,28 +117,36 @@ async def test_an_unsubscribe_while_gathering_reports_only_what_was_written(
         assert answer.result["delivered"] == len(written), round
 
 
+BIG = orjson.dumps({"type": "test.x", "event_id": "evt", "delta": "A" * 20_000})
+
+
+async def burst_of_big_events(service: Service, ends: Recorder, nursery: trio.Nursery) -> None:
+    """Subscription ``a`` on a connection to ``ends``, then 24 audio-sized events (about
+    480 KB) published at once, and every task blocked again."""
+    connection = _Connection(service, ends.send, gateway_counts(service), start_timeout=5)
+    nursery.start_soon(connection.serve, ends.receive)
+    ends.ask({"op": "hello", "req": 1, "versions": [PROTOCOL_VERSION]})
+    ends.ask({"op": "subscribe", "req": 2, "sub": "a", "types": ["test.*"], "credit": 64})
+    await trio.testing.wait_all_tasks_blocked()
+    for _ in range(24):
+        service.bus.publish_nowait("s1", "test.x", ev(), received_at=0.0, raw=BIG)
+    await trio.testing.wait_all_tasks_blocked()
+
+
 async def test_a_large_batch_goes_out_in_messages_of_bounded_size(service: Service) -> None:
     # 24 audio-sized events taken at once: one message would hold them all (about 480 KB);
     # they go in several of about _MESSAGE_BYTES, every frame once and in order.
     ends = Recorder()
-    connection = _Connection(service, ends.send, gateway_counts(service), start_timeout=5)
-    big = orjson.dumps({"type": "test.x", "event_id": "evt", "delta": "A" * 20_000})
     small = orjson.dumps({"type": "test.x", "event_id": "evt"})
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(connection.serve, ends.receive)
-        ends.ask({"op": "hello", "req": 1, "versions": [PROTOCOL_VERSION]})
-        ends.ask({"op": "subscribe", "req": 2, "sub": "a", "types": ["test.*"], "credit": 64})
-        await trio.testing.wait_all_tasks_blocked()
-        for _ in range(24):
-            service.bus.publish_nowait("s1", "test.x", ev(), received_at=0.0, raw=big)
-        await trio.testing.wait_all_tasks_blocked()
+        await burst_of_big_events(service, ends, nursery)
         batches = list(ends.sent[2:])
         for _ in range(24):
             service.bus.publish_nowait("s1", "test.x", ev(), received_at=0.0, raw=small)
         await trio.testing.wait_all_tasks_blocked()
         nursery.cancel_scope.cancel()
     assert 3 <= len(batches) <= 5
-    assert all(len(message) < _MESSAGE_BYTES + 2 * len(big) for message in batches)
+    assert all(len(message) < _MESSAGE_BYTES + 2 * len(BIG) for message in batches)
     assert len(ends.sent) == 2 + len(batches) + 1  # the small ones: one message
     seqs = [f.seq for f in ends.frames() if getattr(f, "sub", None) == "a" and hasattr(f, "seq")]
     assert seqs == sorted(seqs)
@@ -163,16 +171,8 @@ async def test_an_unsubscribe_during_a_batchs_messages_stops_it_and_counts_what_
     service: Service,
 ) -> None:
     ends = SlowSocket()
-    connection = _Connection(service, ends.send, gateway_counts(service), start_timeout=5)
-    big = orjson.dumps({"type": "test.x", "event_id": "evt", "delta": "A" * 20_000})
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(connection.serve, ends.receive)
-        ends.ask({"op": "hello", "req": 1, "versions": [PROTOCOL_VERSION]})
-        ends.ask({"op": "subscribe", "req": 2, "sub": "a", "types": ["test.*"], "credit": 64})
-        await trio.testing.wait_all_tasks_blocked()
-        for _ in range(24):
-            service.bus.publish_nowait("s1", "test.x", ev(), received_at=0.0, raw=big)
-        await trio.testing.wait_all_tasks_blocked()  # the first message is on its way
+        await burst_of_big_events(service, ends, nursery)  # the first message is on its way
         ends.ask({"op": "unsubscribe", "req": 3, "sub": "a"})
         # The id is free again: a new "a" that wants other events.
         ends.ask({"op": "subscribe", "req": 4, "sub": "a", "types": ["other.*"], "credit": 64})
