@@ -206,16 +206,24 @@ async def until_taken(bridge: RedisBridge, count: int) -> None:
     )
 
 
+async def lingering_bridge(
+    redis_config: RedisConfig, nursery: trio.Nursery
+) -> tuple[Bus, RedisBridge]:
+    """A bus and a bridge from it that lingers 0.5 s over a batch that is not full, up."""
+    bus = Bus()
+    config = attrs.evolve(redis_config, linger_seconds=0.5)
+    bridge: RedisBridge = await nursery.start(partial(run_bridge, bus, config, node="n"))
+    await until(lambda: bridge.statistics().up)
+    return bus, bridge
+
+
 async def test_a_batch_that_is_not_full_lingers_until_its_oldest_has_waited(
     redis_config: RedisConfig,
     redis_server: RedisServer,
     nursery: trio.Nursery,
     mock_clock: trio.testing.MockClock,
 ) -> None:
-    config = attrs.evolve(redis_config, linger_seconds=0.5)
-    bus = Bus()
-    bridge: RedisBridge = await nursery.start(partial(run_bridge, bus, config, node="n"))
-    await until(lambda: bridge.statistics().up)
+    bus, bridge = await lingering_bridge(redis_config, nursery)
     await publish_at(bus, 0, trio.current_time())
     await until_taken(bridge, 1)  # the bridge took it and waits for more
     for n in (1, 2):
@@ -258,10 +266,7 @@ async def test_an_event_stamped_on_another_clock_lingers_no_longer_than_the_ling
 ) -> None:
     # ``received_at`` is the publisher's. Stamped far ahead of this process's clock (another
     # process's trio clock, wall-clock time), it must not hold the batch until then.
-    config = attrs.evolve(redis_config, linger_seconds=0.5)
-    bus = Bus()
-    bridge: RedisBridge = await nursery.start(partial(run_bridge, bus, config, node="n"))
-    await until(lambda: bridge.statistics().up)
+    bus, bridge = await lingering_bridge(redis_config, nursery)
     await publish_at(bus, 0, trio.current_time() + 1e6)
     await until_taken(bridge, 1)
     assert bridge.statistics().published == {}  # lingering...
