@@ -155,9 +155,9 @@ def lost_error() -> GatewayConnectionError:
 def closed_error(link: Wire | None) -> GatewayConnectionError:
     """How ``link`` ended, as an error; fatal only for the refusals the gateway itself sent
     (a close of ours after garbage on the stream is a 1002 too, and worth a reconnect)."""
-    status = None if link is None else link.close
-    if link is None or status is None:
+    if link is None or link.close is None:
         return GatewayConnectionError("the connection to the gateway ended")
+    status = link.close
     detail = f": {status.reason}" if status.reason else ""
     if not link.peer_closed:
         message = f"the connection to the gateway ended with {status.code}{detail}"
