@@ -73,7 +73,6 @@ from ._link import (
     GatewayConnectionError,
     GatewayError,
     auth_headers,
-    close_link,
     closed_error,
     gateway_url,
     lost_error,
@@ -388,7 +387,7 @@ class RemoteBus(trio.abc.AsyncResource):
             self._announce()
             if link is not None:
                 # The reader sees the close handshake end, and the connection winds down.
-                await close_link(link, self._options.close_timeout)
+                await link.close_within(self._options.close_timeout)
             self._running.cancel()
         await trio.lowlevel.checkpoint()
 
@@ -474,7 +473,7 @@ class RemoteBus(trio.abc.AsyncResource):
                     nursery.start_soon(self._keep_alive, link, ended)
                     await trio.sleep_forever()  # until the reader sees the close
             finally:
-                await close_link(link, self._options.close_timeout)
+                await link.close_within(self._options.close_timeout)
         finally:
             self._down()
         raise ended[0] if ended else closed_error(None)

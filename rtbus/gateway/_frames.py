@@ -6,9 +6,11 @@ codes. docs/gateway.md is the reference.
 Invariants:
 
 * An event frame is written with ``frame`` first and ``event`` last, and the event is spliced
-  in as bytes (``orjson.Fragment``): the upstream frame (``Envelope.raw``) reaches the client
-  byte for byte, never decoded and re-encoded. Only events published without raw bytes (the
-  ``rtbus.*`` lifecycle events) are encoded here.
+  in as bytes: the upstream frame (``Envelope.raw``) reaches the client byte for byte, never
+  decoded and re-encoded, and never copied here either. A frame is its parts (the header, the
+  event, the closing brace), which the socket's write joins once with the rest of its
+  message. Only events published without raw bytes (the ``rtbus.*`` lifecycle events) are
+  encoded here.
 * Because orjson escapes every ``"`` inside a string, the first ``,"event":`` in an event frame
   is the header's own; ``parse_server_frame`` slices the event out there without parsing it.
 * A server message is one frame, or a batch of frames delimited by their byte sizes (what
@@ -114,8 +116,9 @@ def _event_json(envelope: Envelope) -> bytes:
         return orjson.dumps({"type": envelope.type})
 
 
-def encode_event(sub: str, envelope: Envelope, *, lag: int, age: float) -> bytes:
-    """The event frame for ``envelope`` in subscription ``sub``, the event spliced in."""
+def encode_event(sub: str, envelope: Envelope, *, lag: int, age: float) -> list[bytes]:
+    """The event frame for ``envelope`` in subscription ``sub``, as its parts: the header up
+    to ``"event":``, the event's bytes, and the closing brace."""
     header = {
         "frame": "event",
         "sub": sub,
@@ -125,9 +128,8 @@ def encode_event(sub: str, envelope: Envelope, *, lag: int, age: float) -> bytes
         "received_at": envelope.received_at,
         "age": age,
         "lag": lag,
-        "event": orjson.Fragment(_event_json(envelope)),
     }
-    return orjson.dumps(header)
+    return [orjson.dumps(header)[:-1] + _EVENT_MARK, _event_json(envelope), b"}"]
 
 
 def encode_result(req: ReqId, result: object) -> bytes:
@@ -173,14 +175,18 @@ def parse_server_frame(data: bytes | str) -> ServerFrame:
     return parse(obj)
 
 
-def encode_batch(frames: list[bytes]) -> bytes:
-    """One message for several frames: the frame alone if there is one, else a batch line
-    ``{"frame":"batch","sizes":[...]}``, a newline, and the frames back to back. The sizes
-    delimit them, so a spliced upstream frame may hold any bytes, newlines included."""
+def encode_batch(frames: list[list[bytes]]) -> list[bytes]:
+    """One message for several frames (each as its parts), as its parts: the frame alone if
+    there is one, else a batch line ``{"frame":"batch","sizes":[...]}``, a newline, and the
+    frames back to back. The sizes delimit them, so a spliced upstream frame may hold any
+    bytes, newlines included."""
     if len(frames) == 1:
         return frames[0]
-    head = orjson.dumps({"frame": "batch", "sizes": [len(frame) for frame in frames]})
-    return b"".join([head, b"\n", *frames])
+    sizes = [sum(map(len, frame)) for frame in frames]
+    parts = [orjson.dumps({"frame": "batch", "sizes": sizes}), b"\n"]
+    for frame in frames:
+        parts += frame
+    return parts
 
 
 def parse_server_frames(data: bytes | str) -> list[ServerFrame]:

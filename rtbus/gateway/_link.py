@@ -6,8 +6,8 @@ pass, not a hop through another task.
 
 Invariants:
 
-* The client owns the connection and closes it, whatever happens: ``close_link`` says goodbye
-  within a bound, then closes the stream.
+* The client owns the connection and closes it, whatever happens: ``Wire.close_within``
+  says goodbye within a bound, then closes the stream.
 * A nursery of the client's raises a lone exception as itself, not as a group, so a caller
   of ``connect`` catches ``GatewayConnectionError`` (or its own exception) plainly.
 * The token goes in the ``Authorization`` header only: never in the URL, a repr or a message.
@@ -29,7 +29,6 @@ import trio
 from rtbus._unwrapping import unwrap_lone_exception
 from rtbus.protocol import ConnectionClosedError, RtbusError
 from rtbus.transport import (
-    CloseStatus,
     ConnectError,
     ConnectOptions,
     ConnectTarget,
@@ -45,7 +44,6 @@ __all__ = [
     "GatewayConnectionError",
     "GatewayError",
     "auth_headers",
-    "close_link",
     "closed_error",
     "gateway_url",
     "lost_error",
@@ -97,7 +95,7 @@ class GatewayConnectionError(RtbusError):
 
 async def open_link(target: ConnectTarget, options: ConnectOptions) -> Wire:
     """A handshaken connection to ``target``, which the caller reads and closes
-    (``close_link``); raises ``GatewayConnectionError`` when it cannot be opened."""
+    (``Wire.close_within``); raises ``GatewayConnectionError`` when it cannot be opened."""
     try:
         return await open_wire(target, options, subprotocols=[SUBPROTOCOL])
     except ConnectTimeoutError:
@@ -109,15 +107,6 @@ async def open_link(target: ConnectTarget, options: ConnectOptions) -> Wire:
         if target.display_url not in message:
             message = f"could not connect to {target.display_url}: {message}"
         raise GatewayConnectionError(message) from None
-
-
-async def close_link(link: Wire, grace: float) -> None:
-    """Close ``link`` (bounded and shielded: a cancelled owner still says goodbye, briefly),
-    then its stream. Whoever else reads it meanwhile sees the end."""
-    link.record(CloseStatus(1000))
-    with trio.move_on_after(grace, shield=True):
-        await link.close_handshake(1000, "")
-    await link.abort()
 
 
 async def ping_until_stalled(link: Wire, options: ConnectOptions) -> GatewayConnectionError | None:

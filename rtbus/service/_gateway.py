@@ -1,9 +1,10 @@
 """The bus gateway: the service's bus over one WebSocket per client (``WebSocket /v1/bus``).
 
-An ASGI websocket handler the HTTP surface routes to; the wire format is
-``rtbus.gateway`` (docs/gateway.md). One connection goes:
+The HTTP surface's door hands it the connection (``_http_door``); the WebSocket itself is
+``_gateway_socket``'s and the wire format ``rtbus.gateway``'s (docs/gateway.md). One
+connection goes:
 
-    accept -> token and version checked (close 1008 / 1002 if not) -> requests, until either
+    upgrade -> token and version checked (close 1008 / 1002 if not) -> requests, until either
     side closes; the bus closing (the service drains) closes it with 1001
 
 Invariants:
@@ -45,7 +46,6 @@ from typing import Any, Final
 
 import attrs
 import trio
-from hypercorn.typing import ASGIReceiveCallable, ASGISendCallable, WebsocketScope
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from rtbus._unwrapping import unwrap_lone_exception
@@ -76,10 +76,12 @@ from rtbus.gateway import (
     encode_result,
     parse_request,
 )
-from rtbus.protocol import ErrorDetails
+from rtbus.protocol import ConnectionClosedError, ErrorDetails
+from rtbus.transport import Wire
 
 from ._control import Control, ControlError, upstream_error
-from ._http_wire import HttpError, check_bearer, header_map
+from ._gateway_socket import Upgraded, upgrade
+from ._http_wire import HttpError, check_bearer
 from ._service import Service
 
 __all__ = ["GatewayCounts", "gateway_counts", "gateway_endpoint"]
@@ -99,6 +101,7 @@ _GATHER_SECONDS: Final = 0.0005  # the longest a gathered batch's first envelope
 _POLICY_VIOLATION: Final = 1008
 _PROTOCOL_ERROR: Final = 1002
 _GOING_AWAY: Final = 1001
+_CLOSE_GRACE: Final = 5.0  # how long our close frame waits for the client's answer
 
 
 class GatewayCounts:
@@ -156,45 +159,45 @@ def gateway_counts(service: Service) -> GatewayCounts:
 async def gateway_endpoint(
     service: Service,
     token: str | None,
-    scope: WebsocketScope,
-    receive: ASGIReceiveCallable,
-    send: ASGISendCallable,
+    stream: trio.abc.Stream,
+    early: bytes,
     *,
     start_timeout: float,
 ) -> None:
-    """Serve one gateway connection until the client or the service ends it.
+    """Serve one gateway connection, from its upgrade request (``early``: the bytes read of it
+    already) until the client or the service ends it; the stream is closed when it returns.
     ``start_timeout`` bounds how long ``open_session`` waits for the session to be ready, as
     ``HttpConfig.session_start_timeout`` does for ``POST /v1/sessions``."""
-    if (await receive())["type"] != "websocket.connect":
+    upgraded = await upgrade(stream, early)
+    if upgraded is None:
         return
-    offered = list(scope.get("subprotocols") or ())
-    chosen = SUBPROTOCOL if SUBPROTOCOL in offered else None
-    await send({"type": "websocket.accept", "subprotocol": chosen, "headers": []})
-    refusal = _refusal(scope, token, offered)
-    if refusal is not None:
-        code, reason = refusal
-        logger.info("gateway connection refused: %s", reason)
-        await send({"type": "websocket.close", "code": code, "reason": reason})
-        return
-    counts = gateway_counts(service)
-    counts.connections += 1
+    wire = upgraded.wire
     try:
-        await _Connection(service, send, counts, start_timeout).serve(receive)
+        refusal = _refusal(upgraded, token)
+        if refusal is not None:
+            code, reason = refusal
+            logger.info("gateway connection refused: %s", reason)
+            await wire.close_within(_CLOSE_GRACE, code, reason)
+            return
+        counts = gateway_counts(service)
+        counts.connections += 1
+        try:
+            await _Connection(service, wire, counts, start_timeout).serve()
+        finally:
+            counts.connections -= 1
     finally:
-        counts.connections -= 1
+        await wire.abort()
 
 
-def _refusal(
-    scope: WebsocketScope, token: str | None, offered: list[str]
-) -> tuple[int, str] | None:
+def _refusal(upgraded: Upgraded, token: str | None) -> tuple[int, str] | None:
     """Why the connection may not go on (close code and reason), or None. The token first,
     so a stranger learns nothing else."""
     if token is not None:
         try:
-            check_bearer(header_map(scope["headers"]), token)
+            check_bearer(upgraded.headers, token)
         except HttpError as exc:
             return _POLICY_VIOLATION, exc.message
-    if offered and SUBPROTOCOL not in offered:
+    if upgraded.offered and SUBPROTOCOL not in upgraded.offered:
         return _PROTOCOL_ERROR, f"unsupported subprotocol: this server speaks {SUBPROTOCOL}"
     return None
 
@@ -281,13 +284,14 @@ class _Forwarder:
         frame. The frames leave ``_held`` as the write starts: ``unsent`` counts what is
         still to come, and an unsubscribe answered meanwhile goes out after them."""
         now, size = trio.current_time(), 0
-        frames: list[bytes] = []
+        frames: list[list[bytes]] = []
         for envelope, lag in self._held:
             if frames and size >= _MESSAGE_BYTES:
                 break
             age = max(0.0, now - envelope.received_at)
-            frames.append(encode_event(self.id, envelope, lag=lag, age=age))
-            size += len(frames[-1])
+            frame = encode_event(self.id, envelope, lag=lag, age=age)
+            frames.append(frame)
+            size += len(frame[1])  # the event: the header's few dozen bytes do not count
         del self._held[: len(frames)]
         await connection.write(encode_batch(frames), frames=len(frames))
 
@@ -321,14 +325,10 @@ class _Connection:
     """One client's connection: its subscriptions, its lanes of waiting requests."""
 
     def __init__(
-        self,
-        service: Service,
-        send: ASGISendCallable,
-        counts: GatewayCounts,
-        start_timeout: float,
+        self, service: Service, wire: Wire, counts: GatewayCounts, start_timeout: float
     ) -> None:
         self._service = service
-        self._send = send
+        self._wire = wire
         self._counts = counts
         self.control = Control(service, start_timeout=start_timeout)
         self.sender = f"gateway:{next(_connection_ids)}"
@@ -342,11 +342,11 @@ class _Connection:
         self._nursery: trio.Nursery | None = None
         self._closing = False
 
-    async def serve(self, receive: ASGIReceiveCallable) -> None:
+    async def serve(self) -> None:
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                await self._read(receive)
+                await self._read()
                 nursery.cancel_scope.cancel()
         finally:
             # Gone: a refusal that comes back later has nobody to go to (see ``refused``).
@@ -354,16 +354,16 @@ class _Connection:
             for forwarder in self._subscriptions.values():
                 forwarder.subscription.close()
 
-    async def _read(self, receive: ASGIReceiveCallable) -> None:
-        while True:
-            message = await receive()
-            if message["type"] != "websocket.receive":
-                return  # websocket.disconnect
-            self._counts.frames["in"] += 1
-            data = message.get("bytes")
-            await self._handle(data if data is not None else message.get("text") or "")
+    async def _read(self) -> None:
+        """Handle the client's requests in order, until it closes (or the stream ends)."""
+        wire, inbox = self._wire, self._wire.inbox
+        while inbox or await wire.fill():
+            while inbox:
+                payload, _, _ = inbox.popleft()
+                self._counts.frames["in"] += 1
+                await self._handle(payload)
 
-    async def _handle(self, data: bytes | str) -> None:
+    async def _handle(self, data: bytes) -> None:
         try:
             request = parse_request(data, self._limits)
             await _HANDLERS[type(request)](self, request)
@@ -372,13 +372,17 @@ class _Connection:
 
     # -- writing ---------------------------------------------------------------------------
 
-    async def write(self, message: bytes, *, frames: int = 1) -> None:
+    async def write(self, message: list[bytes], *, frames: int = 1) -> None:
+        """Send one message, given as its parts (joined once, by the wire)."""
         async with self._write_lock:
             # A writer handed the lock by ``going_away`` runs before the cancellation reaches
             # it, and the server refuses a send after the close.
             if self._closing:
                 return
-            await self._send({"type": "websocket.send", "bytes": message, "text": None})
+            try:
+                await self._wire.send_binary(message)
+            except ConnectionClosedError:
+                return  # The client is gone: the reader sees the end.
         self._counts.frames["out"] += frames
         self._counts.messages_sent += 1
 
@@ -387,17 +391,17 @@ class _Connection:
         frame = encode_error(
             error.code, error.message, req=error.req, sub=error.sub, dropped=dropped
         )
-        await self.write(frame)
+        await self.write([frame])
 
     async def _result(self, req: ReqId, result: object) -> None:
-        await self.write(encode_result(req, result))
+        await self.write([encode_result(req, result)])
 
     async def going_away(self, reason: str) -> None:
         """Close with 1001: the client should reconnect (to the service's successor)."""
         if not self._closing:
             self._closing = True
             async with self._write_lock:
-                await self._send({"type": "websocket.close", "code": _GOING_AWAY, "reason": reason})
+                await self._wire.close_within(_CLOSE_GRACE, _GOING_AWAY, reason)
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
 
@@ -537,7 +541,7 @@ class _Connection:
             request.req, request.session, error.event_id or "", upstream_error(error)
         )
         if self._nursery is not None and not self._closing:
-            self._nursery.start_soon(self.write, frame)
+            self._nursery.start_soon(self.write, [frame])
         else:
             logger.info("an event sent to %s was refused after its client left", request.session)
 

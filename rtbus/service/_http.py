@@ -1,4 +1,5 @@
-"""The HTTP surface of a service, served by hypercorn on trio.
+"""The HTTP surface of a service, on one port: hypercorn on trio, and the bus gateway's
+WebSocket beside it, straight off the socket (``_http_door`` tells them apart).
 
     GET /metrics          the service's own registry, Prometheus text format   (no token)
     GET /healthz          200 while the process serves                         (no token)
@@ -6,7 +7,8 @@
     /v1/sessions...       the control API (``_http_control``)                  (bearer token)
     /v1/calls..., /v1/client_secrets   calls (``_http_calls``)                 (bearer token)
     POST /v1/webhooks/openai   call webhooks, verified by their signature      (no token)
-    WebSocket /v1/bus     the bus gateway (``_gateway``), which checks the token itself
+    WebSocket /v1/bus     the bus gateway (``_gateway``), which checks the token itself;
+                          served beside hypercorn, not through it
 
 A hand-written ASGI application around one routing table (``_http_routes``): a request is
 routed (404/405), admitted (401 without the token, 503 once the service drains), its body
@@ -26,15 +28,12 @@ from typing import Any, Final
 
 import attrs
 import hypercorn.config
-import hypercorn.trio
 import orjson
 import trio
 from hypercorn.typing import (
     ASGIReceiveCallable,
     ASGISendCallable,
-    ASGISendEvent,
     HTTPScope,
-    LifespanScope,
     Scope,
     WebsocketScope,
 )
@@ -45,6 +44,7 @@ from rtbus.protocol import ConfigError
 from ._gateway import gateway_counts, gateway_endpoint
 from ._http_calls import CallsApi
 from ._http_control import SessionsApi
+from ._http_door import BUS_PATH, Door
 from ._http_metrics import UNROUTED, RequestCounts
 from ._http_routes import Route, Router
 from ._http_wire import (
@@ -66,7 +66,6 @@ __all__ = ["HttpAddress", "HttpConfig", "serve_http"]
 logger = logging.getLogger("rtbus.http")
 
 _MIB: Final = 1024 * 1024
-_BUS_PATH: Final = "/v1/bus"
 
 
 def _redacted(value: str | None) -> str:
@@ -140,32 +139,36 @@ async def serve_http(
     registry = service.metrics.registry
     registry.register(app.counts)
     gateway_counts(service)  # so the gateway's metrics show at the first scrape
+    bus = functools.partial(
+        gateway_endpoint, service, config.token, start_timeout=config.session_start_timeout
+    )
+    door = Door(app, _hypercorn_config(), bus)
     try:
+        listeners = await trio.open_tcp_listeners(config.port, host=config.host)
         async with trio.open_nursery() as nursery:
-            serve = functools.partial(hypercorn.trio.serve, app, _hypercorn_config(config))
-            binds: list[str] = await nursery.start(serve)
-            task_status.started(_address(binds[0]))
+            await nursery.start(trio.serve_listeners, door, listeners)
+            task_status.started(_address(listeners[0]))
     finally:
         registry.unregister(app.counts)
 
 
-def _hypercorn_config(config: HttpConfig) -> hypercorn.config.Config:
+def _hypercorn_config() -> hypercorn.config.Config:
     server = hypercorn.config.Config()
-    server.bind = [_netloc(config.host, config.port)]
     server.accesslog = None
     server.errorlog = logging.getLogger("rtbus.http.server")
     server.include_server_header = False
     return server
 
 
-def _address(bind: str) -> HttpAddress:
-    """``http://127.0.0.1:9464`` or ``http://[::1]:9464`` as an address."""
-    host, _, port = bind.partition("://")[2].rpartition(":")
-    return HttpAddress(host.strip("[]"), int(port))
+def _address(listener: trio.SocketListener) -> HttpAddress:
+    """Where ``listener`` listens: ``http://127.0.0.1:9464`` or ``http://[::1]:9464``."""
+    host, port = listener.socket.getsockname()[:2]
+    return HttpAddress(host, port)
 
 
 class _HttpApp:
-    """The ASGI application: one routing table for HTTP, the gateway for WebSocket."""
+    """The ASGI application: one routing table for HTTP; a WebSocket here is refused (the
+    bus's do not come through hypercorn)."""
 
     def __init__(self, service: Service, config: HttpConfig) -> None:
         self._service = service
@@ -243,41 +246,28 @@ class _HttpApp:
     async def _websocket(
         self, scope: WebsocketScope, receive: ASGIReceiveCallable, send: ASGISendCallable
     ) -> None:
-        if scope["path"] == _BUS_PATH:
-            await gateway_endpoint(
-                self._service,
-                self._config.token,
-                scope,
-                receive,
-                send,
-                start_timeout=self._config.session_start_timeout,
-            )
+        # The bus comes here only on a connection that served a request before: its door
+        # reads the first request line of a connection only (``_http_door``).
+        if scope["path"] == BUS_PATH:
+            self.counts.count(BUS_PATH, "GET", 400)
+            message = f"the bus at {BUS_PATH} takes a connection of its own: open a new one"
+            await _refuse_websocket(scope, send, 400, "bus_needs_own_connection", message)
             return
         self.counts.count(UNROUTED, "GET", 404)
-        await _refuse_websocket(scope, send)
-
-    async def _lifespan(
-        self, scope: LifespanScope, receive: ASGIReceiveCallable, send: ASGISendCallable
-    ) -> None:
-        # Nothing to set up: the service outlives the server. Acknowledge until shutdown.
-        while True:
-            message = await receive()
-            reply = _LIFESPAN_REPLIES.get(message["type"])
-            if reply is not None:
-                await send(reply)
-            if message["type"] == "lifespan.shutdown":
-                return
+        message = f"no WebSocket endpoint at {scope['path']}; the bus is at {BUS_PATH}"
+        await _refuse_websocket(scope, send, 404, "not_found", message)
 
 
-async def _refuse_websocket(scope: WebsocketScope, send: ASGISendCallable) -> None:
-    """404 before the handshake where the server can say so, else close 1008."""
-    message = f"no WebSocket endpoint at {scope['path']}; the bus is at {_BUS_PATH}"
+async def _refuse_websocket(
+    scope: WebsocketScope, send: ASGISendCallable, status: int, code: str, message: str
+) -> None:
+    """``status`` before the handshake where the server can say so, else close 1008."""
     if "websocket.http.response" not in (scope.get("extensions") or {}):
         await send({"type": "websocket.close", "code": 1008, "reason": message})
         return
-    body = orjson.dumps({"error": {"code": "not_found", "message": message}})
+    body = orjson.dumps({"error": {"code": code, "message": message}})
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-    await send({"type": "websocket.http.response.start", "status": 404, "headers": headers})
+    await send({"type": "websocket.http.response.start", "status": status, "headers": headers})
     await send({"type": "websocket.http.response.body", "body": body, "more_body": False})
 
 
@@ -285,9 +275,4 @@ _ScopeHandler = Callable[[_HttpApp, Any, ASGIReceiveCallable, ASGISendCallable],
 _SCOPES: Final[Mapping[str, _ScopeHandler]] = {
     "http": _HttpApp._http,
     "websocket": _HttpApp._websocket,
-    "lifespan": _HttpApp._lifespan,
-}
-_LIFESPAN_REPLIES: Final[Mapping[str, ASGISendEvent]] = {
-    "lifespan.startup": {"type": "lifespan.startup.complete"},
-    "lifespan.shutdown": {"type": "lifespan.shutdown.complete"},
 }

@@ -1,11 +1,14 @@
-"""``Wire``: one client WebSocket on one trio stream, driven by the tasks that use it.
+"""``Wire``: one WebSocket on one trio stream, driven by the tasks that use it.
 
-No task of its own reads the socket: whoever needs frames receives -- the connection's reader,
-a keepalive waiting for its pong, a close waiting for the server's answer -- and every frame
-that receive brought is handled in the same pass. ``_split`` cuts the bytes into frames and
-takes whole TEXT and BINARY frames itself (the hot path); every other frame goes whole to
-websockets' sans-IO protocol, which checks it and answers pings and closes. Data messages wait
-in ``inbox`` for the reader: no channel, no task switch per message.
+Either side: a client's connections (upstream, the gateway's client) run on websockets'
+``ClientProtocol``, the service's bus gateway on its ``ServerProtocol``. No task of its own
+reads the socket: whoever needs frames receives -- the connection's reader, a keepalive
+waiting for its pong, a close waiting for the peer's answer -- and every frame that receive
+brought is handled in the same pass. ``_split`` cuts the bytes into frames and takes whole
+unmasked TEXT and BINARY frames itself (what a server sends: the hot path); every other frame,
+masked ones included (what a client sends), goes whole to websockets' sans-IO protocol, which
+unmasks and checks it and answers pings and closes. Data messages wait in ``inbox`` for the
+reader: no channel, no task switch per message.
 
 Invariants:
 
@@ -39,7 +42,7 @@ from typing import Final, cast
 import attrs
 import trio
 from websockets.frames import OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, Frame
-from websockets.protocol import Protocol, State
+from websockets.protocol import Protocol, Side, State
 
 from rtbus.protocol import ConnectionClosedError
 
@@ -94,6 +97,8 @@ class Wire:
         self._ping: bytes | None = None
         self._must_reply = False
         self._partial = bytearray()
+        # The mask bit every frame from the peer carries: a client's frames are masked.
+        self._masked_in = 0x80 if protocol.side is Side.SERVER else 0
         # Bytes that came in the same segments as the 101 answer: the first receive's.
         self._early = early
 
@@ -170,30 +175,34 @@ class Wire:
 
         Written by hand, and only the cutting: websockets' parser costs about 2 us per frame
         and this about 0.4 (BENCHMARKS.md), on the path every server event takes. A whole,
-        unfragmented TEXT or BINARY frame goes to ``inbox`` here; every other frame goes whole
-        to the protocol, which checks and handles it (control frames, fragments, their size),
-        so the protocol is always at a frame boundary. A header no server may send (masked),
-        or a frame over the size limit, hands the protocol the rest: it fails the connection.
+        unfragmented, unmasked TEXT or BINARY frame goes to ``inbox`` here; every other frame
+        goes whole to the protocol, which checks and handles it (control frames, fragments,
+        masking: a client's frames must be masked, a server's must not), so the protocol is
+        always at a frame boundary. A header the protocol refuses (reserved bits, an unknown
+        opcode, the wrong masking for this side) or a frame over the size limit hands the
+        protocol the rest at once: it fails the connection, without waiting for a length
+        that garbage made up.
         """
         inbox, limit, end, pos = self.inbox, self._max_size, len(buffer), 0
+        masked = self._masked_in
         while end - pos >= 2:
-            length, start = buffer[pos + 1], pos + 2
+            first, second, start = buffer[pos], buffer[pos + 1], pos + 2
+            if second & 0x80 != masked or first & 0x70 or first & 0x0F not in _OPCODES:
+                return self._to_protocol(buffer, pos, end, now)
+            length = second & 0x7F
             if length >= 126:
-                if length > 127:
-                    return self._to_protocol(buffer, pos, end, now)
                 start = pos + (4 if length == 126 else 10)
                 if start > end:
                     break
                 length = int.from_bytes(buffer[pos + 2 : start], "big")
             if length > limit:
                 return self._to_protocol(buffer, pos, end, now)
-            stop = start + length
+            stop = start + length + (4 if masked else 0)  # the masking key
             if stop > end:
                 break
-            # 0x81/0x82: FIN, no reserved bits, TEXT/BINARY. Inside a fragmented message it
-            # is an error the protocol reports, so it goes there.
-            first = buffer[pos]
-            if (first == 0x81 or first == 0x82) and not self._fragments:
+            # 0x81/0x82: FIN, TEXT/BINARY, unmasked (a server's). Inside a fragmented message
+            # it is an error the protocol reports, so it goes there.
+            if (first == 0x81 or first == 0x82) and not masked and not self._fragments:
                 if not self.closing:
                     inbox.append((bytes(buffer[start:stop]), first == 0x81, now))
             elif self._to_protocol(buffer, pos, stop, now) == end:
@@ -278,6 +287,20 @@ class Wire:
             self._protocol.send_text(payload)
             await self._write(self._protocol.data_to_send())
 
+    async def send_binary(self, parts: list[bytes]) -> None:
+        """Send ``parts``, back to back, as one BINARY frame; ``ConnectionClosedError`` once
+        closed. A server's frame is unmasked: its header is made here and the parts are
+        joined with it once, where websockets' would copy the payload twice more (the bus
+        gateway's batches of audio are its largest writes)."""
+        async with self._send_lock:
+            self._check_open()
+            await trio.lowlevel.checkpoint_if_cancelled()
+            if self._protocol.side is Side.SERVER:
+                await self._write([_binary_header(sum(map(len, parts))), *parts])
+            else:
+                self._protocol.send_binary(b"".join(parts))
+                await self._write(self._protocol.data_to_send())
+
     async def ping(self) -> None:
         """Send a ping and return once its pong came back, receiving for it while nobody
         else does. ``ConnectionClosedError`` if the connection ended first."""
@@ -305,6 +328,15 @@ class Wire:
                 self._protocol.send_close(code, reason)
                 await self._write(self._protocol.data_to_send())
         await self.receive_until(lambda: False, read_ahead=False)
+
+    async def close_within(self, grace: float, code: int = 1000, reason: str = "") -> None:
+        """Close with ``code``: our close frame, the peer's answer awaited at most ``grace``
+        seconds (shielded: an owner being cancelled still says goodbye, briefly), then the
+        stream. Whoever else reads meanwhile sees the end."""
+        self.record(CloseStatus(code, reason))
+        with trio.move_on_after(grace, shield=True):
+            await self.close_handshake(code, reason)
+        await self.abort()
 
     def record(self, status: CloseStatus) -> None:
         """Record how the connection ended, unless an earlier account did."""
@@ -354,6 +386,20 @@ class Wire:
             status = CloseStatus(received.code, received.reason)
         status = status or _DROPPED
         return ConnectionClosedError(status.code, status.reason)
+
+
+_OPCODES: Final = frozenset(
+    int(op) for op in (OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG)
+)
+
+
+def _binary_header(size: int) -> bytes:
+    """The header of an unmasked, final BINARY frame of ``size`` bytes (RFC 6455, 5.2)."""
+    if size < 126:
+        return bytes((0x82, size))
+    if size < 1 << 16:
+        return bytes((0x82, 126)) + size.to_bytes(2, "big")
+    return bytes((0x82, 127)) + size.to_bytes(8, "big")
 
 
 _Handler = Callable[[Wire, Frame, float], None]

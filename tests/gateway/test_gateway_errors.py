@@ -14,6 +14,7 @@ from support.tcp_proxy import TcpProxy, handshake_then_close
 
 from rtbus.gateway import GatewayConnectionError, Limits, connect
 from rtbus.service import Service
+from rtbus.service._gateway import gateway_counts
 
 LIMITS = Limits()
 HELLO = {"op": "hello", "req": "ok", "versions": [1]}
@@ -189,7 +190,8 @@ async def test_a_bad_token_closes_with_1008_and_says_why(
     reason = await closed_with(gateway, token=token)
     assert reason.code == 1008
     assert says in (reason.reason or "")
-    assert gateway.connections == 0
+    await gateway.wait_connections(0)  # the refusal's close handshake done, the stream closed
+    assert gateway_counts(service).connections == 0  # never served
 
 
 async def test_the_client_raises_a_refused_token_at_connect_and_never_shows_it(

@@ -11,13 +11,19 @@ from typing import Any, cast
 import orjson
 import trio
 import trio.testing
-from hypercorn.typing import ASGIReceiveEvent, ASGISendEvent
 from support.events import ev
 from support.gateway import GatewayApp, client
+from websockets.client import ClientProtocol
+from websockets.frames import Frame
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+from websockets.uri import parse_uri
 
 from rtbus.gateway import PROTOCOL_VERSION, parse_server_frames
 from rtbus.service import Service
 from rtbus.service._gateway import _MESSAGE_BYTES, _Connection, gateway_counts
+from rtbus.service._gateway_socket import WIRE_OPTIONS
+from rtbus.transport import Wire
 
 BUSY_TURN = 0.002  # seconds of another task's work in every scheduler turn
 
@@ -70,23 +76,35 @@ async def test_a_trickle_on_a_busy_loop_goes_out_within_the_gather_bound(
     assert max(late) < 25 * BUSY_TURN
 
 
-class Recorder:
-    """The ASGI side of one gateway connection, in memory: requests go in, what the
-    connection sends is kept (so a test reads every frame, in order)."""
+class Recorder(trio.abc.SendStream):
+    """The client's side of one gateway connection, in memory: requests go in as a client's
+    (masked) frames, and every message the connection writes is kept (so a test reads every
+    frame, in order). ``wire`` is the connection's end."""
 
     def __init__(self) -> None:
-        self.inbox, self._requests = trio.open_memory_channel[ASGIReceiveEvent](16)
+        self._requests = trio.testing.MemoryReceiveStream()
+        self._client = ClientProtocol(
+            parse_uri("ws://test/v1/bus"), state=State.OPEN, max_size=None
+        )
         self.sent: list[bytes] = []
+        server = ServerProtocol(state=State.OPEN, max_size=None)
+        self.wire = Wire(trio.StapledStream(self, self._requests), server, WIRE_OPTIONS)
 
     def ask(self, request: dict[str, Any]) -> None:
-        message = {"type": "websocket.receive", "bytes": orjson.dumps(request), "text": None}
-        self.inbox.send_nowait(cast(ASGIReceiveEvent, message))
+        self._client.send_binary(orjson.dumps(request))
+        self._requests.put_data(b"".join(self._client.data_to_send()))
 
-    async def receive(self) -> ASGIReceiveEvent:
-        return await self._requests.receive()
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await trio.lowlevel.checkpoint()
+        self._client.receive_data(bytes(data))
+        frames = cast(list[Frame], self._client.events_received())
+        self.sent += [bytes(frame.data) for frame in frames]
 
-    async def send(self, message: ASGISendEvent) -> None:
-        self.sent.append(cast(bytes, message.get("bytes")))
+    async def wait_send_all_might_not_block(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def aclose(self) -> None:
+        await trio.lowlevel.checkpoint()
 
     def frames(self) -> list[Any]:
         return [frame for message in self.sent for frame in parse_server_frames(message)]
@@ -100,9 +118,9 @@ async def test_an_unsubscribe_while_gathering_reports_only_what_was_written(
     # forwarder holds the envelope it took: the answer must not count it as delivered.
     for round in range(24):
         ends = Recorder()
-        connection = _Connection(service, ends.send, gateway_counts(service), start_timeout=5)
+        connection = _Connection(service, ends.wire, gateway_counts(service), start_timeout=5)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(connection.serve, ends.receive)
+            nursery.start_soon(connection.serve)
             ends.ask({"op": "hello", "req": 1, "versions": [PROTOCOL_VERSION]})
             ends.ask({"op": "subscribe", "req": 2, "sub": "a", "types": ["test.*"], "credit": 8})
             await trio.testing.wait_all_tasks_blocked()
@@ -123,8 +141,8 @@ BIG = orjson.dumps({"type": "test.x", "event_id": "evt", "delta": "A" * 20_000})
 async def burst_of_big_events(service: Service, ends: Recorder, nursery: trio.Nursery) -> None:
     """Subscription ``a`` on a connection to ``ends``, then 24 audio-sized events (about
     480 KB) published at once, and every task blocked again."""
-    connection = _Connection(service, ends.send, gateway_counts(service), start_timeout=5)
-    nursery.start_soon(connection.serve, ends.receive)
+    connection = _Connection(service, ends.wire, gateway_counts(service), start_timeout=5)
+    nursery.start_soon(connection.serve)
     ends.ask({"op": "hello", "req": 1, "versions": [PROTOCOL_VERSION]})
     ends.ask({"op": "subscribe", "req": 2, "sub": "a", "types": ["test.*"], "credit": 64})
     await trio.testing.wait_all_tasks_blocked()
@@ -160,11 +178,10 @@ class SlowSocket(Recorder):
         super().__init__()
         self.release = trio.Event()
 
-    async def send(self, message: ASGISendEvent) -> None:
-        data = cast(bytes, message.get("bytes"))
-        if data is not None and len(data) > 10_000:
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        if len(data) > 10_000:
             await self.release.wait()
-        self.sent.append(data)
+        await super().send_all(data)
 
 
 async def test_an_unsubscribe_during_a_batchs_messages_stops_it_and_counts_what_went(

@@ -123,7 +123,7 @@ def test_an_event_frame_carries_the_raw_bytes_exactly(
     # Indented on purpose: bytes orjson would never write, so a re-encode would show.
     raw = orjson.dumps(event, option=orjson.OPT_INDENT_2)
     envelope = Envelope(session_id, seq, type, Undecoded(type), received_at, raw)
-    frame = encode_event(sub, envelope, lag=lag, age=age)
+    frame = b"".join(encode_event(sub, envelope, lag=lag, age=age))
     assert orjson.loads(frame)["event"] == event  # still one JSON object
     assert parse_server_frame(frame) == EventFrame(
         sub=sub,
@@ -146,7 +146,7 @@ def test_a_batch_carries_each_frame_exactly_even_with_newlines(batch: list[Any])
         for i, raw in enumerate(raws)
     ]
     frames = [encode_event("a", envelope, lag=0, age=0.0) for envelope in envelopes]
-    parsed = parse_server_frames(encode_batch(frames))
+    parsed = parse_server_frames(b"".join(encode_batch(frames)))
     assert [frame.event for frame in parsed] == raws  # type: ignore[union-attr]
     assert [frame.seq for frame in parsed] == list(range(1, len(raws) + 1))  # type: ignore[union-attr]
 

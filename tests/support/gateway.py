@@ -1,21 +1,18 @@
-"""The gateway under test: ``gateway_endpoint`` mounted in a minimal ASGI app on hypercorn.
+"""The gateway under test: ``gateway_endpoint`` serving every connection of a listener.
 
-The app is the test's handle on the server side: ``kill`` ends every open gateway connection
-(as a crashed server process would), and ``hold`` refuses new ones (close 1013, try again
-later) until ``release``, so a test decides exactly when a client is away.
+The server is the test's handle on the server side: ``kill`` ends every open gateway
+connection (as a crashed server process would), and ``hold`` refuses new ones (close 1013, try
+again later) until ``release``, so a test decides exactly when a client is away.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import attrs
-import hypercorn.config
-import hypercorn.trio
 import orjson
 import trio
 import trio_websocket
@@ -25,6 +22,7 @@ from rtbus.bus import Envelope
 from rtbus.gateway import SUBPROTOCOL, RemoteBus, RemoteSubscription, connect
 from rtbus.service import Service
 from rtbus.service._gateway import gateway_endpoint
+from rtbus.service._gateway_socket import upgrade
 from support.events import ev
 from support.upstream import MODEL as MODEL
 
@@ -33,7 +31,7 @@ FAST = Backoff(base=0.05, max_delay=0.5, jitter=0.0)
 
 
 class GatewayApp:
-    """An ASGI app with one route, the gateway, whose connections the test can end."""
+    """Serves the gateway on each connection of a listener; the test can end them."""
 
     def __init__(self, service: Service, token: str | None, start_timeout: float = 30.0) -> None:
         self.service = service
@@ -52,28 +50,21 @@ class GatewayApp:
     def connections(self) -> int:
         return len(self._live)
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
-        elif self.held:
-            await receive()
-            await send({"type": "websocket.accept", "subprotocol": SUBPROTOCOL, "headers": []})
-            await send({"type": "websocket.close", "code": 1013, "reason": "held by the test"})
+    async def __call__(self, stream: trio.SocketStream) -> None:
+        if self.held:
+            upgraded = await upgrade(stream, b"")
+            if upgraded is not None:
+                await upgraded.wire.close_within(5.0, 1013, "held by the test")
         else:
-            await self._serve(scope, receive, send)
+            await self._serve(stream)
 
-    async def _serve(self, scope: Any, receive: Any, send: Any) -> None:
+    async def _serve(self, stream: trio.SocketStream) -> None:
         with trio.CancelScope() as cancel_scope:
             self._live.add(cancel_scope)
             self._notify()
             try:
                 await gateway_endpoint(
-                    self.service,
-                    self.token,
-                    scope,
-                    receive,
-                    send,
-                    start_timeout=self.start_timeout,
+                    self.service, self.token, stream, b"", start_timeout=self.start_timeout
                 )
             finally:
                 self._live.discard(cancel_scope)
@@ -88,7 +79,7 @@ class GatewayApp:
             await self._changed.wait()
 
     async def kill(self, *, hold: bool = False) -> None:
-        """End every open gateway connection now (hypercorn then closes it with 1011)."""
+        """End every open gateway connection now (its stream is closed: no close frame)."""
         self.held = hold
         for cancel_scope in list(self._live):
             cancel_scope.cancel()
@@ -98,25 +89,14 @@ class GatewayApp:
         self.held = False
 
 
-async def _lifespan(receive: Any, send: Any) -> None:
-    while True:
-        message = await receive()
-        await send({"type": message["type"] + ".complete"})
-        if message["type"] == "lifespan.shutdown":
-            return
-
-
 @contextlib.asynccontextmanager
 async def serving(service: Service, token: str | None = TOKEN) -> AsyncIterator[GatewayApp]:
     """``service``'s gateway on a free port for the body of the ``async with``."""
     app = GatewayApp(service, token)
-    config = hypercorn.config.Config()
-    config.bind = ["127.0.0.1:0"]
-    config.accesslog = None
-    config.errorlog = logging.getLogger("tests.gateway.server")
     async with trio.open_nursery() as nursery:
-        binds: list[str] = await nursery.start(functools.partial(hypercorn.trio.serve, app, config))
-        app.port = int(binds[0].rpartition(":")[2])
+        serve = functools.partial(trio.serve_tcp, app, 0, host="127.0.0.1")
+        listeners = await nursery.start(serve)
+        app.port = listeners[0].socket.getsockname()[1]
         yield app
         nursery.cancel_scope.cancel()
 

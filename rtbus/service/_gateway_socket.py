@@ -1,0 +1,119 @@
+"""The bus gateway's WebSocket, served straight off the socket (``GET /v1/bus``).
+
+The HTTP surface's door (``_http_door``) hands a connection whose request line asks for the
+bus here, with the bytes it read to tell; hypercorn never sees it. The upgrade runs on
+websockets' sans-IO ``ServerProtocol`` and the connection then on the same ``Wire`` as every
+client connection rtbus opens, so each frame costs what it costs the client: hypercorn's ASGI
+layers and wsproto cost the service two to three times more per gateway message
+(BENCHMARKS.md).
+
+Invariants:
+
+* The request head is read within ``HANDSHAKE_SECONDS`` and at most ``_HEAD_LIMIT`` bytes;
+  a request that is not a valid WebSocket upgrade gets websockets' 400 or 426 answer and the
+  connection closes. Nothing is logged at DEBUG: websockets would log the request's headers,
+  the bearer token among them.
+* The protocol is given the head alone: the bytes after it (the client's first frames) go to
+  the wire, which cuts frames from a frame boundary.
+* The stream is closed here whenever no wire is handed back.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Final
+
+import attrs
+import trio
+from websockets.http11 import Request
+from websockets.server import ServerProtocol
+from websockets.typing import Subprotocol
+
+from rtbus.gateway import SUBPROTOCOL
+from rtbus.transport import ConnectOptions, Wire
+
+__all__ = ["HANDSHAKE_SECONDS", "WIRE_OPTIONS", "Upgraded", "upgrade"]
+
+HANDSHAKE_SECONDS: Final = 10.0
+"""How long a client has to send its whole request head."""
+_HEAD_LIMIT: Final = 64 * 1024  # websockets' own limits (8 KiB lines, 128 headers) are below
+_RECEIVE: Final = 64 * 1024
+# What the wire takes: hypercorn's default message limit, which the gateway had before; a
+# request past ``Limits.max_frame_bytes`` below it gets an error frame, not a close.
+WIRE_OPTIONS: Final = ConnectOptions(max_message_size=16 * 1024 * 1024, message_queue_size=64)
+
+
+class _QuietLog(logging.LoggerAdapter[logging.Logger]):
+    """websockets' log without DEBUG, where it writes every request header."""
+
+    def isEnabledFor(self, level: int) -> bool:
+        return level > logging.DEBUG and super().isEnabledFor(level)
+
+
+_LOG: Final = _QuietLog(logging.getLogger("rtbus.gateway.socket"))
+
+
+@attrs.frozen
+class Upgraded:
+    """An accepted upgrade: the open wire, the request's headers (names in lower case, the
+    first of repeated ones) and the subprotocols it offered."""
+
+    wire: Wire
+    headers: Mapping[str, str]
+    offered: list[str]
+
+    @classmethod
+    def of(cls, wire: Wire, request: Request) -> Upgraded:
+        headers: dict[str, str] = {}
+        for name, value in request.headers.raw_items():
+            headers.setdefault(name.lower(), value)
+        offered = request.headers.get_all("Sec-WebSocket-Protocol")
+        return cls(wire, headers, [name.strip() for value in offered for name in value.split(",")])
+
+
+def _choose(protocol: ServerProtocol, offered: Sequence[Subprotocol]) -> Subprotocol | None:
+    # Accept without one rather than answer 400: the gateway then closes with 1002 and a
+    # reason a person can read (``gateway_endpoint``).
+    return Subprotocol(SUBPROTOCOL) if SUBPROTOCOL in offered else None
+
+
+async def upgrade(stream: trio.abc.Stream, early: bytes) -> Upgraded | None:
+    """Read the upgrade request (``early``: what was read of it already) and answer it: the
+    open wire, or None once the request was refused and the stream closed."""
+    protocol = ServerProtocol(select_subprotocol=_choose, max_size=None, logger=_LOG)
+    try:
+        with trio.move_on_after(HANDSHAKE_SECONDS):
+            taken = await _request(stream, protocol, bytearray(early))
+            if taken is not None:
+                request, rest = taken
+                response = protocol.accept(request)
+                protocol.send_response(response)
+                await stream.send_all(b"".join(protocol.data_to_send()))
+                if response.status_code == 101:
+                    protocol.max_size = WIRE_OPTIONS.max_message_size
+                    return Upgraded.of(Wire(stream, protocol, WIRE_OPTIONS, rest), request)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        pass
+    await trio.aclose_forcefully(stream)
+    return None
+
+
+async def _request(
+    stream: trio.abc.Stream, protocol: ServerProtocol, head: bytearray
+) -> tuple[Request, bytes] | None:
+    """The request and the bytes after its head; None (the refusal sent) if it is none."""
+    while (end := head.find(b"\r\n\r\n")) < 0 and len(head) <= _HEAD_LIMIT:
+        data = await stream.receive_some(_RECEIVE)
+        if not data:
+            return None
+        head += data
+    cut = len(head) if end < 0 else end + 4
+    protocol.receive_data(bytes(head[:cut]))
+    for event in protocol.events_received():
+        if isinstance(event, Request):
+            return event, bytes(head[cut:])
+    protocol.send_response(protocol.reject(400, "Failed to open a WebSocket connection: "
+                                           "did not receive a valid HTTP request.\n"))  # fmt: skip
+    await stream.send_all(b"".join(protocol.data_to_send()))
+    return None

@@ -1,0 +1,124 @@
+"""The HTTP surface's door: one port, and each new connection to the server that reads it.
+
+The first bytes of a connection are its request line. ``GET /v1/bus`` (then a space or a
+query) is the bus gateway's WebSocket, served straight off the socket (``_gateway_socket``);
+anything else goes to hypercorn, which reads those bytes first. So the gateway's hot path
+costs neither hypercorn's ASGI layers nor wsproto, which cost the service about as much per
+gateway message as the message's own frames (BENCHMARKS.md), and the HTTP surface stays one
+port, one address, one thing to deploy.
+
+Hypercorn has no public API for serving one connection: ``TCPServer`` is the connection
+handler of its trio worker (``hypercorn.trio.run.worker_serve``), built here as it builds it;
+pyproject.toml pins hypercorn's minor version for that.
+
+Invariants:
+
+* At most ``len(_BUS_LINE) + 1`` bytes decide, read within hypercorn's
+  ``keep_alive_timeout``; a connection that sends none in time is closed, as hypercorn
+  closes an idle one.
+* Every connection's stream is closed when its handler returns, and a handler's failure is
+  logged and costs its own connection only.
+* A ``/v1/bus`` upgrade that comes on a connection which already served a request reaches
+  hypercorn: ``_http`` refuses it, saying the bus wants a connection of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+import hypercorn.config
+import trio
+from hypercorn.app_wrappers import ASGIWrapper
+from hypercorn.trio.tcp_server import TCPServer
+from hypercorn.trio.worker_context import WorkerContext
+from hypercorn.typing import ASGIFramework
+
+__all__ = ["BUS_PATH", "Door"]
+
+logger = logging.getLogger("rtbus.http")
+
+BUS_PATH: Final = "/v1/bus"
+_BUS_LINE: Final = b"GET " + BUS_PATH.encode()
+_AFTER: Final = (b" ", b"?")  # what follows the path in the request line: the version, a query
+_RECEIVE: Final = 64 * 1024
+
+Handler = Callable[[trio.SocketStream, bytes], Awaitable[None]]
+
+
+class Door:
+    """Serves each connection of a listener: the bus's to ``bus``, the rest to ``app`` on
+    hypercorn (configured by ``config``)."""
+
+    def __init__(self, app: ASGIFramework, config: hypercorn.config.Config, bus: Handler) -> None:
+        self._app = ASGIWrapper(app)
+        self._config = config
+        self._context = WorkerContext(None)
+        self._bus = bus
+
+    async def __call__(self, stream: trio.SocketStream) -> None:
+        try:
+            first = await self._first_bytes(stream)
+            if first is not None and _for_bus(first):
+                await self._bus(stream, first)
+            elif first is not None:
+                replayed = _Replayed(stream, first)
+                await TCPServer(self._app, self._config, self._context, {}, replayed).run()  # type: ignore[arg-type]
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # The client went away.
+        except Exception:
+            logger.exception("a connection to the HTTP surface failed inside rtbus")
+        finally:
+            await trio.aclose_forcefully(stream)
+
+    async def _first_bytes(self, stream: trio.SocketStream) -> bytes | None:
+        """The first bytes, enough to tell whose the connection is; None if it ended (or said
+        nothing for ``keep_alive_timeout``) first."""
+        first = b""
+        with trio.move_on_after(self._config.keep_alive_timeout):
+            while _undecided(first):
+                data = await stream.receive_some(_RECEIVE)
+                if not data:
+                    return None
+                first += data
+            return first
+        return None
+
+
+def _undecided(first: bytes) -> bool:
+    return len(first) <= len(_BUS_LINE) and _BUS_LINE.startswith(first)
+
+
+def _for_bus(first: bytes) -> bool:
+    return first.startswith(_BUS_LINE) and first[len(_BUS_LINE) : len(_BUS_LINE) + 1] in _AFTER
+
+
+class _Replayed(trio.abc.HalfCloseableStream):
+    """A socket stream whose first bytes were read already: the first receive gives them
+    back. Hypercorn reads ``socket`` for the addresses."""
+
+    def __init__(self, stream: trio.SocketStream, first: bytes) -> None:
+        self._stream = stream
+        self._first = first
+        self.socket = stream.socket
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        if not self._first:
+            return bytes(await self._stream.receive_some(max_bytes))
+        await trio.lowlevel.checkpoint()
+        size = len(self._first) if max_bytes is None else max_bytes
+        data, self._first = self._first[:size], self._first[size:]
+        return data
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self._stream.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self._stream.wait_send_all_might_not_block()
+
+    async def send_eof(self) -> None:
+        await self._stream.send_eof()
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
