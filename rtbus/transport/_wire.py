@@ -178,16 +178,16 @@ class Wire:
         unfragmented, unmasked TEXT or BINARY frame goes to ``inbox`` here; every other frame
         goes whole to the protocol, which checks and handles it (control frames, fragments,
         masking: a client's frames must be masked, a server's must not), so the protocol is
-        always at a frame boundary. A header the protocol refuses (reserved bits, an unknown
+        always at a frame boundary. A header the protocol refuses as it reads it (an unknown
         opcode, the wrong masking for this side) or a frame over the size limit hands the
         protocol the rest at once: it fails the connection, without waiting for a length
-        that garbage made up.
+        that garbage made up. (Reserved bits it refuses only once the frame is whole.)
         """
         inbox, limit, end, pos = self.inbox, self._max_size, len(buffer), 0
         masked = self._masked_in
         while end - pos >= 2:
             first, second, start = buffer[pos], buffer[pos + 1], pos + 2
-            if second & 0x80 != masked or first & 0x70 or first & 0x0F not in _OPCODES:
+            if second & 0x80 != masked or first & 0x0F not in _OPCODES:
                 return self._to_protocol(buffer, pos, end, now)
             length = second & 0x7F
             if length >= 126:

@@ -321,3 +321,20 @@ def test_a_block_timeout_is_seconds_above_zero_up_to_the_limit(value: object) ->
 def test_a_block_timeout_within_the_limit_is_taken_as_seconds() -> None:
     frame = b'{"op": "subscribe", "req": 1, "sub": "a", "block_timeout": 2}'
     assert parse_request(frame, LIMITS) == Subscribe(req=1, sub="a", block_timeout=2.0)
+
+
+def test_an_event_frame_with_a_field_from_a_later_version_is_read() -> None:
+    frame = b'{"frame":"event","sub":"a","session_id":"s","seq":3,"type":"x.y","received_at":1.5,'
+    frame += b'"age":0.25,"lag":0,"shard":7,"event":{"type":"x.y"}}'
+    assert parse_server_frame(frame) == EventFrame(
+        sub="a", session_id="s", seq=3, type="x.y", received_at=1.5, age=0.25, lag=0,
+        event=b'{"type":"x.y"}',
+    )  # fmt: skip
+
+
+def test_an_event_frame_without_a_field_is_malformed_and_names_it() -> None:
+    frame = b'{"frame":"event","sub":"a","session_id":"s","seq":3,"type":"x.y","received_at":1.5,'
+    frame += b'"lag":0,"event":{"type":"x.y"}}'
+    with pytest.raises(WireError, match="'age'") as caught:
+        parse_server_frames(b'{"frame":"batch","sizes":[%d,2]}\n%s{}' % (len(frame), frame))
+    assert caught.value.code is ErrorCode.MALFORMED_FRAME
