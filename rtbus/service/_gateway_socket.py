@@ -11,8 +11,8 @@ Invariants:
 
 * The request head is read within ``HANDSHAKE_SECONDS`` and at most ``_HEAD_LIMIT`` bytes;
   a request that is not a valid WebSocket upgrade gets websockets' 400 or 426 answer and the
-  connection closes. Nothing is logged at DEBUG: websockets would log the request's headers,
-  the bearer token among them.
+  connection closes. websockets logs its warnings only: at DEBUG it would log the request's
+  headers, the bearer token among them.
 * The protocol is given the head alone: the bytes after it (the client's first frames) go to
   the wire, which cuts frames from a frame boundary.
 * The stream is closed here whenever no wire is handed back.
@@ -45,10 +45,11 @@ WIRE_OPTIONS: Final = ConnectOptions(max_message_size=16 * 1024 * 1024, message_
 
 
 class _QuietLog(logging.LoggerAdapter[logging.Logger]):
-    """websockets' log without DEBUG, where it writes every request header."""
+    """websockets' log, its warnings only: at DEBUG it writes every request header (the
+    token among them), at INFO a line per connection opened or refused."""
 
     def isEnabledFor(self, level: int) -> bool:
-        return level > logging.DEBUG and super().isEnabledFor(level)
+        return level >= logging.WARNING and super().isEnabledFor(level)
 
 
 _LOG: Final = _QuietLog(logging.getLogger("rtbus.gateway.socket"))
@@ -81,7 +82,9 @@ def _choose(protocol: ServerProtocol, offered: Sequence[Subprotocol]) -> Subprot
 async def upgrade(stream: trio.abc.Stream, early: bytes) -> Upgraded | None:
     """Read the upgrade request (``early``: what was read of it already) and answer it: the
     open wire, or None once the request was refused and the stream closed."""
-    protocol = ServerProtocol(select_subprotocol=_choose, max_size=None, logger=_LOG)
+    protocol = ServerProtocol(
+        select_subprotocol=_choose, max_size=WIRE_OPTIONS.max_message_size, logger=_LOG
+    )
     try:
         with trio.move_on_after(HANDSHAKE_SECONDS):
             taken = await _request(stream, protocol, bytearray(early))
@@ -91,7 +94,6 @@ async def upgrade(stream: trio.abc.Stream, early: bytes) -> Upgraded | None:
                 protocol.send_response(response)
                 await stream.send_all(b"".join(protocol.data_to_send()))
                 if response.status_code == 101:
-                    protocol.max_size = WIRE_OPTIONS.max_message_size
                     return Upgraded.of(Wire(stream, protocol, WIRE_OPTIONS, rest), request)
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass
@@ -103,7 +105,9 @@ async def _request(
     stream: trio.abc.Stream, protocol: ServerProtocol, head: bytearray
 ) -> tuple[Request, bytes] | None:
     """The request and the bytes after its head; None (the refusal sent) if it is none."""
-    while (end := head.find(b"\r\n\r\n")) < 0 and len(head) <= _HEAD_LIMIT:
+    searched = 0  # the head before this is known to hold no blank line: a dribbled head
+    while (end := head.find(b"\r\n\r\n", searched)) < 0 and len(head) <= _HEAD_LIMIT:
+        searched = max(0, len(head) - 3)  # costs one scan in all, not one per byte
         data = await stream.receive_some(_RECEIVE)
         if not data:
             return None
