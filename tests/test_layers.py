@@ -23,11 +23,11 @@ MAY_IMPORT: dict[str, set[str]] = {
     "redis": {"protocol", "bus", "_backoff", "_unwrapping"},
     "session": {"protocol", "transport", "actors", "bus", "_unwrapping"},
     "metrics": {"protocol", "bus", "session", "actors"},
-    "sim": {"protocol"},
+    "sim": {"protocol", "_replay"},
 }
 #: What may import anything above it (the assembly and the command).
 TOP = {"service", "cli"}
-SHARED = {"_backoff", "_unwrapping", "_emitter_overloads"}
+SHARED = {"_backoff", "_unwrapping", "_emitter_overloads", "_replay"}
 
 
 def _modules() -> Iterator[tuple[str, Path]]:

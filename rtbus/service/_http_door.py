@@ -35,6 +35,8 @@ from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ASGIFramework
 
+from rtbus._replay import ReplayStream
+
 __all__ = ["BUS_PATH", "Door"]
 
 logger = logging.getLogger("rtbus.http")
@@ -63,7 +65,7 @@ class Door:
             if first is not None and _for_bus(first):
                 await self._bus(stream, first)
             elif first is not None:
-                replayed = _Replayed(stream, first)
+                replayed = ReplayStream(stream, first)
                 await TCPServer(self._app, self._config, self._context, {}, replayed).run()  # type: ignore[arg-type]
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass  # The client went away.
@@ -92,33 +94,3 @@ def _undecided(first: bytes) -> bool:
 
 def _for_bus(first: bytes) -> bool:
     return first.startswith(_BUS_LINE) and first[len(_BUS_LINE) : len(_BUS_LINE) + 1] in _AFTER
-
-
-class _Replayed(trio.abc.HalfCloseableStream):
-    """A socket stream whose first bytes were read already: the first receive gives them
-    back. Hypercorn reads ``socket`` for the addresses."""
-
-    def __init__(self, stream: trio.SocketStream, first: bytes) -> None:
-        self._stream = stream
-        self._first = first
-        self.socket = stream.socket
-
-    async def receive_some(self, max_bytes: int | None = None) -> bytes:
-        if not self._first:
-            return bytes(await self._stream.receive_some(max_bytes))
-        await trio.lowlevel.checkpoint()
-        size = len(self._first) if max_bytes is None else max_bytes
-        data, self._first = self._first[:size], self._first[size:]
-        return data
-
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        await self._stream.send_all(data)
-
-    async def wait_send_all_might_not_block(self) -> None:
-        await self._stream.wait_send_all_might_not_block()
-
-    async def send_eof(self) -> None:
-        await self._stream.send_eof()
-
-    async def aclose(self) -> None:
-        await self._stream.aclose()

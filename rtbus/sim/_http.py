@@ -2,8 +2,9 @@
 
 The server reads each connection's first request head with h11. A WebSocket upgrade is handed
 to trio-websocket with the bytes already read put back in front of the stream
-(``ReplayStream``), so the handshake code sees the connection from its first byte; any other
-request is plain HTTP, answered here (keep-alive, one request at a time) by a ``handler``.
+(``rtbus._replay.ReplayStream``), so the handshake code sees the connection from its first
+byte; any other request is plain HTTP, answered here (keep-alive, one request at a time) by a
+``handler``.
 
 Why not a second server (hypercorn) on another port: the calls API and the WebSocket share
 one ``base_url`` in every client (``{base_url}/realtime/calls`` and ``{base_url}/realtime``),
@@ -31,7 +32,6 @@ __all__ = [
     "MAX_HEAD",
     "FrontDoor",
     "PlainRequest",
-    "ReplayStream",
     "Upgrade",
     "read_front_door",
     "serve_plain",
@@ -65,31 +65,6 @@ class Upgrade:
 
 FrontDoor = Upgrade | PlainRequest | None
 Handler = Callable[[PlainRequest], Awaitable[Reply]]
-
-
-class ReplayStream(trio.abc.Stream):
-    """``stream`` with ``prefix`` put back in front of what it receives."""
-
-    def __init__(self, stream: trio.SocketStream, prefix: bytes) -> None:
-        self.stream = stream
-        self._prefix = prefix
-
-    async def receive_some(self, max_bytes: int | None = None) -> bytes:
-        if self._prefix:
-            size = len(self._prefix) if max_bytes is None else max_bytes
-            chunk, self._prefix = self._prefix[:size], self._prefix[size:]
-            await trio.lowlevel.checkpoint()
-            return chunk
-        return await self.stream.receive_some(max_bytes)
-
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        await self.stream.send_all(data)
-
-    async def wait_send_all_might_not_block(self) -> None:
-        await self.stream.wait_send_all_might_not_block()
-
-    async def aclose(self) -> None:
-        await self.stream.aclose()
 
 
 async def read_front_door(stream: trio.SocketStream, connection: h11.Connection) -> FrontDoor:

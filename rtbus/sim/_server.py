@@ -27,6 +27,7 @@ import orjson
 import trio
 import trio_websocket
 
+from rtbus._replay import ReplayStream
 from rtbus.protocol import WebhookSecret, match_route
 
 from ._caller import HANGUP_CODE, HANGUP_REASON, Caller
@@ -38,7 +39,6 @@ from ._http import (
     MAX_HEAD,
     FrontDoor,
     PlainRequest,
-    ReplayStream,
     Upgrade,
     read_front_door,
     serve_plain,
