@@ -291,7 +291,7 @@ class _Forwarder:
             age = max(0.0, now - envelope.received_at)
             frame = encode_event(self.id, envelope, lag=lag, age=age)
             frames.append(frame)
-            size += len(frame[1])  # the event: the header's few dozen bytes do not count
+            size += len(frame[0]) + len(frame[1]) + 1  # the header, the event, the brace
         del self._held[: len(frames)]
         await connection.write(encode_batch(frames), frames=len(frames))
 
