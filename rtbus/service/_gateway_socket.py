@@ -39,6 +39,7 @@ HANDSHAKE_SECONDS: Final = 10.0
 """How long a client has to send its whole request head."""
 _HEAD_LIMIT: Final = 64 * 1024  # websockets' own limits (8 KiB lines, 128 headers) are below
 _RECEIVE: Final = 64 * 1024
+_UNREADABLE: Final = "Failed to open a WebSocket connection: not a valid HTTP/1.1 request.\n"
 # What the wire takes: hypercorn's default message limit, which the gateway had before; a
 # request past ``Limits.max_frame_bytes`` below it gets an error frame, not a close.
 WIRE_OPTIONS: Final = ConnectOptions(max_message_size=16 * 1024 * 1024, message_queue_size=64)
@@ -117,7 +118,7 @@ async def _request(
     for event in protocol.events_received():
         if isinstance(event, Request):
             return event, bytes(head[cut:])
-    protocol.send_response(protocol.reject(400, "Failed to open a WebSocket connection: "
-                                           "did not receive a valid HTTP request.\n"))  # fmt: skip
-    await stream.send_all(b"".join(protocol.data_to_send()))
+    # Not a request websockets can read (too long, malformed, not HTTP/1.1): its parser has
+    # ended the connection, so the answer is written here.
+    await stream.send_all(protocol.reject(400, _UNREADABLE).serialize())
     return None

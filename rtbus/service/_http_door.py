@@ -1,8 +1,9 @@
 """The HTTP surface's door: one port, and each new connection to the server that reads it.
 
-The first bytes of a connection are its request line. ``GET /v1/bus`` (then a space or a
-query) is the bus gateway's WebSocket, served straight off the socket (``_gateway_socket``);
-anything else goes to hypercorn, which reads those bytes first. So the gateway's hot path
+The first bytes of a connection are its request line. A ``GET`` of ``/v1/bus`` (as hypercorn
+would route it: the method in any case, the path percent-decoded, a query or not) is the bus
+gateway's WebSocket, served straight off the socket (``_gateway_socket``); anything else goes
+to hypercorn, which reads those bytes first. So the gateway's hot path
 costs neither hypercorn's ASGI layers nor wsproto, which cost the service about as much per
 gateway message as the message's own frames (BENCHMARKS.md), and the HTTP surface stays one
 port, one address, one thing to deploy.
@@ -13,9 +14,9 @@ pyproject.toml pins hypercorn's minor version for that.
 
 Invariants:
 
-* At most ``len(_BUS_LINE) + 1`` bytes decide, read within hypercorn's
-  ``keep_alive_timeout``; a connection that sends none in time is closed, as hypercorn
-  closes an idle one.
+* The request line decides, read within hypercorn's ``keep_alive_timeout`` (a connection
+  that has not sent it by then is closed, as hypercorn closes an idle one) and up to
+  ``_LINE_LIMIT`` bytes (a longer one is hypercorn's to refuse).
 * Every connection's stream is closed when its handler returns, and a handler's failure is
   logged and costs its own connection only.
 * A ``/v1/bus`` upgrade that comes on a connection which already served a request reaches
@@ -27,6 +28,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Final
+from urllib.parse import unquote, urlsplit
 
 import hypercorn.config
 import trio
@@ -42,8 +44,7 @@ __all__ = ["BUS_PATH", "Door"]
 logger = logging.getLogger("rtbus.http")
 
 BUS_PATH: Final = "/v1/bus"
-_BUS_LINE: Final = b"GET " + BUS_PATH.encode()
-_AFTER: Final = (b" ", b"?")  # what follows the path in the request line: the version, a query
+_LINE_LIMIT: Final = 8 * 1024
 _RECEIVE: Final = 64 * 1024
 
 Handler = Callable[[trio.SocketStream, bytes], Awaitable[None]]
@@ -75,11 +76,12 @@ class Door:
             await trio.aclose_forcefully(stream)
 
     async def _first_bytes(self, stream: trio.SocketStream) -> bytes | None:
-        """The first bytes, enough to tell whose the connection is; None if it ended (or said
-        nothing for ``keep_alive_timeout``) first."""
-        first = b""
+        """The bytes read until the request line is whole (or ``_LINE_LIMIT`` bytes); None
+        if the connection ended, or said nothing for ``keep_alive_timeout``, first."""
+        first, searched = b"", 0
         with trio.move_on_after(self._config.keep_alive_timeout):
-            while _undecided(first):
+            while first.find(b"\n", searched) < 0 and len(first) <= _LINE_LIMIT:
+                searched = len(first)
                 data = await stream.receive_some(_RECEIVE)
                 if not data:
                     return None
@@ -88,9 +90,9 @@ class Door:
         return None
 
 
-def _undecided(first: bytes) -> bool:
-    return len(first) <= len(_BUS_LINE) and _BUS_LINE.startswith(first)
-
-
 def _for_bus(first: bytes) -> bool:
-    return first.startswith(_BUS_LINE) and first[len(_BUS_LINE) : len(_BUS_LINE) + 1] in _AFTER
+    """Whether the request line asks for the bus: as hypercorn reads it, so a request it would
+    route to ``/v1/bus`` never reaches it on a fresh connection."""
+    method, _, rest = first.partition(b"\n")[0].partition(b" ")
+    target = rest.partition(b" ")[0].decode("latin-1")
+    return method.upper() == b"GET" and unquote(urlsplit(target).path) == BUS_PATH

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable
+from contextlib import suppress
 from typing import Final, cast
 
 import attrs
@@ -181,9 +182,10 @@ class Wire:
         always at a frame boundary. A header the protocol refuses as it reads it (an unknown
         opcode, the wrong masking for this side) or a frame over the size limit hands the
         protocol the rest at once: it fails the connection, without waiting for a length
-        that garbage made up. (Reserved bits it refuses only once the frame is whole.)
+        that garbage made up. (Reserved bits it refuses only once the frame is whole.) The
+        limit is the message's: a fragment counts what came before it.
         """
-        inbox, limit, end, pos = self.inbox, self._max_size, len(buffer), 0
+        inbox, limit, end, pos = self.inbox, self._room(), len(buffer), 0
         masked = self._masked_in
         while end - pos >= 2:
             first, second, start = buffer[pos], buffer[pos + 1], pos + 2
@@ -205,10 +207,17 @@ class Wire:
             if (first == 0x81 or first == 0x82) and not masked and not self._fragments:
                 if not self.closing:
                     inbox.append((bytes(buffer[start:stop]), first == 0x81, now))
-            elif self._to_protocol(buffer, pos, stop, now) == end:
-                return end
+            else:
+                if self._to_protocol(buffer, pos, stop, now) == end:
+                    return end
+                limit = self._room()
             pos = stop
         return pos
+
+    def _room(self) -> int:
+        """The largest frame the next may be: inside a fragmented message, what the size
+        limit leaves of it, so a fragment that would take it over is refused at its header."""
+        return self._max_size - (self._protocol.cur_size or 0)
 
     def _to_protocol(self, buffer: bytes | bytearray, pos: int, stop: int, now: float) -> int:
         """Hand ``buffer[pos:stop]`` to the protocol and handle what it made of it; ``stop``,
@@ -334,7 +343,8 @@ class Wire:
         seconds (shielded: an owner being cancelled still says goodbye, briefly), then the
         stream. Whoever else reads meanwhile sees the end."""
         self.record(CloseStatus(code, reason))
-        with trio.move_on_after(grace, shield=True):
+        # A peer gone already (the close frame finds the stream broken) is no one to wait for.
+        with trio.move_on_after(grace, shield=True), suppress(ConnectionClosedError):
             await self.close_handshake(code, reason)
         await self.abort()
 
