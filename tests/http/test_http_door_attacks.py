@@ -240,8 +240,8 @@ async def test_a_client_that_sends_nothing_is_closed_after_keep_alive_timeout(
 async def test_a_bus_line_that_stops_before_it_decides_is_closed_after_keep_alive_timeout(
     api: Api, autojump_clock: trio.testing.MockClock
 ) -> None:
-    # "GET /v1/bus" could still be "GET /v1/busy": the door waits for one more byte, not for
-    # ever.
+    # "GET /v1/bus" could still be "GET /v1/busy": the door waits for the whole request line,
+    # not for ever.
     async with await Peer.open(api) as peer:
         start = trio.current_time()
         await peer.send(b"GET /v1/bus")
