@@ -101,7 +101,10 @@ _GATHER_SECONDS: Final = 0.0005  # the longest a gathered batch's first envelope
 _POLICY_VIOLATION: Final = 1008
 _PROTOCOL_ERROR: Final = 1002
 _GOING_AWAY: Final = 1001
-_CLOSE_GRACE: Final = 5.0  # how long our close frame waits for the client's answer
+# How long our close frame waits for the client's answer: it has the frame; the wait only
+# lets the close be clean (and a refused client is held no longer than that).
+_CLOSE_GRACE: Final = 1.0
+_SHUTTING_DOWN: Final = "the service is shutting down"
 
 
 class GatewayCounts:
@@ -186,6 +189,10 @@ async def gateway_endpoint(
         finally:
             counts.connections -= 1
     finally:
+        # The service stopping (it drains, then its HTTP surface is cancelled) says so, even
+        # to a connection without a subscription or whose forwarder had no time to.
+        if service.draining and not wire.done:
+            await wire.close_within(_CLOSE_GRACE, _GOING_AWAY, _SHUTTING_DOWN)
         await wire.abort()
 
 
@@ -211,7 +218,9 @@ class _Forwarder:
         self.scope = trio.CancelScope()
         self._credit = credit
         self._more = trio.Event()
-        self._stopped = False
+        self._stopped = False  # the subscription was cut (or closed)
+        self._stopping = False  # unsubscribed: stop after the message being written
+        self._writing = False
         # Envelopes taken from the subscription, with their lag, and not yet written.
         self._held: list[tuple[Envelope, int]] = []
 
@@ -223,6 +232,13 @@ class _Forwarder:
     def grant(self, n: int) -> None:
         self._credit += n
         self._more.set()
+
+    def stop(self) -> None:
+        """Stop forwarding: at once, or once the message being written is out (cut short,
+        a write would abort the whole connection)."""
+        self._stopping = True
+        if not self._writing:
+            self.scope.cancel()
 
     async def run(self, connection: _Connection) -> None:
         with self.scope:
@@ -238,7 +254,7 @@ class _Forwarder:
                 error = WireError(_CUT_CODES[type(exc)], str(exc), sub=self.id)
                 await connection.error(error, dropped=exc.dropped)
             except trio.EndOfChannel:
-                await connection.going_away("the service is shutting down")
+                await connection.going_away(_SHUTTING_DOWN)
             except trio.ClosedResourceError:
                 return  # unsubscribed while it waited for envelopes
 
@@ -270,13 +286,20 @@ class _Forwarder:
         self._credit -= len(taken)
         # Unsubscribed while gathering: what it holds is not written (nor counted delivered).
         await trio.lowlevel.checkpoint_if_cancelled()
-        # Each message's write is shielded: hypercorn finishes a send it began anyway (a half
-        # frame would corrupt the connection). Between messages an unsubscribe stops the rest:
-        # its answer follows the message on its way (the write lock is FIFO), and nothing
-        # of this subscription follows its answer.
-        while self._held and not self.scope.cancel_called:
-            with trio.CancelScope(shield=True):
+        # Between messages an unsubscribe stops the rest (``stop``): its answer follows the
+        # message on its way (the write lock is FIFO), and nothing of this subscription
+        # follows its answer. The connection ending (the service stopping) cancels a write
+        # midway, and the wire then aborts the stream: a client that stopped reading holds
+        # nothing up.
+        while self._held and not self._stopping:
+            self._writing = True
+            try:
                 await self._write_some(connection)
+            finally:
+                self._writing = False
+        if self._stopping:
+            self.scope.cancel()
+            await trio.lowlevel.checkpoint()
 
     async def _write_some(self, connection: _Connection) -> None:
         """Write one message of held frames, built now (an event's age runs until it is
@@ -291,7 +314,7 @@ class _Forwarder:
             age = max(0.0, now - envelope.received_at)
             frame = encode_event(self.id, envelope, lag=lag, age=age)
             frames.append(frame)
-            size += len(frame[0]) + len(frame[1]) + 1  # the header, the event, the brace
+            size += sum(map(len, frame))
         del self._held[: len(frames)]
         await connection.write(encode_batch(frames), frames=len(frames))
 
@@ -468,7 +491,7 @@ class _Connection:
             del self._subscriptions[forwarder.id]
         forwarder.subscription.close()
         if cancel:
-            forwarder.scope.cancel()
+            forwarder.stop()
 
     async def _list_sessions(self, request: ListSessions) -> None:
         await self._answer(request, _list)

@@ -33,6 +33,8 @@ from websockets.typing import Subprotocol
 from rtbus.gateway import SUBPROTOCOL
 from rtbus.transport import ConnectOptions, Wire
 
+from ._http_wire import header_map
+
 __all__ = ["HANDSHAKE_SECONDS", "WIRE_OPTIONS", "Upgraded", "upgrade"]
 
 HANDSHAKE_SECONDS: Final = 10.0
@@ -62,14 +64,15 @@ class Upgraded:
     first of repeated ones) and the subprotocols it offered."""
 
     wire: Wire
-    headers: Mapping[str, str]
+    headers: Mapping[str, str] = attrs.field(repr=False)  # the bearer token among them
     offered: list[str]
 
     @classmethod
     def of(cls, wire: Wire, request: Request) -> Upgraded:
-        headers: dict[str, str] = {}
-        for name, value in request.headers.raw_items():
-            headers.setdefault(name.lower(), value)
+        # As the HTTP surface reads headers (latin-1): websockets keeps a byte it cannot
+        # decode as a surrogate, which no check could encode back.
+        raw = request.headers.raw_items()
+        headers = header_map((n.encode(), v.encode("ascii", "surrogateescape")) for n, v in raw)
         offered = request.headers.get_all("Sec-WebSocket-Protocol")
         return cls(wire, headers, [name.strip() for value in offered for name in value.split(",")])
 

@@ -12,10 +12,11 @@ WebSocket beside it, straight off the socket (``_http_door`` tells them apart).
 
 A hand-written ASGI application around one routing table (``_http_routes``): a request is
 routed (404/405), admitted (401 without the token, 503 once the service drains), its body
-read within the limit (413) and parsed (415, 400), then handled. Every answer is counted in
-``rtbus_http_requests_total`` by route template. Hypercorn's access log is off and its error
-log goes to the ``rtbus.http.server`` logger, so nothing it prints carries a header; the
-surface itself logs one debug line per request, without headers.
+read within the limit (413) and parsed (415, 400), then handled. Every answer it gives is
+counted in ``rtbus_http_requests_total`` by route template (the gateway's own answers to a
+bad upgrade, 400 and 426, are not: it is not an HTTP route). Hypercorn's access log is off
+and its error log goes to the ``rtbus.http.server`` logger, so nothing it prints carries a
+header; the surface itself logs one debug line per request, without headers.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ __all__ = ["HttpAddress", "HttpConfig", "serve_http"]
 logger = logging.getLogger("rtbus.http")
 
 _MIB: Final = 1024 * 1024
+_BACKLOG: Final = 100  # hypercorn's
 
 
 def _redacted(value: str | None) -> str:
@@ -144,12 +146,29 @@ async def serve_http(
     )
     door = Door(app, _hypercorn_config(), bus)
     try:
-        listeners = await trio.open_tcp_listeners(config.port, host=config.host)
+        listener = await _listen(config.host, config.port)
         async with trio.open_nursery() as nursery:
-            await nursery.start(trio.serve_listeners, door, listeners)
-            task_status.started(_address(listeners[0]))
+            await nursery.start(trio.serve_listeners, door, [listener])
+            task_status.started(_address(listener))
     finally:
         registry.unregister(app.counts)
+
+
+async def _listen(host: str, port: int) -> trio.SocketListener:
+    """One listening socket, as hypercorn made it: IPv6 when the host has a colon (``::``
+    takes IPv4 too), IPv4 otherwise, so a name is one address and port 0 one port."""
+    ipv6 = ":" in host
+    sock = trio.socket.socket(trio.socket.AF_INET6 if ipv6 else trio.socket.AF_INET)
+    try:
+        sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_REUSEADDR, 1)
+        if ipv6:
+            sock.setsockopt(trio.socket.IPPROTO_IPV6, trio.socket.IPV6_V6ONLY, 0)
+        await sock.bind((host, port))
+        sock.listen(_BACKLOG)
+    except BaseException:
+        sock.close()
+        raise
+    return trio.SocketListener(sock)
 
 
 def _hypercorn_config() -> hypercorn.config.Config:

@@ -26,13 +26,17 @@ import trio
 import trio.testing
 from http_support import TOKEN, Api, serving
 from support.events import ev
+from websockets.datastructures import Headers
 from websockets.frames import OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, Frame
+from websockets.http11 import Request
 from websockets.protocol import Protocol, Side, State
+from websockets.server import ServerProtocol
 
 from rtbus.gateway import SUBPROTOCOL
-from rtbus.service import Service
-from rtbus.service._gateway import gateway_counts
-from rtbus.service._gateway_socket import HANDSHAKE_SECONDS, WIRE_OPTIONS
+from rtbus.service import HttpConfig, Service, serve_http
+from rtbus.service._gateway import _CLOSE_GRACE, gateway_counts
+from rtbus.service._gateway_socket import HANDSHAKE_SECONDS, WIRE_OPTIONS, Upgraded
+from rtbus.transport import Wire
 
 KEEP_ALIVE = hypercorn.config.Config().keep_alive_timeout
 MAX_MESSAGE = WIRE_OPTIONS.max_message_size
@@ -714,7 +718,7 @@ async def test_a_refused_client_that_hangs_up_at_once_logs_no_error(
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
-async def test_a_refused_client_that_never_answers_the_close_is_dropped_after_5_s(
+async def test_a_refused_client_that_never_answers_the_close_is_dropped_after_the_grace(
     api: Api, autojump_clock: trio.testing.MockClock
 ) -> None:
     async with await Peer.open(api) as peer:
@@ -722,7 +726,7 @@ async def test_a_refused_client_that_never_answers_the_close_is_dropped_after_5_
         await peer.send(upgrade_head(token=WRONG))
         await peer.upgraded()
         assert await peer.close(answer=False) == (1008, "the bearer token is not valid")
-        assert trio.current_time() - start == pytest.approx(5.0)
+        assert trio.current_time() - start == pytest.approx(_CLOSE_GRACE)
 
 
 # -- secrets -----------------------------------------------------------------------------------
@@ -754,3 +758,66 @@ async def test_no_log_line_carries_a_token_sent(
     assert caplog.records, "the surface logs something at DEBUG"
     assert TOKEN not in caplog.text
     assert WRONG not in caplog.text
+
+
+# -- what the review found ---------------------------------------------------------------------
+
+
+async def test_a_token_with_a_byte_beyond_ascii_is_refused_with_1008_and_logs_no_error(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    head = upgrade_head(token=None).replace(
+        b"\r\n\r\n", b"\r\nAuthorization: Bearer t\xe9st\r\n\r\n"
+    )
+    async with await Peer.open(api) as peer:
+        await peer.send(head)
+        await peer.upgraded()
+        assert await peer.close() == (1008, "the bearer token is not valid")
+    await trio.testing.wait_all_tasks_blocked()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+async def test_an_upgrades_repr_never_shows_the_token() -> None:
+    request = Request("/v1/bus", Headers([("Authorization", f"Bearer {TOKEN}")]))
+    wire = Wire(trio.testing.memory_stream_pair()[0], ServerProtocol(), WIRE_OPTIONS)
+    assert TOKEN not in repr(Upgraded.of(wire, request))
+
+
+async def test_the_any_address_of_ipv6_serves_ipv4_too(service: Service) -> None:
+    async with serving(service, HttpConfig(host="::", port=0, token=TOKEN)) as api:
+        assert api.address.host == "::"
+        await healthy(api)  # over 127.0.0.1
+
+
+async def test_a_draining_service_closes_every_gateway_connection_with_1001(
+    service: Service,
+) -> None:
+    # As ``rtbus serve`` stops: the service drains, then its HTTP surface is cancelled at
+    # once. A connection with no subscription has no forwarder to say it: the endpoint does.
+    async with trio.open_nursery() as nursery:
+        address = await nursery.start(serve_http, service, HttpConfig(port=0, token=TOKEN))
+        peer = await bus_peer(Api(address))
+        await service.aclose()
+        nursery.cancel_scope.cancel()
+    async with peer:
+        assert await peer.close() == (1001, "the service is shutting down")
+
+
+async def test_a_client_that_stopped_reading_holds_no_shutdown_up(service: Service) -> None:
+    # Its socket full, a forwarder is stuck writing to it: cancelling the surface must
+    # abort that write (the wire then aborts the stream), not wait for a reader that never
+    # comes.
+    with trio.fail_after(30):  # without the fix, the surface's cancellation never ends
+        async with trio.open_nursery() as nursery:
+            address = await nursery.start(serve_http, service, HttpConfig(port=0, token=TOKEN))
+            peer = await bus_peer(Api(address))
+            peer.stream.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            subscribe = {"op": "subscribe", "req": 2, "sub": "a", "types": ["test.*"]}
+            await peer.send(masked(OP_TEXT, orjson.dumps(subscribe | {"credit": 1000})))
+            assert (await peer.message())["req"] == 2
+            raw = orjson.dumps({"type": "test.big", "delta": "A" * 60_000})
+            for _ in range(64):  # megabytes: far more than both sockets' buffers hold
+                service.bus.publish_nowait("s1", "test.big", ev(), received_at=0.0, raw=raw)
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.cancel_scope.cancel()
+    await trio.aclose_forcefully(peer.stream)
