@@ -513,8 +513,12 @@ GATEWAY = Row(
         ),
         Panel(
             "Gateway errors",
-            "Error frames the gateway sent, by code.",
-            (Query(rate("rtbus_gateway_errors_total", "code"), "{{code}}"),),
+            "Error frames the gateway sent, by code, and connections it refused before "
+            "serving them, by reason (a bad upgrade, the token, the version).",
+            (
+                Query(rate("rtbus_gateway_errors_total", "code"), "{{code}}"),
+                Query(rate("rtbus_gateway_refused_total", "reason"), "refused: {{reason}}"),
+            ),
             unit="ops",
         ),
         Panel(

@@ -107,18 +107,28 @@ _CLOSE_GRACE: Final = 1.0
 _SHUTTING_DOWN: Final = "the service is shutting down"
 
 
+REFUSALS: Final = ("bad_request", "not_an_upgrade", "token", "subprotocol")
+"""Why a gateway connection was refused: its upgrade was answered 400 (not a valid HTTP/1.1
+upgrade) or 426 (not an upgrade); it was closed with 1008 (the token) or 1002 (the version)."""
+_REFUSED_UPGRADES: Final = {400: "bad_request", 426: "not_an_upgrade"}
+_REFUSED_CLOSES: Final = {_POLICY_VIOLATION: "token", _PROTOCOL_ERROR: "subprotocol"}
+
+
 class GatewayCounts:
     """The gateway's metrics, a prometheus_client collector on the service's registry:
     ``rtbus_gateway_connections``, ``rtbus_gateway_frames_total{direction}``,
     ``rtbus_gateway_messages_sent_total`` (WebSocket messages: a batch of frames is one, and a
-    gathered batch of about 128 KiB or more is several) and
-    ``rtbus_gateway_errors_total{code}`` (``code`` is an ``ErrorCode``: bounded)."""
+    gathered batch of about 128 KiB or more is several),
+    ``rtbus_gateway_errors_total{code}`` (``code`` is an ``ErrorCode``: bounded) and
+    ``rtbus_gateway_refused_total{reason}`` (connections refused before they were served;
+    ``reason`` is one of ``REFUSALS``)."""
 
     def __init__(self) -> None:
         self.connections = 0
         self.frames: Counter[str] = Counter({"in": 0, "out": 0})
         self.messages_sent = 0
         self.errors: Counter[str] = Counter()
+        self.refused: Counter[str] = Counter(dict.fromkeys(REFUSALS, 0))
 
     def describe(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         return self.collect()
@@ -144,6 +154,14 @@ class GatewayCounts:
         for code, count in sorted(self.errors.items()):
             errors.add_metric((code,), count)
         yield errors
+        refused = CounterMetricFamily(
+            "rtbus_gateway_refused",
+            "Bus gateway connections refused before they were served, by reason.",
+            labels=("reason",),
+        )
+        for reason, count in sorted(self.refused.items()):
+            refused.add_metric((reason,), count)
+        yield refused
 
 
 _COUNTS: weakref.WeakKeyDictionary[Service, GatewayCounts] = weakref.WeakKeyDictionary()
@@ -171,8 +189,11 @@ async def gateway_endpoint(
     already) until the client or the service ends it; the stream is closed when it returns.
     ``start_timeout`` bounds how long ``open_session`` waits for the session to be ready, as
     ``HttpConfig.session_start_timeout`` does for ``POST /v1/sessions``."""
+    counts = gateway_counts(service)
     upgraded = await upgrade(stream, early)
-    if upgraded is None:
+    if not isinstance(upgraded, Upgraded):
+        if upgraded is not None:
+            counts.refused[_REFUSED_UPGRADES.get(upgraded.status, "bad_request")] += 1
         return
     wire = upgraded.wire
     try:
@@ -180,9 +201,9 @@ async def gateway_endpoint(
         if refusal is not None:
             code, reason = refusal
             logger.info("gateway connection refused: %s", reason)
+            counts.refused[_REFUSED_CLOSES[code]] += 1
             await wire.close_within(_CLOSE_GRACE, code, reason)
             return
-        counts = gateway_counts(service)
         counts.connections += 1
         try:
             await _Connection(service, wire, counts, start_timeout).serve()

@@ -35,7 +35,7 @@ from rtbus.transport import ConnectOptions, Wire
 
 from ._http_wire import header_map
 
-__all__ = ["HANDSHAKE_SECONDS", "WIRE_OPTIONS", "Upgraded", "upgrade"]
+__all__ = ["HANDSHAKE_SECONDS", "WIRE_OPTIONS", "Refused", "Upgraded", "upgrade"]
 
 HANDSHAKE_SECONDS: Final = 10.0
 """How long a client has to send its whole request head."""
@@ -77,38 +77,52 @@ class Upgraded:
         return cls(wire, headers, [name.strip() for value in offered for name in value.split(",")])
 
 
+@attrs.frozen
+class Refused:
+    """An upgrade answered with ``status`` (400: not a valid HTTP/1.1 upgrade; 426: not an
+    upgrade at all), its connection closed."""
+
+    status: int
+
+
 def _choose(protocol: ServerProtocol, offered: Sequence[Subprotocol]) -> Subprotocol | None:
     # Accept without one rather than answer 400: the gateway then closes with 1002 and a
     # reason a person can read (``gateway_endpoint``).
     return Subprotocol(SUBPROTOCOL) if SUBPROTOCOL in offered else None
 
 
-async def upgrade(stream: trio.abc.Stream, early: bytes) -> Upgraded | None:
+async def upgrade(stream: trio.abc.Stream, early: bytes) -> Upgraded | Refused | None:
     """Read the upgrade request (``early``: what was read of it already) and answer it: the
-    open wire, or None once the request was refused and the stream closed."""
+    open wire; or, its stream closed, how it was refused, or None if the client went away
+    (or ran out of time) before its request was whole."""
     protocol = ServerProtocol(
         select_subprotocol=_choose, max_size=WIRE_OPTIONS.max_message_size, logger=_LOG
     )
+    outcome: Refused | None = None
     try:
         with trio.move_on_after(HANDSHAKE_SECONDS):
             taken = await _request(stream, protocol, bytearray(early))
-            if taken is not None:
+            if isinstance(taken, Refused):
+                outcome = taken
+            elif taken is not None:
                 request, rest = taken
                 response = protocol.accept(request)
                 protocol.send_response(response)
+                outcome = Refused(response.status_code)
                 await stream.send_all(b"".join(protocol.data_to_send()))
                 if response.status_code == 101:
                     return Upgraded.of(Wire(stream, protocol, WIRE_OPTIONS, rest), request)
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass
     await trio.aclose_forcefully(stream)
-    return None
+    return outcome
 
 
 async def _request(
     stream: trio.abc.Stream, protocol: ServerProtocol, head: bytearray
-) -> tuple[Request, bytes] | None:
-    """The request and the bytes after its head; None (the refusal sent) if it is none."""
+) -> tuple[Request, bytes] | Refused | None:
+    """The request and the bytes after its head; a refusal (sent) if it is none; None if
+    the stream ended before the head did."""
     searched = 0  # the head before this is known to hold no blank line: a dribbled head
     while (end := head.find(b"\r\n\r\n", searched)) < 0 and len(head) <= _HEAD_LIMIT:
         searched = max(0, len(head) - 3)  # costs one scan in all, not one per byte
@@ -123,5 +137,6 @@ async def _request(
             return event, bytes(head[cut:])
     # Not a request websockets can read (too long, malformed, not HTTP/1.1): its parser has
     # ended the connection, so the answer is written here.
-    await stream.send_all(protocol.reject(400, _UNREADABLE).serialize())
-    return None
+    refused = Refused(400)
+    await stream.send_all(protocol.reject(refused.status, _UNREADABLE).serialize())
+    return refused

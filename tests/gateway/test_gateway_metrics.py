@@ -15,6 +15,7 @@ from support.http_client import request
 
 from rtbus.gateway import GatewayConnectionError, connect
 from rtbus.service import HttpAddress, HttpConfig, Service, serve_http
+from rtbus.service._gateway import REFUSALS
 
 
 def samples(service: Service) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -70,6 +71,43 @@ async def test_the_gateway_metrics_show_at_the_first_scrape(http: HttpAddress) -
     }
     assert frames == {"in": 0, "out": 0}
     assert families["rtbus_gateway_errors"].type == "counter"
+    refused = {s.labels["reason"]: s.value for s in families["rtbus_gateway_refused"].samples}
+    assert refused == dict.fromkeys(REFUSALS, 0)
+
+
+async def refused_after(http: HttpAddress, head: bytes) -> dict[str, float]:
+    """Send ``head`` on a connection of its own, read until the service is done with it;
+    the refusals counted then."""
+    async with await trio.open_tcp_stream("127.0.0.1", http.port) as stream:
+        await stream.send_all(head)
+        while await stream.receive_some():
+            pass  # the answer, then the end (a refused upgrade's close frame, answered or not)
+    response = await request(http.url, "GET", "/metrics")
+    families = {f.name: f for f in text_string_to_metric_families(response.body.decode())}
+    return {s.labels["reason"]: s.value for s in families["rtbus_gateway_refused"].samples}
+
+
+UPGRADE = (
+    b"GET /v1/bus HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: MDEyMzQ1Njc4OWFiY2RlZg==\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("head", "reason"),
+    [
+        (b"GET /v1/bus HTTP/1.1\r\nHost: x\r\n\r\n", "not_an_upgrade"),
+        (b"GET /v1/bus HTTP/1.1\r\nNo colon here\r\n\r\n", "bad_request"),
+        (UPGRADE + b"Authorization: Bearer wrong\r\n\r\n", "token"),
+        (UPGRADE + f"Authorization: Bearer {TOKEN}\r\n".encode()
+         + b"Sec-WebSocket-Protocol: chat\r\n\r\n", "subprotocol"),
+    ],
+)  # fmt: skip
+async def test_a_refused_connection_is_counted_by_its_reason(
+    http: HttpAddress, head: bytes, reason: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    # autojump_clock: a refused upgrade's close waits a grace for an answer this never sends.
+    assert await refused_after(http, head) == dict.fromkeys(REFUSALS, 0) | {reason: 1}
 
 
 async def test_the_http_surface_serves_the_gateway_at_v1_bus(
