@@ -22,7 +22,7 @@ from rtbus.bus import Envelope
 from rtbus.gateway import SUBPROTOCOL, RemoteBus, RemoteSubscription, connect
 from rtbus.service import Service
 from rtbus.service._gateway import gateway_endpoint
-from rtbus.service._gateway_socket import upgrade
+from rtbus.service._gateway_socket import Upgraded, upgrade
 from support.events import ev
 from support.upstream import MODEL as MODEL
 
@@ -53,7 +53,7 @@ class GatewayApp:
     async def __call__(self, stream: trio.SocketStream) -> None:
         if self.held:
             upgraded = await upgrade(stream, b"")
-            if upgraded is not None:
+            if isinstance(upgraded, Upgraded):
                 await upgraded.wire.close_within(5.0, 1013, "held by the test")
         else:
             await self._serve(stream)
