@@ -137,31 +137,31 @@ class GatewayCounts:
         yield GaugeMetricFamily(
             "rtbus_gateway_connections", "Bus gateway connections open now.", self.connections
         )
-        frames = CounterMetricFamily(
-            "rtbus_gateway_frames", "Bus gateway frames, by direction.", labels=("direction",)
+        yield _by(
+            "direction", self.frames, "rtbus_gateway_frames", "Bus gateway frames, by direction."
         )
-        for direction, count in sorted(self.frames.items()):
-            frames.add_metric((direction,), count)
-        yield frames
         yield CounterMetricFamily(
             "rtbus_gateway_messages_sent",
             "Bus gateway WebSocket messages sent; a batch of frames is one.",
             self.messages_sent,
         )
-        errors = CounterMetricFamily(
-            "rtbus_gateway_errors", "Bus gateway error frames sent, by code.", labels=("code",)
+        yield _by(
+            "code", self.errors, "rtbus_gateway_errors", "Bus gateway error frames sent, by code."
         )
-        for code, count in sorted(self.errors.items()):
-            errors.add_metric((code,), count)
-        yield errors
-        refused = CounterMetricFamily(
+        yield _by(
+            "reason",
+            self.refused,
             "rtbus_gateway_refused",
             "Bus gateway connections refused before they were served, by reason.",
-            labels=("reason",),
         )
-        for reason, count in sorted(self.refused.items()):
-            refused.add_metric((reason,), count)
-        yield refused
+
+
+def _by(label: str, counts: Counter[str], name: str, documentation: str) -> CounterMetricFamily:
+    """A counter family with one sample per key of ``counts``, labelled ``label``."""
+    family = CounterMetricFamily(name, documentation, labels=(label,))
+    for key, count in sorted(counts.items()):
+        family.add_metric((key,), count)
+    return family
 
 
 _COUNTS: weakref.WeakKeyDictionary[Service, GatewayCounts] = weakref.WeakKeyDictionary()
