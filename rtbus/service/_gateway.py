@@ -107,11 +107,12 @@ _CLOSE_GRACE: Final = 1.0
 _SHUTTING_DOWN: Final = "the service is shutting down"
 
 
-REFUSALS: Final = ("bad_request", "not_an_upgrade", "token", "subprotocol")
-"""Why a gateway connection was refused: its upgrade was answered 400 (not a valid HTTP/1.1
-upgrade) or 426 (not an upgrade); it was closed with 1008 (the token) or 1002 (the version)."""
+# Why a gateway connection was refused: its upgrade was answered 400 (not a valid HTTP/1.1
+# upgrade) or 426 (not an upgrade); it was closed with 1008 (the token) or 1002 (the version).
 _REFUSED_UPGRADES: Final = {400: "bad_request", 426: "not_an_upgrade"}
 _REFUSED_CLOSES: Final = {_POLICY_VIOLATION: "token", _PROTOCOL_ERROR: "subprotocol"}
+REFUSALS: Final = (*_REFUSED_UPGRADES.values(), *_REFUSED_CLOSES.values())
+"""Every ``reason`` of ``rtbus_gateway_refused_total``."""
 
 
 class GatewayCounts:
@@ -420,7 +421,7 @@ class _Connection:
         """Send one message, given as its parts (joined once, by the wire)."""
         async with self._write_lock:
             # A writer handed the lock by ``going_away`` runs before the cancellation reaches
-            # it, and the server refuses a send after the close.
+            # it: nothing goes after the close frame.
             if self._closing:
                 return
             try:

@@ -30,6 +30,7 @@ from websockets.http11 import Request
 from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
+from rtbus._replay import read_until
 from rtbus.gateway import SUBPROTOCOL
 from rtbus.transport import ConnectOptions, Wire
 
@@ -40,7 +41,7 @@ __all__ = ["HANDSHAKE_SECONDS", "WIRE_OPTIONS", "Refused", "Upgraded", "upgrade"
 HANDSHAKE_SECONDS: Final = 10.0
 """How long a client has to send its whole request head."""
 _HEAD_LIMIT: Final = 64 * 1024  # websockets' own limits (8 KiB lines, 128 headers) are below
-_RECEIVE: Final = 64 * 1024
+_HEAD_END: Final = b"\r\n\r\n"
 _UNREADABLE: Final = "Failed to open a WebSocket connection: not a valid HTTP/1.1 request.\n"
 # What the wire takes: hypercorn's default message limit, which the gateway had before; a
 # request past ``Limits.max_frame_bytes`` below it gets an error frame, not a close.
@@ -101,16 +102,17 @@ async def upgrade(stream: trio.abc.Stream, early: bytes) -> Upgraded | Refused |
     outcome: Refused | None = None
     try:
         with trio.move_on_after(HANDSHAKE_SECONDS):
-            taken = await _request(stream, protocol, bytearray(early))
+            taken = await _request(stream, protocol, early)
             if isinstance(taken, Refused):
                 outcome = taken
             elif taken is not None:
                 request, rest = taken
                 response = protocol.accept(request)
                 protocol.send_response(response)
-                outcome = Refused(response.status_code)
+                accepted = response.status_code == 101
+                outcome = None if accepted else Refused(response.status_code)
                 await stream.send_all(b"".join(protocol.data_to_send()))
-                if response.status_code == 101:
+                if accepted:
                     return Upgraded.of(Wire(stream, protocol, WIRE_OPTIONS, rest), request)
     except (trio.BrokenResourceError, trio.ClosedResourceError):
         pass
@@ -119,22 +121,19 @@ async def upgrade(stream: trio.abc.Stream, early: bytes) -> Upgraded | Refused |
 
 
 async def _request(
-    stream: trio.abc.Stream, protocol: ServerProtocol, head: bytearray
+    stream: trio.abc.Stream, protocol: ServerProtocol, early: bytes
 ) -> tuple[Request, bytes] | Refused | None:
     """The request and the bytes after its head; a refusal (sent) if it is none; None if
     the stream ended before the head did."""
-    searched = 0  # the head before this is known to hold no blank line: a dribbled head
-    while (end := head.find(b"\r\n\r\n", searched)) < 0 and len(head) <= _HEAD_LIMIT:
-        searched = max(0, len(head) - 3)  # costs one scan in all, not one per byte
-        data = await stream.receive_some(_RECEIVE)
-        if not data:
-            return None
-        head += data
-    cut = len(head) if end < 0 else end + 4
-    protocol.receive_data(bytes(head[:cut]))
+    head = await read_until(stream, _HEAD_END, _HEAD_LIMIT, early)
+    if head is None:
+        return None
+    end = head.find(_HEAD_END)
+    cut = len(head) if end < 0 else end + len(_HEAD_END)
+    protocol.receive_data(head[:cut])
     for event in protocol.events_received():
         if isinstance(event, Request):
-            return event, bytes(head[cut:])
+            return event, head[cut:]
     # Not a request websockets can read (too long, malformed, not HTTP/1.1): its parser has
     # ended the connection, so the answer is written here.
     refused = Refused(400)

@@ -37,7 +37,7 @@ from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.typing import ASGIFramework
 
-from rtbus._replay import ReplayStream
+from rtbus._replay import ReplayStream, read_until
 
 __all__ = ["BUS_PATH", "Door"]
 
@@ -45,7 +45,6 @@ logger = logging.getLogger("rtbus.http")
 
 BUS_PATH: Final = "/v1/bus"
 _LINE_LIMIT: Final = 8 * 1024
-_RECEIVE: Final = 64 * 1024
 
 Handler = Callable[[trio.SocketStream, bytes], Awaitable[None]]
 
@@ -78,15 +77,8 @@ class Door:
     async def _first_bytes(self, stream: trio.SocketStream) -> bytes | None:
         """The bytes read until the request line is whole (or ``_LINE_LIMIT`` bytes); None
         if the connection ended, or said nothing for ``keep_alive_timeout``, first."""
-        first, searched = b"", 0
         with trio.move_on_after(self._config.keep_alive_timeout):
-            while first.find(b"\n", searched) < 0 and len(first) <= _LINE_LIMIT:
-                searched = len(first)
-                data = await stream.receive_some(_RECEIVE)
-                if not data:
-                    return None
-                first += data
-            return first
+            return await read_until(stream, b"\n", _LINE_LIMIT)
         return None
 
 

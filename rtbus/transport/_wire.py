@@ -42,7 +42,16 @@ from typing import Final, cast
 
 import attrs
 import trio
-from websockets.frames import OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT, Frame
+from websockets.frames import (
+    OP_BINARY,
+    OP_CLOSE,
+    OP_CONT,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    Frame,
+    Opcode,
+)
 from websockets.protocol import Protocol, Side, State
 
 from rtbus.protocol import ConnectionClosedError
@@ -398,11 +407,6 @@ class Wire:
         return ConnectionClosedError(status.code, status.reason)
 
 
-_OPCODES: Final = frozenset(
-    int(op) for op in (OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG)
-)
-
-
 def _binary_header(size: int) -> bytes:
     """The header of an unmasked, final BINARY frame of ``size`` bytes (RFC 6455, 5.2)."""
     if size < 126:
@@ -414,7 +418,7 @@ def _binary_header(size: int) -> bytes:
 
 _Handler = Callable[[Wire, Frame, float], None]
 # Everything but a whole TEXT message, which _handle takes without a lookup.
-_HANDLERS: Final[dict[object, _Handler]] = {
+_HANDLERS: Final[dict[Opcode, _Handler]] = {
     OP_TEXT: Wire._data,
     OP_BINARY: Wire._data,
     OP_CONT: Wire._continuation,
@@ -422,3 +426,5 @@ _HANDLERS: Final[dict[object, _Handler]] = {
     OP_PONG: Wire._ponged,
     OP_CLOSE: Wire._close_frame,
 }
+# The opcodes RFC 6455 defines: every one has its handler; a header with another is refused.
+_OPCODES: Final = frozenset(int(opcode) for opcode in _HANDLERS)

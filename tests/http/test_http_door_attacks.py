@@ -35,7 +35,13 @@ from websockets.server import ServerProtocol
 from rtbus.gateway import SUBPROTOCOL
 from rtbus.service import HttpConfig, Service, serve_http
 from rtbus.service._gateway import _CLOSE_GRACE, gateway_counts
-from rtbus.service._gateway_socket import HANDSHAKE_SECONDS, WIRE_OPTIONS, Upgraded
+from rtbus.service._gateway_socket import (
+    HANDSHAKE_SECONDS,
+    WIRE_OPTIONS,
+    Refused,
+    Upgraded,
+    upgrade,
+)
 from rtbus.transport import Wire
 
 KEEP_ALIVE = hypercorn.config.Config().keep_alive_timeout
@@ -232,13 +238,20 @@ async def healthy(api: Api) -> None:
 # -- before the door decides -------------------------------------------------------------------
 
 
+async def closed_silently_after(api: Api, data: bytes = b"") -> float:
+    """Send ``data`` on a connection of its own, then wait: the seconds until the server
+    closed it, having answered nothing."""
+    async with await Peer.open(api) as peer:
+        start = trio.current_time()
+        await peer.send(data)
+        assert await peer.rest() == b""
+        return trio.current_time() - start
+
+
 async def test_a_client_that_sends_nothing_is_closed_after_keep_alive_timeout(
     api: Api, autojump_clock: trio.testing.MockClock
 ) -> None:
-    async with await Peer.open(api) as peer:
-        start = trio.current_time()
-        assert await peer.rest() == b""
-        assert trio.current_time() - start == pytest.approx(KEEP_ALIVE)
+    assert await closed_silently_after(api) == pytest.approx(KEEP_ALIVE)
 
 
 async def test_a_bus_line_that_stops_before_it_decides_is_closed_after_keep_alive_timeout(
@@ -246,11 +259,7 @@ async def test_a_bus_line_that_stops_before_it_decides_is_closed_after_keep_aliv
 ) -> None:
     # "GET /v1/bus" could still be "GET /v1/busy": the door waits for the whole request line,
     # not for ever.
-    async with await Peer.open(api) as peer:
-        start = trio.current_time()
-        await peer.send(b"GET /v1/bus")
-        assert await peer.rest() == b""
-        assert trio.current_time() - start == pytest.approx(KEEP_ALIVE)
+    assert await closed_silently_after(api, b"GET /v1/bus") == pytest.approx(KEEP_ALIVE)
 
 
 async def dribble(peer: Peer, data: bytes) -> None:
@@ -385,11 +394,8 @@ async def test_an_unparseable_bus_head_gets_400_and_logs_no_error(
 async def test_a_head_that_stalls_midway_is_closed_after_the_handshake_timeout(
     api: Api, autojump_clock: trio.testing.MockClock
 ) -> None:
-    async with await Peer.open(api) as peer:
-        start = trio.current_time()
-        await peer.send(b"GET /v1/bus HTTP/1.1\r\nHost: x\r\n")
-        assert await peer.rest() == b""
-        assert trio.current_time() - start == pytest.approx(HANDSHAKE_SECONDS)
+    stalled = b"GET /v1/bus HTTP/1.1\r\nHost: x\r\n"
+    assert await closed_silently_after(api, stalled) == pytest.approx(HANDSHAKE_SECONDS)
 
 
 async def test_a_head_dribbled_past_the_handshake_timeout_is_closed_then(
@@ -821,3 +827,34 @@ async def test_a_client_that_stopped_reading_holds_no_shutdown_up(service: Servi
             await trio.testing.wait_all_tasks_blocked()
             nursery.cancel_scope.cancel()
     await trio.aclose_forcefully(peer.stream)
+
+
+class VanishingClient(trio.abc.Stream):
+    """A client whose upgrade request arrives whole, and which is gone when the answer goes
+    out."""
+
+    def __init__(self, head: bytes) -> None:
+        self._head = head
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        await trio.lowlevel.checkpoint()
+        head, self._head = self._head, b""
+        return head
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await trio.lowlevel.checkpoint()
+        raise trio.BrokenResourceError("the client is gone")
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def aclose(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+
+@pytest.mark.parametrize(("head", "outcome"), [(upgrade_head(), None), (HEALTHZ, Refused(426))])
+async def test_an_upgrade_whose_client_is_gone_is_refused_only_if_its_answer_refused_it(
+    head: bytes, outcome: Refused | None
+) -> None:
+    # A good upgrade whose 101 found no one is not a refusal (the refusals metric counts it).
+    assert await upgrade(VanishingClient(head), b"") == outcome
