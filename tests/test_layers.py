@@ -18,8 +18,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "transport": {"protocol", "emitter", "_unwrapping", "_backoff"},
     "calls": {"protocol", "_backoff"},
     "actors": {"_backoff", "_unwrapping"},
-    "bus": {"protocol", "actors"},
-    "gateway": {"protocol", "transport", "bus", "_backoff", "_unwrapping"},
+    "bus": {"protocol", "actors", "_turns"},
+    "gateway": {"protocol", "transport", "bus", "_backoff", "_unwrapping", "_turns"},
     "redis": {"protocol", "bus", "_backoff", "_unwrapping"},
     "session": {"protocol", "transport", "actors", "bus", "_unwrapping"},
     "metrics": {"protocol", "bus", "session", "actors"},
@@ -27,7 +27,7 @@ MAY_IMPORT: dict[str, set[str]] = {
 }
 #: What may import anything above it (the assembly and the command).
 TOP = {"service", "cli"}
-SHARED = {"_backoff", "_unwrapping", "_emitter_overloads", "_replay"}
+SHARED = {"_backoff", "_unwrapping", "_emitter_overloads", "_replay", "_turns"}
 
 
 def _modules() -> Iterator[tuple[str, Path]]:

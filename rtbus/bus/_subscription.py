@@ -11,7 +11,8 @@ Invariants:
   later publisher can never slip in ahead. (Order across the subscriptions of one publish
   is the bus's business: it lets one publish per session wait at a time.)
 * Reading is one task at a time, and a delivery counts as a read until it settles; a second
-  reader gets ``trio.BusyResourceError``.
+  reader gets ``trio.BusyResourceError``. Every read is a cancel point; one that found an
+  envelope waiting is a schedule point only once its reader has run for a while (``Turns``).
 * A blocked publisher is never left behind: closing the subscription, ending it (the bus
   closed), disconnecting it and cutting it loose all reschedule every waiting publisher.
 * With a ``block_timeout`` a publisher waits at most that long here. The first one to run
@@ -34,6 +35,8 @@ from typing import Final
 
 import attrs
 import trio
+
+from rtbus._turns import Turns
 
 from ._envelope import Envelope
 from ._errors import SubscriberOverflowError, SubscriberTooSlowError
@@ -143,6 +146,7 @@ class Subscription(trio.abc.AsyncResource):
         self._held: Envelope | None = None
         self._reading = False
         self._reader: trio.lowlevel.Task | None = None
+        self._turns = Turns()  # a read that did not wait lets others run only now and then
         # Each waiting publisher's envelope and when it began to wait (oldest first).
         self._publishers: dict[trio.lowlevel.Task, tuple[Envelope, float]] = {}
         self._delivered = self._dropped = self._redelivered = 0
@@ -244,8 +248,7 @@ class Subscription(trio.abc.AsyncResource):
         self._delivered += 1
         if self._tap is not None:
             self._tap.taken(envelope, trio.current_time())
-        if not parked:
-            await trio.lowlevel.cancel_shielded_checkpoint()
+        await self._turns.after_read(parked=parked)
         return envelope
 
     async def receive_batch(self, max_items: int) -> list[Envelope]:
@@ -264,8 +267,7 @@ class Subscription(trio.abc.AsyncResource):
             batch = self._take_batch(max_items)
         finally:
             self._reading = False
-        if not parked:
-            await trio.lowlevel.cancel_shielded_checkpoint()
+        await self._turns.after_read(parked=parked)
         return batch
 
     def receive_buffered(self, max_items: int) -> list[Envelope]:
@@ -325,8 +327,7 @@ class Subscription(trio.abc.AsyncResource):
             self._reading = False
             raise
         self._held = envelope = self._take()
-        if not parked:
-            await trio.lowlevel.cancel_shielded_checkpoint()
+        await self._turns.after_read(parked=parked)
         return envelope
 
     def _settle(self, envelope: Envelope, *, done: bool) -> None:

@@ -13,6 +13,8 @@ Invariants:
   in the service, so the subscription absorbs what an in-process one of that ``maxsize``
   would before its policy applies (``maxsize=1`` absorbs 2).
 * Frames are decoded when read, in the reader's task, never on the connection's.
+* Reads are scheduled as in process: each is a cancel point, and one that found a frame
+  waiting is a schedule point only once the reader has run for a while (``Turns``).
 * After a reconnect the subscriber reads an ``rtbus.gateway.reconnected`` envelope first; then,
   before the first envelope of each session it had seen whose ``seq`` jumped, an
   ``rtbus.gateway.gap`` envelope saying which were not delivered. (For a subscription that
@@ -34,6 +36,7 @@ import attrs
 import orjson
 import trio
 
+from rtbus._turns import Turns
 from rtbus.bus import (
     Envelope,
     Event,
@@ -143,6 +146,7 @@ class RemoteSubscription(trio.abc.AsyncResource):
         self.owed = 0
         self._wakeup = trio.Event()
         self._reading = False
+        self._turns = Turns()  # a read that did not wait lets others run only now and then
         self._delivered = self._dropped = self._lag = 0
         self._last_seq: dict[str, int] = {}
         self._unsure: set[str] = set()
@@ -211,16 +215,18 @@ class RemoteSubscription(trio.abc.AsyncResource):
         if self._reading:
             raise trio.BusyResourceError("another task is reading this subscription")
         self._reading = True
+        parked = False
         try:
             while not self._items:
                 self._raise_if_unreadable()
                 self._wakeup = trio.Event()
                 await self._wakeup.wait()
+                parked = True
             envelope = self._take()
         finally:
             self._reading = False
         self._delivered += 1
-        await trio.lowlevel.cancel_shielded_checkpoint()
+        await self._turns.after_read(parked=parked)
         return envelope
 
     def close(self) -> None:
