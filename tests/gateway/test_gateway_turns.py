@@ -5,9 +5,11 @@ client a quarter of its CPU (BENCHMARKS.md)."""
 
 from __future__ import annotations
 
+import orjson
 import pytest
 import trio
 import trio.testing
+from support.events import ev
 from support.gateway import GatewayApp, client, publish, take
 from support.turns import resumes, slice_of
 
@@ -15,6 +17,14 @@ from rtbus.service import Service
 
 settle = trio.testing.wait_all_tasks_blocked
 HOUR = 3600.0
+
+
+def publish_together(service: Service, n: int) -> None:
+    """``n`` events in one step, as a session publishes the frames of one receive: the
+    forwarder takes them in one batch, and they reach the client in one message."""
+    raw = orjson.dumps({"type": "test.x", "event_id": "evt"})
+    for _ in range(n):
+        service.bus.publish_nowait("s1", "test.x", ev(), received_at=0.0, raw=raw)
 
 
 @pytest.mark.parametrize(("seconds", "yields"), [(HOUR, 0), (0.0, 10)])
@@ -27,7 +37,7 @@ async def test_reads_of_frames_already_here_follow_the_slice(
 ) -> None:
     slice_of(monkeypatch, seconds)
     async with client(gateway) as bus, bus.subscribe(types="test.*", maxsize=64) as sub:
-        await publish(service, "s1", "test.x", 10)
+        publish_together(service, 10)
         await settle()
         assert sub.statistics().queued == 10
         with resumes() as resumed:
@@ -64,7 +74,7 @@ async def test_a_cancelled_read_of_a_frame_already_here_takes_nothing(
 ) -> None:
     slice_of(monkeypatch, HOUR)
     async with client(gateway) as bus, bus.subscribe(types="test.*", maxsize=64) as sub:
-        await publish(service, "s1", "test.x", 2)
+        publish_together(service, 2)
         await settle()
         with trio.CancelScope() as scope:
             scope.cancel()
