@@ -295,16 +295,20 @@ class _Forwarder:
         limit = max(1, min(self._credit, _BATCH))
         self._held = taken = self._tagged(await self.subscription.receive_batch(limit))
         # Gather: while scheduler turns bring more (publishers are busy), wait more turns
-        # before writing, so a burst costs a few messages, not one each. Trio may run this
-        # task before or after a publisher within a turn, so one turn can bring nothing
-        # mid-burst: _IDLE_TURNS in a row without anything end it, and so does
-        # _GATHER_SECONDS since the first was taken (turns are long on a busy loop).
-        started, idle = trio.current_time(), 0
-        while len(taken) < limit and idle < _IDLE_TURNS and self._may_gather(started):
+        # before writing, so a burst costs a few messages, not one each. What they bring
+        # stays in the subscription, counted against its maxsize, and is taken in one read
+        # at the end: a turn only looks. Trio may run this task before or after a publisher
+        # within a turn, so one turn can bring nothing mid-burst: _IDLE_TURNS in a row
+        # without anything end it, and so does _GATHER_SECONDS since the first was taken
+        # (turns are long on a busy loop), or a full buffer (its publishers wait).
+        subscription, started, idle = self.subscription, trio.current_time(), 0
+        seen = len(taken) + subscription.buffered
+        while seen < limit and idle < _IDLE_TURNS and self._may_gather(started):
             await trio.lowlevel.cancel_shielded_checkpoint()
-            more = self.subscription.receive_buffered(limit - len(taken))
-            idle = 0 if more else idle + 1
-            taken += self._tagged(more)
+            now = len(taken) + subscription.buffered
+            idle, seen = (0, now) if now > seen else (idle + 1, seen)
+        if len(taken) < limit:
+            taken += self._tagged(subscription.receive_buffered(limit - len(taken)))
         self._credit -= len(taken)
         # Unsubscribed while gathering: what it holds is not written (nor counted delivered).
         await trio.lowlevel.checkpoint_if_cancelled()

@@ -205,3 +205,31 @@ async def test_an_unsubscribe_during_a_batchs_messages_stops_it_and_counts_what_
     assert events, "the first message went out"
     assert max(events) < answer  # nothing of the old "a" after its answer, nor under the new
     assert frames[answer].result["delivered"] == len(events)
+
+
+async def test_what_a_gathering_has_seen_waits_in_the_subscription_within_its_maxsize(
+    service: Service,
+) -> None:
+    # A turn only looks: what the publishers bring stays in the service's subscription until
+    # the batch is taken, so its maxsize bounds the gathering too. Under ``block`` a full
+    # buffer holds the publisher, ends the gathering, and nothing is lost or reordered.
+    ends = Recorder()
+    raw = orjson.dumps({"type": "test.x", "event_id": "evt"})
+    async with trio.open_nursery() as nursery:
+        connection = _Connection(service, ends.wire, gateway_counts(service), start_timeout=5)
+        nursery.start_soon(connection.serve)
+        ends.ask({"op": "hello", "req": 1, "versions": [PROTOCOL_VERSION]})
+        subscribe = {"op": "subscribe", "req": 2, "sub": "a", "types": ["test.*"]}
+        ends.ask({**subscribe, "credit": 64, "maxsize": 3, "overflow": "block"})
+        await trio.testing.wait_all_tasks_blocked()
+        subscription = connection._subscriptions["a"].subscription
+        most = 0
+        for _ in range(12):
+            await service.bus.publish("s1", "test.x", ev(), received_at=0.0, raw=raw)
+            most = max(most, subscription.buffered)
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    assert most <= 3
+    seqs = [f.seq for f in ends.frames() if getattr(f, "sub", None) == "a" and hasattr(f, "seq")]
+    assert seqs == list(range(1, 13))
+    assert subscription.statistics().dropped == 0
