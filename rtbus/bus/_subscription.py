@@ -11,8 +11,8 @@ Invariants:
   later publisher can never slip in ahead. (Order across the subscriptions of one publish
   is the bus's business: it lets one publish per session wait at a time.)
 * Reading is one task at a time, and a delivery counts as a read until it settles; a second
-  reader gets ``trio.BusyResourceError``. Every read is a cancel point; one that found an
-  envelope waiting is a schedule point only once its reader has run for a while (``Turns``).
+  reader gets ``trio.BusyResourceError``. Every read is a cancel point; one that leaves a
+  backlog is a schedule point only once its reader has run for a while (``Turns``).
 * A blocked publisher is never left behind: closing the subscription, ending it (the bus
   closed), disconnecting it and cutting it loose all reschedule every waiting publisher.
 * With a ``block_timeout`` a publisher waits at most that long here. The first one to run
@@ -254,7 +254,7 @@ class Subscription(trio.abc.AsyncResource):
         self._delivered += 1
         if self._tap is not None:
             self._tap.taken(envelope, trio.current_time())
-        await self._turns.after_read(parked=parked)
+        await self._turns.after_read(parked=parked, waiting=len(self._buffer))
         return envelope
 
     async def receive_batch(self, max_items: int) -> list[Envelope]:
@@ -273,7 +273,7 @@ class Subscription(trio.abc.AsyncResource):
             batch = self._take_batch(max_items)
         finally:
             self._reading = False
-        await self._turns.after_read(parked=parked)
+        await self._turns.after_read(parked=parked, waiting=len(self._buffer))
         return batch
 
     def receive_buffered(self, max_items: int) -> list[Envelope]:
@@ -333,7 +333,7 @@ class Subscription(trio.abc.AsyncResource):
             self._reading = False
             raise
         self._held = envelope = self._take()
-        await self._turns.after_read(parked=parked)
+        await self._turns.after_read(parked=parked, waiting=len(self._buffer))
         return envelope
 
     def _settle(self, envelope: Envelope, *, done: bool) -> None:

@@ -13,8 +13,9 @@ Invariants:
   in the service, so the subscription absorbs what an in-process one of that ``maxsize``
   would before its policy applies (``maxsize=1`` absorbs 2).
 * Frames are decoded when read, in the reader's task, never on the connection's.
-* Reads are scheduled as in process: each is a cancel point, and one that found a frame
-  waiting is a schedule point only once the reader has run for a while (``Turns``).
+* Reads are scheduled as in process: each is a cancel point, and one that leaves a backlog
+  (a message brings many frames) is a schedule point only once the reader has run for a
+  while (``Turns``).
 * After a reconnect the subscriber reads an ``rtbus.gateway.reconnected`` envelope first; then,
   before the first envelope of each session it had seen whose ``seq`` jumped, an
   ``rtbus.gateway.gap`` envelope saying which were not delivered. (For a subscription that
@@ -226,7 +227,7 @@ class RemoteSubscription(trio.abc.AsyncResource):
         finally:
             self._reading = False
         self._delivered += 1
-        await self._turns.after_read(parked=parked)
+        await self._turns.after_read(parked=parked, waiting=len(self._items))
         return envelope
 
     def close(self) -> None:

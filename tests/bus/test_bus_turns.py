@@ -1,5 +1,6 @@
-"""A read that finds an envelope waiting is always a cancel point, and a schedule point only
-once its reader has run for ``rtbus._turns.SLICE`` since it last let others run."""
+"""A read that finds an envelope waiting is always a cancel point. While a backlog (two or
+more) is left waiting, it is a schedule point only once its reader has run for
+``rtbus._turns.SLICE`` since it last let others run; with one left or none, it is one."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ async def read(sub: Subscription, count: int) -> list[object]:
     return [n_of((await sub.receive()).event) for _ in range(count)]
 
 
-async def test_reads_of_waiting_envelopes_within_the_slice_let_nobody_run(
+async def test_a_backlog_is_read_without_a_turn_per_envelope(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     slice_of(monkeypatch, HOUR)
@@ -32,7 +33,20 @@ async def test_reads_of_waiting_envelopes_within_the_slice_let_nobody_run(
         await publish(bus, 10)
         with resumes() as resumed:
             assert await read(sub, 10) == list(range(10))
-        assert resumed.count == 0
+        assert resumed.count == 2  # the reads that left one, then none
+
+
+async def test_a_reader_keeping_pace_with_its_publisher_yields_at_every_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # One left waiting is a publisher adding one per turn: the reader stays runnable.
+    slice_of(monkeypatch, HOUR)
+    async with Bus() as bus, bus.subscribe(maxsize=16) as sub:
+        for n in range(5):
+            await publish(bus, 2 if n == 0 else 1)
+            with resumes() as resumed:
+                await sub.receive()
+            assert resumed.count == 1
 
 
 async def test_with_no_slice_every_read_of_a_waiting_envelope_lets_others_run(
@@ -81,9 +95,9 @@ async def test_batches_and_deliveries_of_waiting_envelopes_follow_the_slice(
 ) -> None:
     slice_of(monkeypatch, HOUR)
     async with Bus() as bus, bus.subscribe(maxsize=16) as sub:
-        await publish(bus, 4)
+        await publish(bus, 5)
         with resumes() as resumed:
             assert len(await sub.receive_batch(2)) == 2
             async with sub.delivery() as envelope:
                 assert n_of(envelope.event) == 2
-        assert resumed.count == 0
+        assert resumed.count == 0  # two are left
