@@ -18,6 +18,7 @@ from ._client import RefusalHandler as RefusalHandler
 from ._client import RemoteBus as RemoteBus
 from ._client import RemoteSession as RemoteSession
 from ._client import connect as connect
+from ._frames import Batch as Batch
 from ._frames import ErrorFrame as ErrorFrame
 from ._frames import EventFrame as EventFrame
 from ._frames import RefusedFrame as RefusedFrame
@@ -59,6 +60,7 @@ from ._wire import encode_request as encode_request
 from ._wire import parse_request as parse_request
 
 __all__ = [
+    "Batch",
     "CloseSession",
     "Credit",
     "ErrorCode",

@@ -32,6 +32,7 @@ from rtbus.protocol import ProtocolError
 from ._wire import ErrorCode, ReqId, WireError
 
 __all__ = [
+    "Batch",
     "ErrorFrame",
     "EventFrame",
     "RefusedFrame",
@@ -184,18 +185,43 @@ def _frame_at(data: bytes, start: int, stop: int) -> ServerFrame:
     return parse(obj)
 
 
+class Batch:
+    """Frames gathered into one message, each given as its parts (``encode_event``'s): what
+    the forwarder builds as it goes, so each frame's size is taken once (``size`` so far)."""
+
+    __slots__ = ("_parts", "_sizes", "size")
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self._sizes: list[int] = []
+        self.size = 0
+
+    def __len__(self) -> int:
+        return len(self._sizes)
+
+    def add(self, frame: list[bytes]) -> None:
+        size = sum(map(len, frame))
+        self._parts += frame
+        self._sizes.append(size)
+        self.size += size
+
+    def message(self) -> list[bytes]:
+        """The message, as its parts: the frame alone if there is one, else a batch line
+        ``{"frame":"batch","sizes":[...]}``, a newline, and the frames back to back. The
+        sizes delimit them, so a spliced upstream frame may hold any bytes, newlines
+        included."""
+        if len(self._sizes) == 1:
+            return self._parts
+        line = orjson.dumps({"frame": "batch", "sizes": self._sizes}) + b"\n"
+        return [line, *self._parts]
+
+
 def encode_batch(frames: list[list[bytes]]) -> list[bytes]:
-    """One message for several frames (each as its parts), as its parts: the frame alone if
-    there is one, else a batch line ``{"frame":"batch","sizes":[...]}``, a newline, and the
-    frames back to back. The sizes delimit them, so a spliced upstream frame may hold any
-    bytes, newlines included."""
-    if len(frames) == 1:
-        return frames[0]
-    sizes = [sum(map(len, frame)) for frame in frames]
-    parts = [orjson.dumps({"frame": "batch", "sizes": sizes}), b"\n"]
+    """One message for several frames (each as its parts), as its parts (``Batch``)."""
+    batch = Batch()
     for frame in frames:
-        parts += frame
-    return parts
+        batch.add(frame)
+    return batch.message()
 
 
 def parse_server_frames(data: bytes | str) -> list[ServerFrame]:

@@ -53,6 +53,7 @@ from rtbus.bus import Envelope, SubscriberOverflowError, SubscriberTooSlowError,
 from rtbus.gateway import (
     PROTOCOL_VERSION,
     SUBPROTOCOL,
+    Batch,
     CloseSession,
     Credit,
     ErrorCode,
@@ -69,7 +70,6 @@ from rtbus.gateway import (
     Subscribe,
     Unsubscribe,
     WireError,
-    encode_batch,
     encode_error,
     encode_event,
     encode_refused,
@@ -332,17 +332,14 @@ class _Forwarder:
         written): it closes once it reaches ``_MESSAGE_BYTES``, so it may pass that by one
         frame. The frames leave ``_held`` as the write starts: ``unsent`` counts what is
         still to come, and an unsubscribe answered meanwhile goes out after them."""
-        now, size = trio.current_time(), 0
-        frames: list[list[bytes]] = []
+        now, batch = trio.current_time(), Batch()
         for envelope, lag in self._held:
-            if frames and size >= _MESSAGE_BYTES:
+            if batch.size >= _MESSAGE_BYTES:
                 break
             age = max(0.0, now - envelope.received_at)
-            frame = encode_event(self.id, envelope, lag=lag, age=age)
-            frames.append(frame)
-            size += sum(map(len, frame))
-        del self._held[: len(frames)]
-        await connection.write(encode_batch(frames), frames=len(frames))
+            batch.add(encode_event(self.id, envelope, lag=lag, age=age))
+        del self._held[: len(batch)]
+        await connection.write(batch.message(), frames=len(batch))
 
     def _may_gather(self, started: float) -> bool:
         return (

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from rtbus.bus import Envelope, Event, OverflowPolicy, Undecoded
 from rtbus.bus._envelope import event_json
 from rtbus.gateway import (
+    Batch,
     CloseSession,
     Credit,
     ErrorCode,
@@ -149,6 +150,15 @@ def test_a_batch_carries_each_frame_exactly_even_with_newlines(batch: list[Any])
     parsed = parse_server_frames(b"".join(encode_batch(frames)))
     assert [frame.event for frame in parsed] == raws  # type: ignore[union-attr]
     assert [frame.seq for frame in parsed] == list(range(1, len(raws) + 1))  # type: ignore[union-attr]
+    # Built frame by frame (the forwarder's way), with its size so far.
+    built = Batch()
+    for frame in frames:
+        built.add(frame)
+    assert len(built) == len(frames)
+    assert built.size == sum(len(b"".join(frame)) for frame in frames)
+    assert built.message() == encode_batch(frames)
+    if len(frames) == 1:
+        assert built.message() == frames[0]  # one frame goes alone, without a batch line
 
 
 @pytest.mark.parametrize(
