@@ -20,6 +20,15 @@ grow by a quarter; the longest pause of any collection inside the window) and th
 longest stall inside the window, with how much of it the process spent on the CPU (the rest,
 the machine did not run it).
 
+The same fleet with its one subscriber through the bus gateway instead (``GATEWAY_COUNTS``):
+the service also serves its HTTP surface, and the subscriber is a gateway client (``raw``,
+the frame spliced, never decoded) in a third process, taking every session's events. The
+gateway's target is x0.7 of the in-process rate: with the service as what bounds the rate,
+the ratio of the service's CPU per event in process to its CPU per event with the gateway
+subscriber, in the same run. The client's CPU per event and its p99 (from the service's
+receive to the client's, on the client's clock: ``received_at`` is its arrival less the
+frame's age) are shown beside.
+
 ``python -m bench fleet`` (every count) or ``python -m bench fleet --quick`` (100 and 300;
 ``RTBUS_BENCH_FLEET_COUNTS=100,1000`` picks others). ``RTBUS_BENCH_FLEET_PROFILE=out.txt``
 samples the 300-session service during its window with ``py-spy record --format raw`` into
@@ -29,6 +38,7 @@ samples the 300-session service during its window with ``py-spy record --format 
 from __future__ import annotations
 
 import base64
+import functools
 import gc
 import hashlib
 import os
@@ -48,6 +58,7 @@ import attrs
 import orjson
 import trio
 
+from bench._child import Lines
 from bench._table import Row, render
 from bench.bench_service import (
     Recording,
@@ -59,12 +70,21 @@ from bench.bench_service import (
 )
 from rtbus import OpenAIConfig, ServiceConfig, open_service
 from rtbus.bus import Subscription
-from rtbus.service import ServiceSettings, young_gc_threshold
+from rtbus.gateway import connect
+from rtbus.service import HttpAddress, HttpConfig, ServiceSettings, serve_http, young_gc_threshold
 
 API_KEY = "sk-bench"
 MODEL = "gpt-realtime"
 COUNTS: Final = (100, 300, 1_000, 2_000)
 QUICK_COUNTS: Final = (100, 300)
+GATEWAY_COUNTS: Final = (300, 1_000)  # with the subscriber through the gateway (quick: 300)
+GATEWAY_TOKEN: Final = "bench-fleet-token"
+# The gateway subscriber's maxsize: half is its window of credit, which bounds what is in
+# flight while credit comes back through a loaded loop. At 4,096 (a window of 2,048) the
+# sessions' start-up burst at 1,000 sessions filled it, every session stayed blocked on its
+# publishes, and blocked publishing cost the service enough to keep it so: x0.63, p99 0.5-1 s.
+GATEWAY_SUBSCRIBER_SIZE: Final = 16_384
+TARGET_GATEWAY_RATIO = 0.7
 PROFILE_COUNT: Final = 300
 WARMUP_SECONDS = 3.0
 WINDOW_SECONDS = 10.0
@@ -350,6 +370,12 @@ class _Probe:
     taken: int = 0
     latencies: list[float] = attrs.Factory(list)
 
+    async def record(self, on: bool) -> _Seen:
+        """Start (``on``) or stop counting; what was seen in the window."""
+        await trio.lowlevel.checkpoint()
+        self.recording = on
+        return _Seen(self.taken, self.latencies, {})
+
     async def consume(self, sub: Subscription) -> None:
         while True:
             batch = await sub.receive_batch(SUBSCRIBER_SIZE)
@@ -357,6 +383,85 @@ class _Probe:
                 now = trio.current_time()
                 self.taken += len(batch)
                 self.latencies.extend(now - envelope.received_at for envelope in batch)
+
+
+@attrs.frozen
+class _Seen:
+    """What a subscriber took in the window, their latencies (s), and any other figures."""
+
+    taken: int
+    latencies: list[float]
+    extra: dict[str, float]
+
+
+class _RemoteProbe:
+    """The subscriber as a gateway client in its own process (``probe_entry``), told on its
+    stdin when the window opens and closes; it answers what it took, and its CPU."""
+
+    def __init__(self, process: trio.Process) -> None:
+        assert process.stdin is not None
+        assert process.stdout is not None
+        self._stdin, self._lines = process.stdin, Lines(process.stdout)
+
+    @classmethod
+    async def start(cls, url: str, nursery: trio.Nursery) -> _RemoteProbe:
+        command = [sys.executable, "-c", "from bench.bench_fleet import probe_entry; probe_entry()"]
+        process = await nursery.start(
+            functools.partial(
+                trio.run_process,
+                [*command, url],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                check=False,
+                env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+            )
+        )
+        probe = cls(process)
+        if await probe._lines.next() != "ready":
+            raise RuntimeError("the gateway probe did not subscribe")
+        return probe
+
+    async def record(self, on: bool) -> _Seen:
+        await self._stdin.send_all(b"start\n" if on else b"stop\n")
+        if on:
+            return _Seen(0, [], {})
+        report = orjson.loads(await self._lines.next())
+        extra = {"client_cpu_us_per_event": report["cpu"] / max(1, report["taken"]) * 1e6}
+        return _Seen(report["taken"], report["latencies"], extra)
+
+
+async def _probe(url: str) -> None:
+    """The gateway probe: subscribe to everything, raw; count and time what comes between
+    ``start`` and ``stop`` on stdin, then print it with this process's CPU meanwhile."""
+    commands = Lines(trio.lowlevel.FdStream(os.dup(0)))
+    taken, latencies, recording, cpu = 0, [], False, 0.0
+    async with (
+        connect(url, token=GATEWAY_TOKEN) as remote,
+        remote.subscribe(raw=True, maxsize=GATEWAY_SUBSCRIBER_SIZE, overflow="block") as sub,
+        trio.open_nursery() as nursery,
+    ):
+
+        async def take() -> None:
+            nonlocal taken
+            async for envelope in sub:
+                if recording:
+                    taken += 1
+                    latencies.append(trio.current_time() - envelope.received_at)
+
+        nursery.start_soon(take)
+        print("ready", flush=True)
+        await commands.next()  # start
+        recording, cpu = True, time.process_time()
+        await commands.next()  # stop
+        recording, cpu = False, time.process_time() - cpu
+        report = {"taken": taken, "cpu": cpu, "latencies": latencies}
+        print(orjson.dumps(report).decode(), flush=True)
+        nursery.cancel_scope.cancel()
+
+
+def probe_entry() -> None:
+    """The gateway probe's process: ``_probe(URL)``."""
+    trio.run(_probe, sys.argv[1])
 
 
 def raise_nofile() -> None:
@@ -369,16 +474,24 @@ def _percentile(ordered: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-async def fleet(upstream: Upstream, count: int, profile: str | None) -> None:
+async def fleet(upstream: Upstream, count: int, profile: str | None, gateway: bool) -> None:
     """Open ``count`` sessions, measure the window, print the measurements as one JSON line
     and end the process there: the responses never end, so a graceful close of every session
-    would wait out each one's shutdown grace, and nothing after the window is measured."""
+    would wait out each one's shutdown grace, and nothing after the window is measured.
+    ``gateway``: the subscriber is a gateway client in another process."""
     config = ServiceConfig(upstream=OpenAIConfig(api_key=API_KEY, base_url=upstream.url))
-    probe, pauses = _Probe(), _Pauses()
+    pauses = _Pauses()
     gc.callbacks.append(pauses)
     async with trio.open_nursery() as nursery, open_service(config) as svc:
-        sub = svc.bus.subscribe(maxsize=SUBSCRIBER_SIZE, overflow="block")
-        nursery.start_soon(probe.consume, sub)
+        probe: _Probe | _RemoteProbe
+        if gateway:
+            http = HttpConfig(port=0, token=GATEWAY_TOKEN)
+            address: HttpAddress = await nursery.start(serve_http, svc, http)
+            probe = await _RemoteProbe.start(address.url, nursery)
+        else:
+            probe = _Probe()
+            sub = svc.bus.subscribe(maxsize=SUBSCRIBER_SIZE, overflow="block")
+            nursery.start_soon(probe.consume, sub)
         await open_in_batches(svc, count)
         result = await _window(probe, count, profile, upstream, pauses)
         result |= {"gc_full_max_ms": pauses.full_max * 1e3, "gc_full_count": pauses.full_count}
@@ -388,7 +501,11 @@ async def fleet(upstream: Upstream, count: int, profile: str | None) -> None:
 
 
 async def _window(
-    probe: _Probe, count: int, profile: str | None, upstream: Upstream, pauses: _Pauses
+    probe: _Probe | _RemoteProbe,
+    count: int,
+    profile: str | None,
+    upstream: Upstream,
+    pauses: _Pauses,
 ) -> dict[str, float]:
     # The collection the opening left due, before the warm-up: a full one stalls every session
     # for a moment, and the backlog it leaves must clear before the window opens.
@@ -396,24 +513,26 @@ async def _window(
     pauses.tracked = len(gc.get_objects())
     await trio.sleep(WARMUP_SECONDS)
     spy = None if profile is None else _py_spy(profile)
-    probe.recording = pauses.in_window = True
+    await probe.record(True)
+    pauses.in_window = True
     stalls = _Stalls()
     wall, cpu, theirs = time.perf_counter(), time.process_time(), upstream.cpu_seconds()
     with trio.move_on_after(WINDOW_SECONDS):
         await stalls.watch()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     theirs = upstream.cpu_seconds() - theirs
-    probe.recording = pauses.in_window = False
+    pauses.in_window = False
+    seen = await probe.record(False)
     if spy is not None:
         await trio.to_thread.run_sync(spy.wait)
-    latencies = sorted(probe.latencies)
-    taken = max(1, probe.taken)
-    return {
+    latencies = sorted(seen.latencies)
+    taken = max(1, seen.taken)
+    return seen.extra | {
         "cpu_us_per_event": cpu / taken * 1e6,
         "cpu_per_wall": cpu / wall,
         "upstream_cpu_per_wall": theirs / wall,
-        "events_per_second": probe.taken / wall,
-        "real_time": probe.taken / wall / (EVENTS_PER_SESSION_SECOND * count),
+        "events_per_second": seen.taken / wall,
+        "real_time": seen.taken / wall / (EVENTS_PER_SESSION_SECOND * count),
         "p50_ms": _percentile(latencies, 0.50) * 1e3,
         "p99_ms": _percentile(latencies, 0.99) * 1e3,
         "stall_ms": stalls.late * 1e3,
@@ -438,13 +557,16 @@ def fleet_entry() -> None:
     upstream = Upstream(sys.argv[1], int(sys.argv[2]))
     # As ``rtbus serve`` runs (``[service] gc_threshold``).
     with young_gc_threshold(ServiceSettings().gc_threshold):
-        trio.run(fleet, upstream, int(sys.argv[3]), sys.argv[4] or None)
+        trio.run(fleet, upstream, int(sys.argv[3]), sys.argv[4] or None, sys.argv[5] == "gateway")
 
 
-def measure(upstream: Upstream, count: int, profile: str | None) -> dict[str, float]:
+def measure(
+    upstream: Upstream, count: int, profile: str | None, gateway: bool = False
+) -> dict[str, float]:
     command = [sys.executable, "-c", "from bench.bench_fleet import fleet_entry; fleet_entry()"]
+    subscriber = "gateway" if gateway else "in-process"
     done = subprocess.run(
-        [*command, upstream.url, str(upstream.pid), str(count), profile or ""],
+        [*command, upstream.url, str(upstream.pid), str(count), profile or "", subscriber],
         stdout=subprocess.PIPE,
         text=True,
         check=True,
@@ -505,6 +627,42 @@ def _rows(count: int, m: dict[str, float]) -> list[Row]:
     ]
 
 
+def _gateway_rows(count: int, m: dict[str, float], base: dict[str, float]) -> list[Row]:
+    """The fleet with its subscriber through the gateway, against the in-process run of the
+    same count: the rate the service's CPU allows, as a ratio."""
+    name = f"{count:,} sessions, gateway subscriber"
+    ratio = base["cpu_us_per_event"] / m["cpu_us_per_event"]
+    real_time = m["real_time"] >= 0.98
+    return [
+        Row(
+            "fleet",
+            f"{name}: service CPU per event",
+            m["cpu_us_per_event"],
+            "us/event",
+            f"x{ratio:.2f} of the in-process rate",
+            f">= x{TARGET_GATEWAY_RATIO}",
+            "ok" if ratio >= TARGET_GATEWAY_RATIO else "MISS",
+        ),
+        Row("fleet", f"{name}: client CPU per event", m["client_cpu_us_per_event"], "us/event"),
+        Row(
+            "fleet",
+            f"{name}: events taken",
+            m["events_per_second"],
+            "events/s",
+            f"{m['real_time']:.2f}x real time",
+        ),
+        Row(
+            "fleet",
+            f"{name}: latency p99",
+            m["p99_ms"],
+            "ms",
+            "" if real_time else "behind real time",
+            f"<= {TARGET_P99_MS:g}",
+            ("ok" if m["p99_ms"] <= TARGET_P99_MS else "MISS") if real_time else "n/a",
+        ),
+    ]
+
+
 def counts() -> tuple[int, ...]:
     chosen = os.environ.get("RTBUS_BENCH_FLEET_COUNTS")
     if chosen:
@@ -522,7 +680,10 @@ def run() -> list[Row]:
     with tempfile.TemporaryDirectory() as directory, fleet_upstream(script, directory) as upstream:
         for count in counts():
             output = profile if profile and count == PROFILE_COUNT else None
-            rows.extend(_rows(count, measure(upstream, count, output)))
+            base = measure(upstream, count, output)
+            rows.extend(_rows(count, base))
+            if count in GATEWAY_COUNTS:
+                rows.extend(_gateway_rows(count, measure(upstream, count, None, True), base))
     return rows
 
 

@@ -90,12 +90,18 @@ logger = logging.getLogger("rtbus.gateway")
 
 LIMITS: Final = Limits()
 """The limits of every connection but ``max_block_timeout``, which is the service bus's."""
-_BATCH: Final = 64
+# The most one forwarder takes at once (credit bounds it too). A subscriber of a whole fleet
+# on a loaded service (1,000 sessions) needs thousands per turn, as the in-process one takes.
+_BATCH: Final = 4096
 # A gathered batch goes out in messages of about this size: smaller ones let the client work
 # on the first while the rest are in flight; 64 audio deltas (420 KB) in one message cost
 # both sides a fifth more CPU per event, 32 KB ones a third more, and 256 KiB ones triple the
 # service's kernel time (bench_gateway).
 _MESSAGE_BYTES: Final = 128 * 1024
+# One write carries messages up to about this size: a write is a scheduler turn, and a turn
+# of a loaded service is long (a millisecond at 1,000 sessions), so a write a message kept a
+# fleet's subscriber a second behind its sessions (bench_fleet).
+_WRITE_BYTES: Final = 4 * 1024 * 1024
 _IDLE_TURNS: Final = 2  # scheduler turns without a new envelope that end a gathered batch
 _GATHER_SECONDS: Final = 0.0005  # the longest a gathered batch's first envelope waits for more
 _POLICY_VIOLATION: Final = 1008
@@ -312,9 +318,9 @@ class _Forwarder:
         self._credit -= len(taken)
         # Unsubscribed while gathering: what it holds is not written (nor counted delivered).
         await trio.lowlevel.checkpoint_if_cancelled()
-        # Between messages an unsubscribe stops the rest (``stop``): its answer follows the
-        # message on its way (the write lock is FIFO), and nothing of this subscription
-        # follows its answer. The connection ending (the service stopping) cancels a write
+        # Between writes an unsubscribe stops the rest (``stop``): its answer follows the
+        # write on its way (the write lock is FIFO), and nothing of this subscription follows
+        # its answer. The connection ending (the service stopping) cancels a write
         # midway, and the wire then aborts the stream: a client that stopped reading holds
         # nothing up.
         while self._held and not self._stopping:
@@ -328,18 +334,25 @@ class _Forwarder:
             await trio.lowlevel.checkpoint()
 
     async def _write_some(self, connection: _Connection) -> None:
-        """Write one message of held frames, built now (an event's age runs until it is
-        written): it closes once it reaches ``_MESSAGE_BYTES``, so it may pass that by one
-        frame. The frames leave ``_held`` as the write starts: ``unsent`` counts what is
-        still to come, and an unsubscribe answered meanwhile goes out after them."""
-        now, batch = trio.current_time(), Batch()
+        """Write held frames, built now (an event's age runs until it is written), in one
+        write of up to about ``_WRITE_BYTES``: messages that each close once they reach
+        ``_MESSAGE_BYTES`` (so each may pass it by one frame). The frames leave ``_held`` as
+        the write starts: ``unsent`` counts what is still to come, and an unsubscribe
+        answered meanwhile goes out after them."""
+        now, messages, frames, size, batch = trio.current_time(), [], 0, 0, Batch()
         for envelope, lag in self._held:
             if batch.size >= _MESSAGE_BYTES:
-                break
+                messages.append(batch.message())
+                frames, size, batch = frames + len(batch), size + batch.size, Batch()
+                if size >= _WRITE_BYTES:
+                    break
             age = max(0.0, now - envelope.received_at)
             batch.add(encode_event(self.id, envelope, lag=lag, age=age))
-        del self._held[: len(batch)]
-        await connection.write(batch.message(), frames=len(batch))
+        if batch.size:
+            messages.append(batch.message())
+            frames += len(batch)
+        del self._held[:frames]
+        await connection.write(*messages, frames=frames)
 
     def _may_gather(self, started: float) -> bool:
         return (
@@ -418,19 +431,20 @@ class _Connection:
 
     # -- writing ---------------------------------------------------------------------------
 
-    async def write(self, message: list[bytes], *, frames: int = 1) -> None:
-        """Send one message, given as its parts (joined once, by the wire)."""
+    async def write(self, *messages: list[bytes], frames: int = 1) -> None:
+        """Send ``messages`` (each given as its parts, joined once by the wire) in one write;
+        ``frames`` counts the frames in them."""
         async with self._write_lock:
             # A writer handed the lock by ``going_away`` runs before the cancellation reaches
             # it: nothing goes after the close frame.
             if self._closing:
                 return
             try:
-                await self._wire.send_binary(message)
+                await self._wire.send_binary(*messages)
             except ConnectionClosedError:
                 return  # The client is gone: the reader sees the end.
         self._counts.frames["out"] += frames
-        self._counts.messages_sent += 1
+        self._counts.messages_sent += len(messages)
 
     async def error(self, error: WireError, *, dropped: int | None = None) -> None:
         self._counts.errors[error.code.value] += 1

@@ -305,18 +305,25 @@ class Wire:
             self._protocol.send_text(payload)
             await self._write(self._protocol.data_to_send())
 
-    async def send_binary(self, parts: list[bytes]) -> None:
-        """Send ``parts``, back to back, as one BINARY frame; ``ConnectionClosedError`` once
-        closed. A server's frame is unmasked: its header is made here and the parts are
-        joined with it once, where websockets' would copy the payload twice more (the bus
-        gateway's batches of audio are its largest writes)."""
+    async def send_binary(self, *messages: list[bytes]) -> None:
+        """Send each of ``messages`` (given as its parts, back to back) as one BINARY frame,
+        all in one write; ``ConnectionClosedError`` once closed. A server's frame is
+        unmasked: its header is made here and the parts are joined with it once, where
+        websockets' would copy the payload twice more (the bus gateway's batches of audio are
+        its largest writes). One write is one scheduler turn, however many messages it
+        carries: on a loaded loop a turn is long, and the gateway writes what it holds at
+        once."""
         async with self._send_lock:
             self._check_open()
             await trio.lowlevel.checkpoint_if_cancelled()
             if self._protocol.side is Side.SERVER:
-                await self._write([_binary_header(sum(map(len, parts))), *parts])
+                chunks: list[bytes] = []
+                for parts in messages:
+                    chunks += (_binary_header(sum(map(len, parts))), *parts)
+                await self._write(chunks)
             else:
-                self._protocol.send_binary(b"".join(parts))
+                for parts in messages:
+                    self._protocol.send_binary(b"".join(parts))
                 await self._write(self._protocol.data_to_send())
 
     async def ping(self) -> None:
