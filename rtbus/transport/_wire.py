@@ -167,21 +167,42 @@ class Wire:
         """Handle every whole frame in what has arrived; keep the tail of a partial one.
         Whether anything needs an answer or ends the connection."""
         now = self.heard_at = trio.current_time()
-        partial = self._partial
+        partial, start, protocol = self._partial, 0, self._protocol
         if partial:
-            partial += data
+            # Complete the frame that waits with what it lacks, and cut the rest where it
+            # lies: joining all of ``data`` to it would copy every byte once more, and the
+            # gateway's writes of several messages rarely end where a receive does.
+            lacking = self._lacking(partial)
+            start = lacking if 0 < lacking <= len(data) else len(data)
+            partial += memoryview(data)[:start]
             del partial[: self._split(partial, now)]
-        else:
-            taken = self._split(data, now)
+        over = protocol.close_rcvd is not None or protocol.parser_exc is not None
+        if start < len(data) and not over:
+            taken = self._split(data, now, start)
             if taken < len(data):
-                self._partial = bytearray(data[taken:])
-        protocol = self._protocol
+                self._partial = bytearray(memoryview(data)[taken:])
         return (
             self._must_reply or protocol.close_rcvd is not None or protocol.parser_exc is not None
         )
 
-    def _split(self, buffer: bytes | bytearray, now: float) -> int:
-        """Cut ``buffer`` into whole frames; how many bytes that took.
+    def _lacking(self, partial: bytearray) -> int:
+        """How many bytes the frame begun in ``partial`` lacks; 0 while its header is not
+        whole, or is one ``_split`` hands the protocol as it reads it."""
+        if len(partial) < 2:
+            return 0
+        first, second = partial[0], partial[1]
+        if second & 0x80 != self._masked_in or first & 0x0F not in _OPCODES:
+            return 0
+        length, start = second & 0x7F, 2
+        if length >= 126:
+            start = 4 if length == 126 else 10
+            if len(partial) < start:
+                return 0
+            length = int.from_bytes(partial[2:start], "big")
+        return start + length + (4 if self._masked_in else 0) - len(partial)
+
+    def _split(self, buffer: bytes | bytearray, now: float, pos: int = 0) -> int:
+        """Cut ``buffer`` from ``pos`` into whole frames; where that ended.
 
         Written by hand, and only the cutting: websockets' parser costs about 2 us per frame
         and this about 0.4 (BENCHMARKS.md), on the path every server event takes. A whole,
@@ -194,7 +215,7 @@ class Wire:
         that garbage made up. (Reserved bits it refuses only once the frame is whole.) The
         limit is the message's: a fragment counts what came before it.
         """
-        inbox, limit, end, pos = self.inbox, self._room(), len(buffer), 0
+        inbox, limit, end = self.inbox, self._room(), len(buffer)
         masked = self._masked_in
         while end - pos >= 2:
             first, second, start = buffer[pos], buffer[pos + 1], pos + 2
