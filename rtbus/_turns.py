@@ -3,7 +3,7 @@
 A trio checkpoint is a cancel point and a schedule point. The schedule point is the costly
 half: with nothing else ready it is one whole turn of trio's loop, an ``epoll_wait`` among it,
 3.3 us on the benchmark machine, and a subscriber working through a batch that arrived
-together paid it once per envelope. A gateway client reading audio deltas spent a quarter of
+together paid it once per envelope. A gateway client reading audio deltas spent a fifth of
 its CPU there (BENCHMARKS.md). So a read that did not wait is always a cancel point, but
 while a backlog waits to be read it is a schedule point only once its task has run for
 ``SLICE`` since it last let others run: waiting for data counts, as does a read's own
@@ -13,7 +13,7 @@ slice of 0.5 to 5 ms). Fairness is kept in time, not in reads: a reader doing sl
 envelope yields at every read, a quick one every ``SLICE``.
 
 Written here because trio has no such primitive, and kept per reader (one subscription), not
-per task: the approximation the issue allows, and free of any lookup of the current task.
+per task: an approximation that issue allows, and free of any lookup of the current task.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ class Turns:
         One left waiting is not a backlog: it is a publisher that adds one per turn, and a
         reader keeping pace with it yields as before. Skipping that turn would have it park
         at its next read and its publisher wake it every time, which costs more than the
-        turn (1 to 1.5 us per envelope in process, bench_gateway's in-process way)."""
+        turn (about 1 us per envelope in process, bench_gateway's in-process way)."""
         if parked:
             self._since = perf_counter()
         elif waiting < 2 or perf_counter() - self._since >= SLICE:

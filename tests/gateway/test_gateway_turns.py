@@ -1,7 +1,7 @@
 """Reads through the gateway are scheduled as in process: a read that finds a frame already
 here is a cancel point, and while a backlog is left a schedule point only once its reader
 has run for ``rtbus._turns.SLICE``. One whole message of frames read with a yield each
-cost a gateway client a quarter of its CPU (BENCHMARKS.md)."""
+cost a gateway client a fifth of its CPU (BENCHMARKS.md)."""
 
 from __future__ import annotations
 
