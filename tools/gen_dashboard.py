@@ -513,11 +513,13 @@ GATEWAY = Row(
         ),
         Panel(
             "Gateway errors",
-            "Error frames the gateway sent, by code, and connections it refused before "
-            "serving them, by reason (a bad upgrade, the token, the version).",
+            "Error frames the gateway sent, by code; connections it refused before serving "
+            "them, by reason (a bad upgrade, the token, the version); and connections it "
+            "ended because a client stopped reading (a write stalled 30 s).",
             (
                 Query(rate("rtbus_gateway_errors_total", "code"), "{{code}}"),
                 Query(rate("rtbus_gateway_refused_total", "reason"), "refused: {{reason}}"),
+                Query(rate("rtbus_gateway_stalled_total"), "stalled"),
             ),
             unit="ops",
         ),

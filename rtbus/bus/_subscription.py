@@ -188,12 +188,6 @@ class Subscription(trio.abc.AsyncResource):
         return self._lag
 
     @property
-    def buffered(self) -> int:
-        """Envelopes waiting in the buffer, as ``statistics().queued`` but for one a
-        ``delivery()`` holds (without making a snapshot: a forwarder asks this per turn)."""
-        return len(self._buffer)
-
-    @property
     def closed(self) -> bool:
         """Whether it takes no more envelopes (closed, overflowed under ``disconnect``, cut
         loose for being too slow, or the bus closed)."""

@@ -90,9 +90,13 @@ logger = logging.getLogger("rtbus.gateway")
 
 LIMITS: Final = Limits()
 """The limits of every connection but ``max_block_timeout``, which is the service bus's."""
-# The most one forwarder takes at once (credit bounds it too). A subscriber of a whole fleet
-# on a loaded service (1,000 sessions) needs thousands per turn, as the in-process one takes.
-_BATCH: Final = 4096
+# The most one forwarder takes at once, and less when that would not go in one write (see
+# ``_Forwarder._fits``); credit bounds it too. What it took is out of its subscription's
+# maxsize and policy until written: this bounds what a client that stops reading pins, and
+# how long one forwarder's step holds the loop (building a write: 1-1.5 ms at most). A loaded
+# service needs it large: at 1,000 sessions a turn lasts milliseconds, and a forwarder taking
+# 256 a turn could not catch up once the sessions' start had filled its subscription.
+_BATCH: Final = 1024
 # A gathered batch goes out in messages of about this size: smaller ones let the client work
 # on the first while the rest are in flight; 64 audio deltas (420 KB) in one message cost
 # both sides a fifth more CPU per event, 32 KB ones a third more, and 256 KiB ones triple the
@@ -102,6 +106,10 @@ _MESSAGE_BYTES: Final = 128 * 1024
 # of a loaded service is long (a millisecond at 1,000 sessions), so a write a message kept a
 # fleet's subscriber a second behind its sessions (bench_fleet).
 _WRITE_BYTES: Final = 4 * 1024 * 1024
+# A write that has not gone out after this long: the client stopped reading. The connection
+# ends, so it pins no more than it held (a write of up to _WRITE_BYTES per subscription);
+# 4 MiB in 30 s is 140 KB/s, twice one session's audio.
+_WRITE_TIMEOUT: Final = 30.0
 _IDLE_TURNS: Final = 2  # scheduler turns without a new envelope that end a gathered batch
 _GATHER_SECONDS: Final = 0.0005  # the longest a gathered batch's first envelope waits for more
 _POLICY_VIOLATION: Final = 1008
@@ -126,9 +134,10 @@ class GatewayCounts:
     ``rtbus_gateway_connections``, ``rtbus_gateway_frames_total{direction}``,
     ``rtbus_gateway_messages_sent_total`` (WebSocket messages: a batch of frames is one, and a
     gathered batch of about 128 KiB or more is several),
-    ``rtbus_gateway_errors_total{code}`` (``code`` is an ``ErrorCode``: bounded) and
+    ``rtbus_gateway_errors_total{code}`` (``code`` is an ``ErrorCode``: bounded),
     ``rtbus_gateway_refused_total{reason}`` (connections refused before they were served;
-    ``reason`` is one of ``REFUSALS``)."""
+    ``reason`` is one of ``REFUSALS``) and ``rtbus_gateway_stalled_total`` (connections ended
+    because a write did not go out within ``_WRITE_TIMEOUT``)."""
 
     def __init__(self) -> None:
         self.connections = 0
@@ -136,6 +145,7 @@ class GatewayCounts:
         self.messages_sent = 0
         self.errors: Counter[str] = Counter()
         self.refused: Counter[str] = Counter(dict.fromkeys(REFUSALS, 0))
+        self.stalled = 0
 
     def describe(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         return self.collect()
@@ -160,6 +170,12 @@ class GatewayCounts:
             self.refused,
             "rtbus_gateway_refused",
             "Bus gateway connections refused before they were served, by reason.",
+        )
+        yield CounterMetricFamily(
+            "rtbus_gateway_stalled",
+            "Bus gateway connections ended because a write did not go out in time "
+            "(the client stopped reading).",
+            self.stalled,
         )
 
 
@@ -251,6 +267,8 @@ class _Forwarder:
         self._writing = False
         # Envelopes taken from the subscription, with their lag, and not yet written.
         self._held: list[tuple[Envelope, int]] = []
+        # How many frames the last write suggests one write carries: a batch takes no more.
+        self._fits = _BATCH
 
     @property
     def unsent(self) -> int:
@@ -298,23 +316,22 @@ class _Forwarder:
             self._more = trio.Event()
             await self._more.wait()
         # Stopped without credit: a read of one raises why (closed, overflowed, too slow).
-        limit = max(1, min(self._credit, _BATCH))
+        limit = max(1, min(self._credit, self._fits))
         self._held = taken = self._tagged(await self.subscription.receive_batch(limit))
         # Gather: while scheduler turns bring more (publishers are busy), wait more turns
-        # before writing, so a burst costs a few messages, not one each. What they bring
-        # stays in the subscription, counted against its maxsize, and is taken in one read
-        # at the end: a turn only looks. Trio may run this task before or after a publisher
-        # within a turn, so one turn can bring nothing mid-burst: _IDLE_TURNS in a row
-        # without anything end it, and so does _GATHER_SECONDS since the first was taken
-        # (turns are long on a busy loop), or a full buffer (its publishers wait).
-        subscription, started, idle = self.subscription, trio.current_time(), 0
-        seen = len(taken) + subscription.buffered
-        while seen < limit and idle < _IDLE_TURNS and self._may_gather(started):
+        # before writing, so a burst costs a few messages, not one each. Each turn's are
+        # taken at once, so the subscription's buffer keeps all its room for the next (a
+        # turn that only looked left them there, and a burst overflowed it within the
+        # client's maxsize). Trio may run this task before or after a publisher within a
+        # turn, so one turn can bring nothing mid-burst: _IDLE_TURNS in a row without
+        # anything end it, and so does _GATHER_SECONDS since the first was taken (turns are
+        # long on a busy loop).
+        started, idle = trio.current_time(), 0
+        while len(taken) < limit and idle < _IDLE_TURNS and self._may_gather(started):
             await trio.lowlevel.cancel_shielded_checkpoint()
-            now = len(taken) + subscription.buffered
-            idle, seen = (0, now) if now > seen else (idle + 1, seen)
-        if len(taken) < limit:
-            taken += self._tagged(subscription.receive_buffered(limit - len(taken)))
+            more = self.subscription.receive_buffered(limit - len(taken))
+            idle = 0 if more else idle + 1
+            taken += self._tagged(more)
         self._credit -= len(taken)
         # Unsubscribed while gathering: what it holds is not written (nor counted delivered).
         await trio.lowlevel.checkpoint_if_cancelled()
@@ -334,11 +351,19 @@ class _Forwarder:
             await trio.lowlevel.checkpoint()
 
     async def _write_some(self, connection: _Connection) -> None:
-        """Write held frames, built now (an event's age runs until it is written), in one
-        write of up to about ``_WRITE_BYTES``: messages that each close once they reach
-        ``_MESSAGE_BYTES`` (so each may pass it by one frame). The frames leave ``_held`` as
-        the write starts: ``unsent`` counts what is still to come, and an unsubscribe
-        answered meanwhile goes out after them."""
+        """Write held frames in one write of up to about ``_WRITE_BYTES``, built once the
+        write lock is this forwarder's (``_build``)."""
+        await connection.write_built(self._build)
+
+    def _build(self) -> tuple[list[list[bytes]], int]:
+        """The messages of the next write and how many frames they carry, built now, under
+        the write lock: an event's ``age`` runs until its write starts, not until it was
+        queued behind another subscription's. Each message closes once it reaches
+        ``_MESSAGE_BYTES`` (so it may pass that by one frame). The frames leave ``_held``
+        here: ``unsent`` counts what is still to come. Unsubscribed while it waited for the
+        lock: nothing, since the answer, queued behind it, counted these as not delivered."""
+        if self._stopping:
+            return [], 0
         now, messages, frames, size, batch = trio.current_time(), [], 0, 0, Batch()
         for envelope, lag in self._held:
             if batch.size >= _MESSAGE_BYTES:
@@ -350,9 +375,11 @@ class _Forwarder:
             batch.add(encode_event(self.id, envelope, lag=lag, age=age))
         if batch.size:
             messages.append(batch.message())
-            frames += len(batch)
+            frames, size = frames + len(batch), size + batch.size
         del self._held[:frames]
-        await connection.write(*messages, frames=frames)
+        if frames:
+            self._fits = max(1, min(_BATCH, _WRITE_BYTES * frames // max(1, size)))
+        return messages, frames
 
     def _may_gather(self, started: float) -> bool:
         return (
@@ -434,15 +461,33 @@ class _Connection:
     async def write(self, *messages: list[bytes], frames: int = 1) -> None:
         """Send ``messages`` (each given as its parts, joined once by the wire) in one write;
         ``frames`` counts the frames in them."""
+        await self.write_built(lambda: (list(messages), frames))
+
+    async def write_built(self, build: Callable[[], tuple[list[list[bytes]], int]]) -> None:
+        """Send what ``build`` makes (messages, and the frames in them) in one write, built
+        once the write lock is this caller's; nothing if it makes no message."""
         async with self._write_lock:
             # A writer handed the lock by ``going_away`` runs before the cancellation reaches
             # it: nothing goes after the close frame.
             if self._closing:
                 return
-            try:
-                await self._wire.send_binary(*messages)
-            except ConnectionClosedError:
-                return  # The client is gone: the reader sees the end.
+            messages, frames = build()
+            if not messages:
+                return
+            with trio.move_on_after(_WRITE_TIMEOUT) as write:
+                try:
+                    await self._wire.send_binary(*messages)
+                except ConnectionClosedError:
+                    return  # The client is gone: the reader sees the end.
+            if write.cancelled_caught:
+                # Cut short, the wire aborted the stream: the reader sees the end.
+                self._counts.stalled += 1
+                logger.warning(
+                    "gateway client %s read nothing of a write for %gs: connection ended",
+                    self.sender,
+                    _WRITE_TIMEOUT,
+                )
+                return
         self._counts.frames["out"] += frames
         self._counts.messages_sent += len(messages)
 

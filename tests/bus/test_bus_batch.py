@@ -115,14 +115,3 @@ async def test_receive_buffered_refuses_while_a_delivery_is_held() -> None:
             with pytest.raises(trio.BusyResourceError):
                 sub.receive_buffered(1)
         assert [n_of(e.event) for e in sub.receive_buffered(8)] == [1]
-
-
-async def test_buffered_counts_what_waits_without_a_snapshot() -> None:
-    async with Bus() as bus, bus.subscribe(maxsize=10) as sub:
-        assert sub.buffered == 0
-        await publish_range(bus, 3)
-        assert sub.buffered == sub.statistics().queued == 3
-        async with sub.delivery():
-            assert sub.buffered == 2  # the one held is not waiting
-        sub.receive_buffered(8)
-        assert sub.buffered == 0

@@ -94,6 +94,7 @@ CATALOGUE = frozenset(
         "rtbus_gateway_messages_sent_total",
         "rtbus_gateway_errors_total",
         "rtbus_gateway_refused_total",
+        "rtbus_gateway_stalled_total",
         # calls
         "rtbus_calls_total",
         "rtbus_calls_active",

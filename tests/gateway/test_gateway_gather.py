@@ -9,6 +9,7 @@ import time
 from typing import Any, cast
 
 import orjson
+import pytest
 import trio
 import trio.testing
 from support.events import ev
@@ -21,7 +22,7 @@ from websockets.uri import parse_uri
 
 from rtbus.gateway import PROTOCOL_VERSION, parse_server_frames
 from rtbus.service import Service
-from rtbus.service._gateway import _MESSAGE_BYTES, _Connection, gateway_counts
+from rtbus.service._gateway import _MESSAGE_BYTES, _WRITE_TIMEOUT, _Connection, gateway_counts
 from rtbus.service._gateway_socket import WIRE_OPTIONS
 from rtbus.transport import Wire
 
@@ -138,16 +139,26 @@ async def test_an_unsubscribe_while_gathering_reports_only_what_was_written(
 BIG = orjson.dumps({"type": "test.x", "event_id": "evt", "delta": "A" * 20_000})
 
 
+async def connected(
+    service: Service, ends: Recorder, nursery: trio.Nursery, *subscribes: dict[str, Any]
+) -> _Connection:
+    """A connection to ``ends``, said hello to, with ``subscribes`` asked (default: ``a``,
+    ``test.*``, credit 64), and every task blocked again."""
+    connection = _Connection(service, ends.wire, gateway_counts(service), start_timeout=5)
+    nursery.start_soon(connection.serve)
+    ends.ask({"op": "hello", "req": 1, "versions": [PROTOCOL_VERSION]})
+    for req, subscribe in enumerate(subscribes or ({"sub": "a", "credit": 64},), start=2):
+        ends.ask({"op": "subscribe", "req": req, "types": ["test.*"], **subscribe})
+    await trio.testing.wait_all_tasks_blocked()
+    return connection
+
+
 async def burst_of_big_events(
     service: Service, ends: Recorder, nursery: trio.Nursery, raw: bytes = BIG
 ) -> None:
     """Subscription ``a`` on a connection to ``ends``, then 24 events of ``raw`` (audio-sized:
     about 480 KB in all) published at once, and every task blocked again."""
-    connection = _Connection(service, ends.wire, gateway_counts(service), start_timeout=5)
-    nursery.start_soon(connection.serve)
-    ends.ask({"op": "hello", "req": 1, "versions": [PROTOCOL_VERSION]})
-    ends.ask({"op": "subscribe", "req": 2, "sub": "a", "types": ["test.*"], "credit": 64})
-    await trio.testing.wait_all_tasks_blocked()
+    await connected(service, ends, nursery)
     for _ in range(24):
         service.bus.publish_nowait("s1", "test.x", ev(), received_at=0.0, raw=raw)
     await trio.testing.wait_all_tasks_blocked()
@@ -213,29 +224,100 @@ async def test_an_unsubscribe_during_a_batchs_writes_stops_it_and_counts_what_we
     assert frames[answer].result["delivered"] == len(events)
 
 
-async def test_what_a_gathering_has_seen_waits_in_the_subscription_within_its_maxsize(
+async def test_a_burst_over_several_turns_is_absorbed_within_the_maxsize(
     service: Service,
 ) -> None:
-    # A turn only looks: what the publishers bring stays in the service's subscription until
-    # the batch is taken, so its maxsize bounds the gathering too. Under ``block`` a full
-    # buffer holds the publisher, ends the gathering, and nothing is lost or reordered.
+    # 40 envelopes a turn, while the forwarder gathers, into a service-side buffer of 128,
+    # as rtbus.connect(maxsize=256) asks: each turn's are taken as they come, so the buffer
+    # keeps its room for the next, and what the credit leaves waits there, none dropped.
     ends = Recorder()
     raw = orjson.dumps({"type": "test.x", "event_id": "evt"})
     async with trio.open_nursery() as nursery:
-        connection = _Connection(service, ends.wire, gateway_counts(service), start_timeout=5)
-        nursery.start_soon(connection.serve)
-        ends.ask({"op": "hello", "req": 1, "versions": [PROTOCOL_VERSION]})
-        subscribe = {"op": "subscribe", "req": 2, "sub": "a", "types": ["test.*"]}
-        ends.ask({**subscribe, "credit": 64, "maxsize": 3, "overflow": "block"})
-        await trio.testing.wait_all_tasks_blocked()
+        subscribe = {"sub": "a", "credit": 128, "maxsize": 128, "overflow": "drop_oldest"}
+        connection = await connected(service, ends, nursery, subscribe)
         subscription = connection._subscriptions["a"].subscription
-        most = 0
-        for _ in range(12):
-            await service.bus.publish("s1", "test.x", ev(), received_at=0.0, raw=raw)
-            most = max(most, subscription.buffered)
+        service.bus.publish_nowait("s1", "test.x", ev(), received_at=0.0, raw=raw)
+        forwarder = connection._subscriptions["a"]
+        while not forwarder.unsent:  # it took the first, and gathers
+            await trio.lowlevel.checkpoint()
+        for _ in range(4):
+            for _ in range(40):
+                service.bus.publish_nowait("s1", "test.x", ev(), received_at=0.0, raw=raw)
+            await trio.lowlevel.checkpoint()
+        await trio.testing.wait_all_tasks_blocked()
+        statistics = subscription.statistics()
+        nursery.cancel_scope.cancel()
+    assert statistics.dropped == 0
+    sent = [f for f in ends.frames() if getattr(f, "sub", None) == "a" and hasattr(f, "seq")]
+    assert len(sent) + statistics.queued == 161
+
+
+class CountedWrites(Recorder):
+    """A Recorder that counts the connection's writes (each one ``send_all``)."""
+
+    writes = 0
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        self.writes += 1
+        await super().send_all(data)
+
+
+async def test_a_batch_of_several_messages_goes_in_one_write(service: Service) -> None:
+    # A write is a scheduler turn, long on a loaded service: the messages of a batch share one.
+    ends = CountedWrites()
+    async with trio.open_nursery() as nursery:
+        await burst_of_big_events(service, ends, nursery)
+        nursery.cancel_scope.cancel()
+    messages = ends.sent[2:]
+    assert len(messages) >= 3
+    assert ends.writes == 2 + 1  # hello, subscribe, and the whole batch
+
+
+async def test_an_events_age_runs_until_its_write_starts(
+    service: Service, autojump_clock: trio.testing.MockClock
+) -> None:
+    # Subscription "b"'s event is built into a write only once the write lock is its turn:
+    # queued behind "a"'s write for a second, it says it is a second older.
+    ends = SlowSocket()
+    small = orjson.dumps({"type": "other.x", "event_id": "evt"})
+    async with trio.open_nursery() as nursery:
+        a, b = {"sub": "a", "credit": 64}, {"sub": "b", "types": ["other.*"], "credit": 8}
+        await connected(service, ends, nursery, a, b)
+        for _ in range(24):
+            service.bus.publish_nowait("s1", "test.x", ev(), received_at=0.0, raw=BIG)
+        await trio.testing.wait_all_tasks_blocked()  # "a"'s write is stuck
+        published = trio.current_time()
+        service.bus.publish_nowait("s2", "other.x", ev(), received_at=published, raw=small)
+        await trio.sleep(1)
+        ends.release.set()
         await trio.testing.wait_all_tasks_blocked()
         nursery.cancel_scope.cancel()
-    assert most <= 3
-    seqs = [f.seq for f in ends.frames() if getattr(f, "sub", None) == "a" and hasattr(f, "seq")]
-    assert seqs == list(range(1, 13))
-    assert subscription.statistics().dropped == 0
+    (frame,) = [f for f in ends.frames() if getattr(f, "sub", None) == "b" and hasattr(f, "seq")]
+    assert frame.age >= 1
+
+
+async def test_a_client_that_stops_reading_loses_its_connection_at_the_write_timeout(
+    service: Service, autojump_clock: trio.testing.MockClock
+) -> None:
+    # Its write never goes out: after _WRITE_TIMEOUT the connection ends, counted, and what
+    # it held goes with its subscriptions.
+    ends = SlowSocket()  # never released
+    counts = gateway_counts(service)
+    stalled = counts.stalled
+    connection = _Connection(service, ends.wire, counts, start_timeout=5)
+    ends.ask({"op": "hello", "req": 1, "versions": [PROTOCOL_VERSION]})
+    ends.ask({"op": "subscribe", "req": 2, "sub": "a", "types": ["test.*"], "credit": 64})
+
+    async def publish_when_subscribed() -> None:
+        await trio.testing.wait_all_tasks_blocked()
+        for _ in range(24):
+            service.bus.publish_nowait("s1", "test.x", ev(), received_at=0.0, raw=BIG)
+
+    with trio.fail_after(100):  # rather than hang, should it never end (virtual seconds)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(publish_when_subscribed)
+            started = trio.current_time()
+            await connection.serve()
+    assert trio.current_time() - started == pytest.approx(_WRITE_TIMEOUT)
+    assert counts.stalled == stalled + 1
+    assert service.bus.statistics().subscriptions == 0
