@@ -106,10 +106,11 @@ _MESSAGE_BYTES: Final = 128 * 1024
 # of a loaded service is long (a millisecond at 1,000 sessions), so a write a message kept a
 # fleet's subscriber a second behind its sessions (bench_fleet).
 _WRITE_BYTES: Final = 4 * 1024 * 1024
-# A write that has not gone out after this long: the client stopped reading. The connection
-# ends, so it pins no more than it held (a write of up to _WRITE_BYTES per subscription);
-# 4 MiB in 30 s is 140 KB/s, twice one session's audio.
+# A write that has not gone out after _WRITE_TIMEOUT, plus its size at _WRITE_RATE: the
+# client stopped reading, or reads slower than one session's audio (66 KB/s). The
+# connection ends, so it pins no more than it held (a write per subscription).
 _WRITE_TIMEOUT: Final = 30.0
+_WRITE_RATE: Final = 64 * 1024
 _IDLE_TURNS: Final = 2  # scheduler turns without a new envelope that end a gathered batch
 _GATHER_SECONDS: Final = 0.0005  # the longest a gathered batch's first envelope waits for more
 _POLICY_VIOLATION: Final = 1008
@@ -269,10 +270,13 @@ class _Forwarder:
         self._held: list[tuple[Envelope, int]] = []
         # How many frames the last write suggests one write carries: a batch takes no more.
         self._fits = _BATCH
+        # Frames handed to writes: what an unsubscribe's answer says was delivered (a batch
+        # taken but not yet built is not: the read may yield before it is held).
+        self.sent = 0
 
     @property
-    def unsent(self) -> int:
-        """Envelopes taken from the subscription and not yet written: not delivered."""
+    def holding(self) -> int:
+        """Envelopes taken from the subscription and not yet handed to a write."""
         return len(self._held)
 
     def grant(self, n: int) -> None:
@@ -360,7 +364,7 @@ class _Forwarder:
         the write lock: an event's ``age`` runs until its write starts, not until it was
         queued behind another subscription's. Each message closes once it reaches
         ``_MESSAGE_BYTES`` (so it may pass that by one frame). The frames leave ``_held``
-        here: ``unsent`` counts what is still to come. Unsubscribed while it waited for the
+        here, counted in ``sent``. Unsubscribed while it waited for the
         lock: nothing, since the answer, queued behind it, counted these as not delivered."""
         if self._stopping:
             return [], 0
@@ -377,6 +381,7 @@ class _Forwarder:
             messages.append(batch.message())
             frames, size = frames + len(batch), size + batch.size
         del self._held[:frames]
+        self.sent += frames
         if frames:
             self._fits = max(1, min(_BATCH, _WRITE_BYTES * frames // max(1, size)))
         return messages, frames
@@ -474,19 +479,26 @@ class _Connection:
             messages, frames = build()
             if not messages:
                 return
-            with trio.move_on_after(_WRITE_TIMEOUT) as write:
+            size = sum(len(part) for parts in messages for part in parts)
+            timeout = _WRITE_TIMEOUT + size / _WRITE_RATE
+            with trio.move_on_after(timeout) as write:
                 try:
                     await self._wire.send_binary(*messages)
                 except ConnectionClosedError:
                     return  # The client is gone: the reader sees the end.
             if write.cancelled_caught:
-                # Cut short, the wire aborted the stream: the reader sees the end.
                 self._counts.stalled += 1
                 logger.warning(
-                    "gateway client %s read nothing of a write for %gs: connection ended",
+                    "gateway client %s did not take a write of %d bytes in %.0fs: "
+                    "connection ended",
                     self.sender,
-                    _WRITE_TIMEOUT,
+                    size,
+                    timeout,
                 )
+                # Cut short midway the wire aborts the stream itself; stuck behind another
+                # write of its own (a pong) it does not: end it here, so the reader sees it
+                # (and the connection, ending, may cancel this task right here).
+                await self._wire.abort()
                 return
         self._counts.frames["out"] += frames
         self._counts.messages_sent += len(messages)
@@ -554,7 +566,7 @@ class _Connection:
         self.forget(forwarder)
         statistics = forwarder.subscription.statistics()
         # What the forwarder held and will not write now was taken, not delivered.
-        result = {"sub": request.sub, "delivered": statistics.delivered - forwarder.unsent}
+        result = {"sub": request.sub, "delivered": forwarder.sent}
         await self._result(request.req, result | {"dropped": statistics.dropped})
 
     async def _credit(self, request: Credit) -> None:

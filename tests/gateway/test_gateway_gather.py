@@ -22,7 +22,13 @@ from websockets.uri import parse_uri
 
 from rtbus.gateway import PROTOCOL_VERSION, parse_server_frames
 from rtbus.service import Service
-from rtbus.service._gateway import _MESSAGE_BYTES, _WRITE_TIMEOUT, _Connection, gateway_counts
+from rtbus.service._gateway import (
+    _MESSAGE_BYTES,
+    _WRITE_RATE,
+    _WRITE_TIMEOUT,
+    _Connection,
+    gateway_counts,
+)
 from rtbus.service._gateway_socket import WIRE_OPTIONS
 from rtbus.transport import Wire
 
@@ -238,7 +244,7 @@ async def test_a_burst_over_several_turns_is_absorbed_within_the_maxsize(
         subscription = connection._subscriptions["a"].subscription
         service.bus.publish_nowait("s1", "test.x", ev(), received_at=0.0, raw=raw)
         forwarder = connection._subscriptions["a"]
-        while not forwarder.unsent:  # it took the first, and gathers
+        while not forwarder.holding:  # it took the first, and gathers
             await trio.lowlevel.checkpoint()
         for _ in range(4):
             for _ in range(40):
@@ -318,6 +324,45 @@ async def test_a_client_that_stops_reading_loses_its_connection_at_the_write_tim
             nursery.start_soon(publish_when_subscribed)
             started = trio.current_time()
             await connection.serve()
-    assert trio.current_time() - started == pytest.approx(_WRITE_TIMEOUT)
+    # The timeout, and the time the write's size allows at _WRITE_RATE (24 of 20 KB).
+    elapsed = trio.current_time() - started
+    assert elapsed == pytest.approx(_WRITE_TIMEOUT + len(BIG) * 24 / _WRITE_RATE, abs=1)
     assert counts.stalled == stalled + 1
     assert service.bus.statistics().subscriptions == 0
+
+
+class Jammed(Recorder):
+    """Every write blocks once ``jam`` is set (the client's receive window is full)."""
+
+    jam = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = trio.Event()
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        if self.jam:
+            await self.release.wait()
+        await super().send_all(data)
+
+
+async def test_a_write_stuck_behind_a_jammed_pong_ends_the_connection_too(
+    service: Service, autojump_clock: trio.testing.MockClock
+) -> None:
+    # The client's ping jams the reader's pong, which holds the wire's own send lock: the
+    # forwarder's write times out before it starts, and the connection still ends.
+    ends = Jammed()
+    counts = gateway_counts(service)
+    stalled = counts.stalled
+    async with trio.open_nursery() as nursery:
+        await connected(service, ends, nursery)
+        ends.jam = True
+        ends._client.send_ping(b"k")
+        ends._requests.put_data(b"".join(ends._client.data_to_send()))
+        await trio.testing.wait_all_tasks_blocked()
+        for _ in range(3):
+            service.bus.publish_nowait("s1", "test.x", ev(), received_at=0.0, raw=BIG)
+        await trio.sleep(_WRITE_TIMEOUT + 3 * len(BIG) / _WRITE_RATE + 1)
+        assert counts.stalled == stalled + 1
+        assert ends.wire.done
+        nursery.cancel_scope.cancel()
