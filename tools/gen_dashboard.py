@@ -515,7 +515,7 @@ GATEWAY = Row(
             "Gateway errors",
             "Error frames the gateway sent, by code; connections it refused before serving "
             "them, by reason (a bad upgrade, the token, the version); and connections it "
-            "ended because a client stopped reading (a write stalled 30 s).",
+            "ended because a client stopped reading (a write did not go out in time).",
             (
                 Query(rate("rtbus_gateway_errors_total", "code"), "{{code}}"),
                 Query(rate("rtbus_gateway_refused_total", "reason"), "refused: {{reason}}"),

@@ -138,7 +138,8 @@ class GatewayCounts:
     ``rtbus_gateway_errors_total{code}`` (``code`` is an ``ErrorCode``: bounded),
     ``rtbus_gateway_refused_total{reason}`` (connections refused before they were served;
     ``reason`` is one of ``REFUSALS``) and ``rtbus_gateway_stalled_total`` (connections ended
-    because a write did not go out within ``_WRITE_TIMEOUT``)."""
+    because a write did not go out in time: ``_WRITE_TIMEOUT`` and its size at
+    ``_WRITE_RATE``)."""
 
     def __init__(self) -> None:
         self.connections = 0
@@ -488,13 +489,8 @@ class _Connection:
                     return  # The client is gone: the reader sees the end.
             if write.cancelled_caught:
                 self._counts.stalled += 1
-                logger.warning(
-                    "gateway client %s did not take a write of %d bytes in %.0fs: "
-                    "connection ended",
-                    self.sender,
-                    size,
-                    timeout,
-                )
+                message = "gateway client %s did not take a write of %d bytes in %.0fs: ended"
+                logger.warning(message, self.sender, size, timeout)
                 # Cut short midway the wire aborts the stream itself; stuck behind another
                 # write of its own (a pong) it does not: end it here, so the reader sees it
                 # (and the connection, ending, may cancel this task right here).
