@@ -147,6 +147,7 @@ class Subscription(trio.abc.AsyncResource):
         self._reading = False
         self._reader: trio.lowlevel.Task | None = None
         self._turns = Turns()  # a read that did not wait lets others run only now and then
+        self._spill: Callable[[], object] | None = None  # ``on_full``
         # Each waiting publisher's envelope and when it began to wait (oldest first).
         self._publishers: dict[trio.lowlevel.Task, tuple[Envelope, float]] = {}
         self._delivered = self._dropped = self._redelivered = 0
@@ -186,6 +187,20 @@ class Subscription(trio.abc.AsyncResource):
         """Envelopes dropped just before the latest read's first, as ``statistics().lag``
         (without making a snapshot: a forwarder asks this per read)."""
         return self._lag
+
+    @property
+    def buffered(self) -> int:
+        """Envelopes waiting in the buffer, as ``statistics().queued`` but for one a
+        ``delivery()`` holds (without making a snapshot: a forwarder asks this per turn)."""
+        return len(self._buffer)
+
+    def on_full(self, take: Callable[[], object] | None) -> None:
+        """While set, a publish that finds the buffer full first calls ``take``, and the
+        policy applies only if that left no room. For a reader that gathers a batch over
+        several turns and only counts what arrives (the gateway's forwarder): ``take`` reads
+        what is buffered (``receive_buffered``), so the buffer absorbs what it would had the
+        reader taken each turn's. ``None`` unsets it."""
+        self._spill = take
 
     @property
     def closed(self) -> bool:
@@ -399,7 +414,10 @@ class Subscription(trio.abc.AsyncResource):
             return True
         self._offered += 1
         if self._occupancy() >= self._maxsize:
-            return self._on_full(self, envelope)
+            if self._spill is not None and not self._reading:
+                self._spill()
+            if self._occupancy() >= self._maxsize:
+                return self._on_full(self, envelope)
         self._buffer.append(envelope)
         self._wake_reader()
         return True

@@ -8,7 +8,7 @@ import trio
 import trio.testing
 from support.events import ev, n_of
 
-from rtbus.bus import Bus, SubscriberOverflowError
+from rtbus.bus import Bus, OverflowPolicy, SubscriberOverflowError
 
 
 async def publish_range(bus: Bus, count: int) -> None:
@@ -115,3 +115,52 @@ async def test_receive_buffered_refuses_while_a_delivery_is_held() -> None:
             with pytest.raises(trio.BusyResourceError):
                 sub.receive_buffered(1)
         assert [n_of(e.event) for e in sub.receive_buffered(8)] == [1]
+
+
+async def test_buffered_counts_what_waits_without_a_snapshot() -> None:
+    async with Bus() as bus, bus.subscribe(maxsize=10) as sub:
+        assert sub.buffered == 0
+        await publish_range(bus, 3)
+        assert sub.buffered == sub.statistics().queued == 3
+        async with sub.delivery():
+            assert sub.buffered == 2  # the one held is not waiting
+        sub.receive_buffered(8)
+        assert sub.buffered == 0
+
+
+@pytest.mark.parametrize("overflow", ["block", "drop_oldest", "drop_newest", "disconnect"])
+async def test_on_full_lets_a_gathering_reader_take_before_the_policy_applies(
+    overflow: OverflowPolicy,
+) -> None:
+    async with Bus() as bus, bus.subscribe(maxsize=2, overflow=overflow) as sub:
+        gathered: list[object] = []
+        sub.on_full(lambda: gathered.extend(n_of(e.event) for e in sub.receive_buffered(8)))
+        await publish_range(bus, 5)  # full at the third, and at the fifth: taken each time
+        sub.on_full(None)
+        statistics = sub.statistics()
+        assert gathered == [0, 1, 2, 3]
+        assert [n_of(e.event) for e in sub.receive_buffered(8)] == [4]
+        assert (statistics.dropped, statistics.delivered, statistics.queued) == (0, 4, 1)
+
+
+async def test_on_full_that_makes_no_room_leaves_the_policy_to_apply() -> None:
+    async with Bus() as bus, bus.subscribe(maxsize=2, overflow="drop_newest") as sub:
+        calls: list[int] = []
+        sub.on_full(lambda: calls.append(sub.buffered))
+        await publish_range(bus, 4)
+        assert calls == [2, 2]
+        assert sub.statistics().dropped == 2
+        sub.on_full(None)
+        await publish_range(bus, 1)
+        assert calls == [2, 2]  # unset: not called again
+
+
+async def test_on_full_is_not_called_while_a_delivery_holds_the_reader() -> None:
+    async with Bus() as bus, bus.subscribe(maxsize=2, overflow="drop_newest") as sub:
+        calls: list[int] = []
+        sub.on_full(lambda: calls.append(1))
+        await publish_range(bus, 2)
+        async with sub.delivery():
+            await publish_range(bus, 2)  # full: a read is in progress, the policy applies
+        assert calls == []
+        assert sub.statistics().dropped == 2
