@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import logging
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Final
@@ -58,6 +59,7 @@ class _State(enum.Enum):
 
 # States whose buffer may still be read (an ended subscription drains first).
 _READABLE: Final = frozenset({_State.OPEN, _State.ENDED})
+_log = logging.getLogger("rtbus.bus")
 
 
 @attrs.frozen
@@ -412,22 +414,29 @@ class Subscription(trio.abc.AsyncResource):
         """Queue ``envelope``; False when the publisher must wait (``_wait_for_room``)."""
         if self._state is not _State.OPEN:
             return True
+        full = self._full()
         self._offered += 1
-        if self._occupancy() >= self._maxsize:
-            if self._spill is not None and not self._reading:
-                self._spill()
-            if self._occupancy() >= self._maxsize:
-                return self._on_full(self, envelope)
+        if full:
+            return self._on_full(self, envelope)
         self._buffer.append(envelope)
         self._wake_reader()
         return True
 
     def _would_block(self) -> bool:
-        return (
-            self._policy is OverflowPolicy.BLOCK
-            and self._state is _State.OPEN
-            and self._occupancy() >= self._maxsize
-        )
+        return self._policy is OverflowPolicy.BLOCK and self._state is _State.OPEN and self._full()
+
+    def _full(self) -> bool:
+        """Whether the buffer is full, once an ``on_full`` reader has taken what it would.
+        A ``take`` that raises costs only its own batch: it is logged, and the policy
+        applies as if it had taken nothing."""
+        if self._occupancy() < self._maxsize:
+            return False
+        if self._spill is not None and not self._reading:
+            try:
+                self._spill()
+            except Exception:
+                _log.exception("a subscription's on_full reader failed; its policy applies")
+        return self._occupancy() >= self._maxsize
 
     async def _wait_for_room(self, envelope: Envelope) -> SubscriberDisconnected | None:
         """Park the publisher until its envelope is admitted or the subscription stops.

@@ -164,3 +164,28 @@ async def test_on_full_is_not_called_while_a_delivery_holds_the_reader() -> None
             await publish_range(bus, 2)  # full: a read is in progress, the policy applies
         assert calls == []
         assert sub.statistics().dropped == 2
+
+
+async def test_an_on_full_that_raises_costs_only_its_batch(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with Bus() as bus, bus.subscribe(maxsize=2, overflow="drop_newest") as sub:
+
+        def take() -> None:
+            raise RuntimeError("the reader broke")
+
+        sub.on_full(take)
+        await publish_range(bus, 3)  # the third: logged, then dropped as the policy says
+        statistics = sub.statistics()
+        assert (statistics.offered, statistics.queued, statistics.dropped) == (3, 2, 1)
+        assert "on_full reader failed" in caplog.text
+
+
+async def test_publish_nowait_lets_on_full_make_room_before_it_refuses() -> None:
+    async with Bus() as bus, bus.subscribe(maxsize=2) as sub:  # block
+        gathered: list[object] = []
+        sub.on_full(lambda: gathered.extend(n_of(e.event) for e in sub.receive_buffered(8)))
+        for i in range(5):
+            bus.publish_nowait("s", "response.done", ev(i), received_at=0.0)
+        assert gathered == [0, 1, 2, 3]
+        assert sub.statistics().queued == 1
