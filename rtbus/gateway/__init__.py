@@ -24,7 +24,6 @@ from ._frames import EventFrame as EventFrame
 from ._frames import RefusedFrame as RefusedFrame
 from ._frames import ResultFrame as ResultFrame
 from ._frames import ServerFrame as ServerFrame
-from ._frames import encode_batch as encode_batch
 from ._frames import encode_error as encode_error
 from ._frames import encode_event as encode_event
 from ._frames import encode_refused as encode_refused
@@ -95,7 +94,6 @@ __all__ = [
     "Unsubscribe",
     "WireError",
     "connect",
-    "encode_batch",
     "encode_error",
     "encode_event",
     "encode_refused",

@@ -38,7 +38,6 @@ __all__ = [
     "RefusedFrame",
     "ResultFrame",
     "ServerFrame",
-    "encode_batch",
     "encode_error",
     "encode_event",
     "encode_refused",
@@ -214,14 +213,6 @@ class Batch:
             return self._parts
         line = orjson.dumps({"frame": "batch", "sizes": self._sizes}) + b"\n"
         return [line, *self._parts]
-
-
-def encode_batch(frames: list[list[bytes]]) -> list[bytes]:
-    """One message for several frames (each as its parts), as its parts (``Batch``)."""
-    batch = Batch()
-    for frame in frames:
-        batch.add(frame)
-    return batch.message()
 
 
 def parse_server_frames(data: bytes | str) -> list[ServerFrame]:

@@ -265,7 +265,7 @@ class _Forwarder:
         self._credit = credit
         self._more = trio.Event()
         self._stopped = False  # the subscription was cut (or closed)
-        self._stopping = False  # unsubscribed: stop after the message being written
+        self._stopping = False  # unsubscribed: stop after the write on its way
         self._writing = False
         # Envelopes taken from the subscription, with their lag, and not yet written.
         self._held: list[tuple[Envelope, int]] = []
@@ -275,18 +275,13 @@ class _Forwarder:
         # taken but not yet built is not: the read may yield before it is held).
         self.sent = 0
 
-    @property
-    def holding(self) -> int:
-        """Envelopes taken from the subscription and not yet handed to a write."""
-        return len(self._held)
-
     def grant(self, n: int) -> None:
         self._credit += n
         self._more.set()
 
     def stop(self) -> None:
-        """Stop forwarding: at once, or once the message being written is out (cut short,
-        a write would abort the whole connection)."""
+        """Stop forwarding: at once, or once the write on its way is out (cut short, a
+        write would abort the whole connection)."""
         self._stopping = True
         if not self._writing:
             self.scope.cancel()
@@ -358,25 +353,20 @@ class _Forwarder:
         while self._held and not self._stopping:
             self._writing = True
             try:
-                await self._write_some(connection)
+                await connection.write_built(self._build)
             finally:
                 self._writing = False
         if self._stopping:
             self.scope.cancel()
             await trio.lowlevel.checkpoint()
 
-    async def _write_some(self, connection: _Connection) -> None:
-        """Write held frames in one write of up to about ``_WRITE_BYTES``, built once the
-        write lock is this forwarder's (``_build``)."""
-        await connection.write_built(self._build)
-
     def _build(self) -> tuple[list[list[bytes]], int]:
-        """The messages of the next write and how many frames they carry, built now, under
-        the write lock: an event's ``age`` runs until its write starts, not until it was
-        queued behind another subscription's. Each message closes once it reaches
-        ``_MESSAGE_BYTES`` (so it may pass that by one frame). The frames leave ``_held``
-        here, counted in ``sent``. Unsubscribed while it waited for the
-        lock: nothing, since the answer, queued behind it, counted these as not delivered."""
+        """The messages of the next write (up to about ``_WRITE_BYTES``) and how many frames
+        they carry, built now, under the write lock: an event's ``age`` runs until its write
+        starts, not until it was queued behind another subscription's. Each message closes
+        once it reaches ``_MESSAGE_BYTES`` (so it may pass that by one frame). The frames
+        leave ``_held`` here, counted in ``sent``. Unsubscribed while it waited for the lock:
+        nothing, since the answer, queued behind it, counted these as not delivered."""
         if self._stopping:
             return [], 0
         now, messages, frames, size, batch = trio.current_time(), [], 0, 0, Batch()
@@ -474,10 +464,9 @@ class _Connection:
 
     # -- writing ---------------------------------------------------------------------------
 
-    async def write(self, *messages: list[bytes], frames: int = 1) -> None:
-        """Send ``messages`` (each given as its parts, joined once by the wire) in one write;
-        ``frames`` counts the frames in them."""
-        await self.write_built(lambda: (list(messages), frames))
+    async def write(self, message: list[bytes]) -> None:
+        """Send one message of one frame, given as its parts (joined once by the wire)."""
+        await self.write_built(lambda: ([message], 1))
 
     async def write_built(self, build: Callable[[], tuple[list[list[bytes]], int]]) -> None:
         """Send what ``build`` makes (messages, and the frames in them) in one write, built

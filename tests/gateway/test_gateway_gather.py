@@ -244,7 +244,7 @@ async def test_a_burst_over_several_turns_is_absorbed_within_the_maxsize(
         subscription = connection._subscriptions["a"].subscription
         service.bus.publish_nowait("s1", "test.x", ev(), received_at=0.0, raw=raw)
         forwarder = connection._subscriptions["a"]
-        while not forwarder.holding:  # it took the first, and gathers
+        while not forwarder._held:  # it took the first, and gathers
             await trio.lowlevel.checkpoint()
         for _ in range(4):
             for _ in range(40):
